@@ -1,0 +1,123 @@
+namespace Vlsm.IO;
+
+/// <summary>
+/// Writes files so that a reader sees either the old content or the complete new content, never
+/// a partial file: the data goes to a temporary file in the target's directory, is flushed to
+/// disk, and is then renamed over the target. If writing fails, the temporary file is deleted
+/// and an existing target is left as it was.
+/// </summary>
+public static class AtomicFile
+{
+    /// <summary>
+    /// Writes <paramref name="path"/> atomically with whatever <paramref name="write"/> writes to
+    /// the stream it is given. The callback may dispose the stream (e.g. through a
+    /// <see cref="StreamWriter"/>); the data is still flushed to disk before the rename.
+    /// </summary>
+    public static void Write(string path, Action<Stream> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        var (target, temp, stream) = Begin(path);
+        try
+        {
+            write(stream);
+            Commit(stream, temp, target);
+        }
+        catch
+        {
+            Abort(stream, temp);
+            throw;
+        }
+    }
+
+    public static void WriteAllBytes(string path, byte[] bytes)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        WriteAllBytes(path, bytes.AsSpan());
+    }
+
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    {
+        var (target, temp, stream) = Begin(path);
+        try
+        {
+            stream.Write(bytes);
+            Commit(stream, temp, target);
+        }
+        catch
+        {
+            Abort(stream, temp);
+            throw;
+        }
+    }
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8 without a byte order mark.</summary>
+    public static void WriteAllText(string path, string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+    }
+
+    private static (string Target, string Temp, FileStream Stream) Begin(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var target = System.IO.Path.GetFullPath(path);
+        var directory = System.IO.Path.GetDirectoryName(target)
+            ?? throw new ArgumentException($"'{path}' names no file", nameof(path));
+        var name = System.IO.Path.GetFileName(target);
+        if (name.Length == 0)
+        {
+            throw new ArgumentException($"'{path}' names a directory, not a file", nameof(path));
+        }
+        Directory.CreateDirectory(directory);
+        // Random suffix plus CreateNew: two concurrent writers of the same target never share a temp file.
+        while (true)
+        {
+            var temp = System.IO.Path.Combine(directory, $".{name}.{Guid.NewGuid():N}.tmp");
+            try
+            {
+                var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
+                return (target, temp, stream);
+            }
+            catch (IOException) when (File.Exists(temp))
+            {
+                // Name collision (practically impossible): try another name.
+            }
+        }
+    }
+
+    private static void Commit(FileStream stream, string temp, string target)
+    {
+        if (stream.CanWrite)
+        {
+            stream.Flush(flushToDisk: true);
+            stream.Dispose();
+        }
+        else
+        {
+            // The callback disposed the stream: its buffers reached the OS, but not necessarily the disk.
+            using var reopened = new FileStream(temp, FileMode.Open, FileAccess.Write, FileShare.None);
+            reopened.Flush(flushToDisk: true);
+        }
+        File.Move(temp, target, overwrite: true);
+    }
+
+    private static void Abort(FileStream stream, string temp)
+    {
+        try
+        {
+            stream.Dispose();
+        }
+        catch (Exception)
+        {
+            // Flushing the rest of a failed write can fail again; the file is deleted anyway.
+        }
+        try
+        {
+            File.Delete(temp);
+        }
+        catch (Exception)
+        {
+            // Best effort: the original exception is the one worth reporting.
+        }
+    }
+}
