@@ -1,0 +1,345 @@
+using System.Buffers;
+using SkiaSharp;
+
+namespace Vlsm.Imaging;
+
+/// <summary>
+/// Reads images the way the Python reference does with Pillow
+/// (<c>ImageOps.exif_transpose(Image.open(p)).convert("RGB")</c> or <c>.convert("L")</c>)
+/// and writes lossless PNGs.
+/// </summary>
+/// <remarks>
+/// Decoding uses Skia's codecs (PNG, JPEG, BMP, GIF, WebP, ICO, WBMP) into an unpremultiplied
+/// buffer with no colour-space conversion, so the RGB values are the stored values, as in Pillow,
+/// which does no colour management and ignores alpha when converting to RGB.
+/// 16-bit grayscale PNGs are read by <see cref="PngGray16"/> to get Pillow's clipping to 255.
+/// </remarks>
+public static class ImageCodec
+{
+    /// <summary>Decodes any supported image to 8-bit RGB, upright according to its EXIF orientation.</summary>
+    /// <exception cref="VlsmException">The file is missing, unreadable, truncated, corrupt or not a supported format.</exception>
+    public static RgbImage DecodeRgb(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using var decoded = Decode(path);
+        var rgb = new byte[(long)decoded.Width * decoded.Height * 3];
+        var map = OrientationMap.For(decoded.Origin, decoded.Width, decoded.Height);
+        if (decoded.IsGray) PackGrayToRgb(decoded.Buffer, decoded.Width, decoded.Height, rgb, map);
+        else PackRgbaToRgb(decoded.Buffer, decoded.Width, decoded.Height, rgb, map);
+        return new RgbImage(map.OutWidth, map.OutHeight, rgb);
+    }
+
+    /// <summary>
+    /// Decodes a mask to one channel: a grayscale file gives its stored values; a colour file gives
+    /// Pillow's <c>convert("L")</c> luminance, <c>(R*19595 + G*38470 + B*7471 + 0x8000) &gt;&gt; 16</c>.
+    /// EXIF orientation is applied.
+    /// </summary>
+    /// <exception cref="VlsmException">The file is missing, unreadable, truncated, corrupt or not a supported format.</exception>
+    public static GrayImage DecodeGray(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using var decoded = Decode(path);
+        var gray = new byte[(long)decoded.Width * decoded.Height];
+        var map = OrientationMap.For(decoded.Origin, decoded.Width, decoded.Height);
+        if (decoded.IsGray) PackGray(decoded.Buffer, decoded.Width, decoded.Height, gray, map);
+        else PackRgbaToLuma(decoded.Buffer, decoded.Width, decoded.Height, gray, map);
+        return new GrayImage(map.OutWidth, map.OutHeight, gray);
+    }
+
+    /// <summary>Writes a lossless 8-bit grayscale PNG, atomically (a temporary file renamed over <paramref name="path"/>).</summary>
+    /// <exception cref="VlsmException">The file cannot be written.</exception>
+    public static void SavePng(string path, GrayImage image)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(image);
+        var info = new SKImageInfo(image.Width, image.Height, SKColorType.Gray8, SKAlphaType.Opaque);
+        EncodeAndWrite(path, info, image.Pixels, image.Width);
+    }
+
+    /// <summary>Writes a lossless 8-bit RGB PNG, atomically (a temporary file renamed over <paramref name="path"/>).</summary>
+    /// <exception cref="VlsmException">The file cannot be written.</exception>
+    public static void SavePng(string path, RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(image);
+        int count = image.Width * image.Height;
+        byte[] rgbx = ArrayPool<byte>.Shared.Rent(count * 4);
+        try
+        {
+            ReadOnlySpan<byte> src = image.Pixels;
+            Span<byte> dst = rgbx.AsSpan(0, count * 4);
+            for (int i = 0, s = 0, d = 0; i < count; i++, s += 3, d += 4)
+            {
+                dst[d] = src[s];
+                dst[d + 1] = src[s + 1];
+                dst[d + 2] = src[s + 2];
+                dst[d + 3] = 255;
+            }
+            var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgb888x, SKAlphaType.Opaque);
+            EncodeAndWrite(path, info, rgbx, image.Width * 4);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rgbx);
+        }
+    }
+
+    private static unsafe void EncodeAndWrite(string path, SKImageInfo info, byte[] pixels, int rowBytes)
+    {
+        SKData? png;
+        fixed (byte* p = pixels)
+        {
+            using var pixmap = new SKPixmap(info, (IntPtr)p, rowBytes);
+            png = pixmap.Encode(SKEncodedImageFormat.Png, 100);
+        }
+        if (png is null)
+            throw new VlsmException($"Cannot write '{path}': the PNG encoder failed for a {info.Width}x{info.Height} image.");
+        using (png)
+        {
+            try
+            {
+                string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+                AtomicWrite.Write(path, stream => stream.Write(png.AsSpan()));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+            {
+                throw new VlsmException(
+                    $"Cannot write '{path}': {e.Message} Check that the folder is writable and the disk is not full.", e);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- decoding
+
+    /// <summary>Decoded pixels before orientation: one byte per pixel (gray) or four (RGBA, unpremultiplied).</summary>
+    private sealed class Decoded(int width, int height, bool isGray, byte[] buffer, bool pooled, SKEncodedOrigin origin) : IDisposable
+    {
+        public int Width { get; } = width;
+        public int Height { get; } = height;
+        public bool IsGray { get; } = isGray;
+        public byte[] Buffer { get; private set; } = buffer;
+        public SKEncodedOrigin Origin { get; } = origin;
+
+        public void Dispose()
+        {
+            if (pooled && Buffer.Length > 0) ArrayPool<byte>.Shared.Return(Buffer);
+            Buffer = [];
+        }
+    }
+
+    private static Decoded Decode(string path)
+    {
+        byte[] bytes = ReadFile(path);
+        try
+        {
+            return DecodeBytes(path, bytes);
+        }
+        catch (Exception e) when (e is not VlsmException and not OutOfMemoryException)
+        {
+            throw new VlsmException(
+                $"Cannot decode image '{path}': {e.Message}. Check that the file is a valid PNG, JPEG or BMP image (re-export it if needed).", e);
+        }
+    }
+
+    private static byte[] ReadFile(string path)
+    {
+        if (Directory.Exists(path))
+            throw new VlsmException($"Cannot read image '{path}': it is a folder, not a file. Give the path of an image file.");
+        if (!File.Exists(path))
+            throw new VlsmException($"Image file '{path}' does not exist. Check the path and the dataset folder it is relative to.");
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new VlsmException($"Cannot read image file '{path}': {e.Message} Check that it exists and is readable.", e);
+        }
+        if (bytes.Length == 0)
+            throw new VlsmException($"Image file '{path}' is empty (0 bytes). Replace it with a valid image.");
+        return bytes;
+    }
+
+    private static unsafe Decoded DecodeBytes(string path, byte[] bytes)
+    {
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(new SKMemoryStream(data), out var created);
+        if (codec is null)
+        {
+            throw new VlsmException(created switch
+            {
+                SKCodecResult.IncompleteInput =>
+                    $"Cannot decode image '{path}': the file is truncated (it ends inside the image header). Re-export or re-copy it.",
+                SKCodecResult.Unimplemented or SKCodecResult.InvalidInput =>
+                    $"Cannot decode image '{path}': it is not in an image format vlsm reads (PNG, JPEG, BMP, GIF, WebP, ICO). Convert it to PNG.",
+                _ =>
+                    $"Cannot decode image '{path}': the file is corrupt or not an image ({Describe(created)}). Re-export it as PNG or JPEG.",
+            });
+        }
+
+        var origin = codec.EncodedOrigin;
+        if ((int)origin < 1 || (int)origin > 8) origin = SKEncodedOrigin.TopLeft;
+        int width = codec.Info.Width, height = codec.Info.Height;
+        if (width <= 0 || height <= 0 || (long)width * height > ImageSize.MaxPixels)
+            throw new VlsmException($"Cannot decode image '{path}': its size {width}x{height} is invalid or too large (at most {ImageSize.MaxPixels} pixels).");
+
+        if (PngGray16.Matches(bytes))
+        {
+            byte[] gray16;
+            try
+            {
+                gray16 = PngGray16.Decode(bytes, out int w16, out int h16);
+                if (w16 != width || h16 != height) throw new InvalidDataException("inconsistent PNG header");
+            }
+            catch (InvalidDataException e)
+            {
+                throw new VlsmException($"Cannot decode image '{path}': {e.Message}. Re-export or re-copy the file.", e);
+            }
+            return new Decoded(width, height, isGray: true, gray16, pooled: false, origin);
+        }
+
+        bool isGray = codec.Info.ColorType == SKColorType.Gray8;
+        var info = isGray
+            ? new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque)
+            : new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        int size = checked(width * height * (isGray ? 1 : 4));
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
+        var decoded = new Decoded(width, height, isGray, buffer, pooled: true, origin);
+        try
+        {
+            SKCodecResult result;
+            fixed (byte* p = buffer)
+                result = codec.GetPixels(info, (IntPtr)p);
+            if (result != SKCodecResult.Success)
+            {
+                throw new VlsmException(result switch
+                {
+                    SKCodecResult.IncompleteInput =>
+                        $"Cannot decode image '{path}': the file is truncated (the image data ends early). Re-export or re-copy it.",
+                    SKCodecResult.ErrorInInput =>
+                        $"Cannot decode image '{path}': the image data is corrupt. Re-export or re-copy it.",
+                    _ =>
+                        $"Cannot decode image '{path}': the decoder failed ({Describe(result)}). Convert the file to an 8-bit PNG.",
+                });
+            }
+            return decoded;
+        }
+        catch
+        {
+            decoded.Dispose();
+            throw;
+        }
+    }
+
+    private static string Describe(SKCodecResult result) => result switch
+    {
+        SKCodecResult.InvalidConversion => "unsupported pixel format",
+        SKCodecResult.InvalidScale => "unsupported scale",
+        SKCodecResult.InvalidParameters => "invalid parameters",
+        SKCodecResult.InvalidInput => "invalid input",
+        SKCodecResult.CouldNotRewind => "could not rewind",
+        SKCodecResult.InternalError => "internal decoder error",
+        SKCodecResult.Unimplemented => "unsupported format",
+        _ => result.ToString(),
+    };
+
+    // ---------------------------------------------------------------- orientation and packing
+
+    /// <summary>
+    /// Where source pixel (x, y) lands in the upright output: index <c>Origin + x*StepX + y*StepY</c>
+    /// (in pixels). Reproduces Pillow's <c>ImageOps.exif_transpose</c>: 2 mirror, 3 rotate 180,
+    /// 4 flip, 5 transpose, 6 rotate 90° clockwise, 7 transverse, 8 rotate 90° counter-clockwise.
+    /// </summary>
+    internal readonly record struct OrientationMap(int OutWidth, int OutHeight, long Origin, long StepX, long StepY)
+    {
+        public bool IsIdentity => StepX == 1 && Origin == 0;
+
+        public static OrientationMap For(SKEncodedOrigin origin, int w, int h) => (int)origin switch
+        {
+            2 => new(w, h, w - 1, -1, w),
+            3 => new(w, h, (long)(h - 1) * w + w - 1, -1, -w),
+            4 => new(w, h, (long)(h - 1) * w, 1, -w),
+            5 => new(h, w, 0, h, 1),
+            6 => new(h, w, h - 1, h, -1),
+            7 => new(h, w, (long)(w - 1) * h + h - 1, -h, -1),
+            8 => new(h, w, (long)(w - 1) * h, -h, 1),
+            _ => new(w, h, 0, 1, w),
+        };
+    }
+
+    private static void PackGray(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    {
+        if (map.IsIdentity)
+        {
+            src.AsSpan(0, w * h).CopyTo(dst);
+            return;
+        }
+        for (int y = 0; y < h; y++)
+        {
+            ReadOnlySpan<byte> row = src.AsSpan(y * w, w);
+            long d = map.Origin + y * map.StepY;
+            for (int x = 0; x < w; x++, d += map.StepX) dst[d] = row[x];
+        }
+    }
+
+    private static void PackGrayToRgb(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    {
+        for (int y = 0; y < h; y++)
+        {
+            ReadOnlySpan<byte> row = src.AsSpan(y * w, w);
+            long d = map.Origin + y * map.StepY;
+            for (int x = 0; x < w; x++, d += map.StepX)
+            {
+                byte v = row[x];
+                long o = d * 3;
+                dst[o] = v;
+                dst[o + 1] = v;
+                dst[o + 2] = v;
+            }
+        }
+    }
+
+    private static void PackRgbaToRgb(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    {
+        if (map.IsIdentity)
+        {
+            ReadOnlySpan<byte> s = src.AsSpan(0, w * h * 4);
+            Span<byte> t = dst;
+            for (int i = 0, si = 0, di = 0; i < w * h; i++, si += 4, di += 3)
+            {
+                t[di] = s[si];
+                t[di + 1] = s[si + 1];
+                t[di + 2] = s[si + 2];
+            }
+            return;
+        }
+        for (int y = 0; y < h; y++)
+        {
+            ReadOnlySpan<byte> row = src.AsSpan(y * w * 4, w * 4);
+            long d = map.Origin + y * map.StepY;
+            for (int x = 0; x < w; x++, d += map.StepX)
+            {
+                long o = d * 3;
+                dst[o] = row[4 * x];
+                dst[o + 1] = row[4 * x + 1];
+                dst[o + 2] = row[4 * x + 2];
+            }
+        }
+    }
+
+    /// <summary>Pillow's <c>rgb2l</c>: ITU-R 601-2 luma in 16-bit fixed point, rounded half up.</summary>
+    internal static byte Luma(byte r, byte g, byte b) => (byte)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+
+    private static void PackRgbaToLuma(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    {
+        for (int y = 0; y < h; y++)
+        {
+            ReadOnlySpan<byte> row = src.AsSpan(y * w * 4, w * 4);
+            long d = map.Origin + y * map.StepY;
+            for (int x = 0; x < w; x++, d += map.StepX)
+                dst[d] = Luma(row[4 * x], row[4 * x + 1], row[4 * x + 2]);
+        }
+    }
+}
