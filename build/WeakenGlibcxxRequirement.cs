@@ -1,3 +1,4 @@
+#nullable enable
 // MSBuild task (compiled by RoslynCodeTaskFactory from Directory.Build.targets).
 //
 // TorchSharp 0.107.0's libLibTorchSharp.so was linked against a libstdc++ that has

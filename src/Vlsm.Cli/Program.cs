@@ -1,1 +1,1 @@
-return 0;
+return Vlsm.Cli.VlsmCli.Run(args);

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using Vlsm.Models.ClipSeg;
+
+namespace Vlsm.Cli.Commands;
+
+internal static class InfoCommand
+{
+    private static readonly Dictionary<string, Func<ClipSegConfig>> Architectures = new()
+    {
+        ["clipseg-rd64-refined"] = () => ClipSegConfig.Rd64Refined,
+    };
+
+    public static Command Build()
+    {
+        var model = new Option<string?>("--model") { Description = "HF CLIPSeg model folder (reads its config.json)." };
+        var arch = new Option<string?>("--arch") { Description = $"A built-in architecture with random weights: {string.Join(", ", Architectures.Keys)}." };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var cmd = new Command("info", "Architecture summary and parameter counts.") { model, arch, json };
+        cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
+        {
+            string? dir = parse.GetValue(model), name = parse.GetValue(arch);
+            if ((dir is null) == (name is null))
+                throw new VlsmException("give exactly one of --model DIR or --arch NAME.");
+            ClipSegConfig config;
+            string source;
+            if (dir is not null)
+            {
+                config = ClipSegLoader.ReadConfig(dir);
+                source = dir;
+            }
+            else if (Architectures.TryGetValue(name!, out var make))
+            {
+                config = make();
+                source = $"{name} (random weights)";
+            }
+            else
+            {
+                throw new VlsmException($"unknown --arch \"{name}\"; known: {string.Join(", ", Architectures.Keys)}.");
+            }
+            using var built = new ClipSegModel(config);
+            var s = ClipSegSummary.Of(built);
+            if (parse.GetValue(json))
+            {
+                var o = new JsonObject
+                {
+                    ["source"] = source,
+                    ["total_parameters"] = s.TotalParameters,
+                    ["text_parameters"] = s.TextParameters,
+                    ["vision_parameters"] = s.VisionParameters,
+                    ["projection_parameters"] = s.ProjectionParameters,
+                    ["decoder_parameters"] = s.DecoderParameters,
+                    ["config"] = JsonNode.Parse(config.ToJson()),
+                };
+                Console.WriteLine(o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            var t = new Table().AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned()).AddColumn("shape");
+            var c = config;
+            t.AddRow("text tower", $"{s.TextParameters:N0}", $"{c.Text.NumHiddenLayers} layers, width {c.Text.HiddenSize}, {c.Text.NumAttentionHeads} heads, MLP {c.Text.IntermediateSize}");
+            t.AddRow("vision tower", $"{s.VisionParameters:N0}", $"{c.Vision.NumHiddenLayers} layers, width {c.Vision.HiddenSize}, {c.Vision.NumAttentionHeads} heads, patch {c.Vision.PatchSize}, {c.Vision.ImageSize} px grid");
+            t.AddRow("projections", $"{s.ProjectionParameters:N0}", $"to {c.ProjectionDim}");
+            t.AddRow("decoder", $"{s.DecoderParameters:N0}", $"reduce {c.ReduceDim}, extract layers [{string.Join(", ", c.ExtractLayers)}], {(c.UseComplexTransposedConvolution ? "complex" : "simple")} transposed convolution");
+            t.AddRow("[bold]total[/]", $"[bold]{s.TotalParameters:N0}[/]", "");
+            AnsiConsole.MarkupLineInterpolated($"[bold]{source}[/]");
+            AnsiConsole.Write(t);
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Vlsm.Cli.Commands;
+
+namespace Vlsm.Cli;
+
+/// <summary>The <c>vlsm</c> command line: parsing and error reporting only; the work is in Vlsm.Core.</summary>
+public static class VlsmCli
+{
+    public static readonly Option<bool> Verbose = new("--verbose")
+    {
+        Description = "Show stack traces on errors.",
+        Recursive = true,
+    };
+
+    public static int Run(string[] args)
+    {
+        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg) on a CPU.")
+        {
+            PredictCommand.Build(),
+            VerifyCommand.Build(),
+            TokenizeCommand.Build(),
+            InfoCommand.Build(),
+        };
+        root.Options.Add(Verbose);
+        return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    }
+
+    /// <summary>
+    /// Runs a command body; bad input (VlsmException) becomes a one-line message and exit code 2,
+    /// anything else a one-line message and exit code 3. <c>--verbose</c> adds the stack trace.
+    /// </summary>
+    public static int Guard(ParseResult parse, Func<int> body)
+    {
+        bool verbose = parse.GetValue(Verbose);
+        try
+        {
+            return body();
+        }
+        catch (VlsmException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            if (verbose) Console.Error.WriteLine(e);
+            return 2;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            if (verbose) Console.Error.WriteLine(e);
+            return 2;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}" + (verbose ? "" : " (run with --verbose for the stack trace)"));
+            if (verbose) Console.Error.WriteLine(e);
+            return 3;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+using TorchSharp;
+using Vlsm.Imaging;
+using Vlsm.Models.ClipSeg;
+using Vlsm.Text;
+using static TorchSharp.torch;
+
+namespace Vlsm.Inference;
+
+/// <summary>Sigmoid probabilities at the model's output resolution for one image.</summary>
+public sealed record Prediction(float[] Probabilities, int Width, int Height)
+{
+    /// <summary>Binary mask (0/255) at the original image size: threshold at model resolution, then nearest-neighbour resize.</summary>
+    public GrayImage MaskAt(int width, int height, float threshold)
+    {
+        var binary = new float[Probabilities.Length];
+        for (int i = 0; i < binary.Length; i++) binary[i] = Probabilities[i] > threshold ? 255f : 0f;
+        var resized = Resize.ResizeNearest(binary, Width, Height, width, height);
+        var pixels = new byte[resized.Length];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)resized[i];
+        return new GrayImage(width, height, pixels);
+    }
+}
+
+/// <summary>Text-prompted segmentation with a loaded CLIPSeg: images in, probabilities out.</summary>
+public sealed class ClipSegPredictor
+{
+    public ClipSegPredictor(ClipSegModel model, ClipTokenizer tokenizer, ImagePreprocessor preprocessor)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Preprocessor = preprocessor;
+    }
+
+    public ClipSegModel Model { get; }
+    public ClipTokenizer Tokenizer { get; }
+    public ImagePreprocessor Preprocessor { get; }
+
+    public static ClipSegPredictor FromFolder(string modelDir)
+    {
+        var model = ClipSegLoader.Load(modelDir);
+        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir));
+    }
+
+    /// <summary>One forward pass over a batch; every image gets its prompt (one prompt per image).</summary>
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
+    {
+        if (images.Count != prompts.Count)
+            throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
+        if (images.Count == 0) return Array.Empty<Prediction>();
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var tokens = Tokenizer.EncodeBatch(prompts);
+        var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
+        var mask = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
+        var chw = Preprocessor.ToChwBatch(images);
+        var pixels = tensor(chw, new long[] { images.Count, 3, Preprocessor.Height, Preprocessor.Width });
+        var probs = Model.Forward(pixels, ids, mask).sigmoid().contiguous();
+        int h = (int)probs.shape[1], w = (int)probs.shape[2];
+        var all = probs.data<float>().ToArray();
+        var result = new Prediction[images.Count];
+        for (int i = 0; i < images.Count; i++)
+            result[i] = new Prediction(all.AsSpan(i * h * w, h * w).ToArray(), w, h);
+        return result;
+    }
+}

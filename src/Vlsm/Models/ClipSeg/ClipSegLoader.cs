@@ -1,0 +1,43 @@
+using Vlsm.IO;
+
+namespace Vlsm.Models.ClipSeg;
+
+/// <summary>Loads HF-format CLIPSeg model folders (<c>config.json</c> + <c>model.safetensors</c>).</summary>
+public static class ClipSegLoader
+{
+    public const string WeightsFile = "model.safetensors";
+
+    /// <summary>True for the buffers older HF checkpoints store and the model recomputes.</summary>
+    public static bool IsIgnoredKey(string key) => key.EndsWith(".position_ids", StringComparison.Ordinal);
+
+    public static void CheckFolder(string dir)
+    {
+        if (!Directory.Exists(dir))
+            throw new VlsmException($"model folder {dir} does not exist; pass the folder of an HF CLIPSeg checkpoint (config.json, model.safetensors, vocab.json, merges.txt).");
+    }
+
+    public static ClipSegConfig ReadConfig(string dir)
+    {
+        CheckFolder(dir);
+        return ClipSegConfig.FromFile(Path.Combine(dir, "config.json"));
+    }
+
+    /// <summary>The model with the folder's weights, in float32 and eval mode (fp16/bf16 checkpoints are widened).</summary>
+    public static ClipSegModel Load(string dir)
+    {
+        var config = ReadConfig(dir);
+        string weights = Path.Combine(dir, WeightsFile);
+        if (!File.Exists(weights))
+        {
+            string hint = File.Exists(Path.Combine(dir, "pytorch_model.bin"))
+                ? " The folder has pytorch_model.bin only; save the checkpoint with safe_serialization=True (or convert it) to get model.safetensors."
+                : "";
+            throw new VlsmException($"{weights} not found.{hint}");
+        }
+        var model = new ClipSegModel(config);
+        using (var file = SafetensorsFile.Open(weights))
+            StateDictLoader.LoadStrict(model, file, IsIgnoredKey);
+        model.eval();
+        return model;
+    }
+}

@@ -1,0 +1,77 @@
+using TorchSharp;
+using Vlsm.IO;
+using static TorchSharp.torch;
+
+namespace Vlsm.Models.ClipSeg;
+
+public sealed record TensorComparison(string Name, double MaxAbsDiff, string? Problem = null)
+{
+    public bool Within(double tolerance) => Problem is null && MaxAbsDiff <= tolerance;
+}
+
+/// <summary>
+/// Runs the inputs stored in a reference file (see shared/parity/README.md) through a model and
+/// compares every output tensor the file stores that the model produces.
+/// </summary>
+public static class ReferenceVerifier
+{
+    private const string HiddenPrefix = "vision_hidden_states.";
+
+    public static IReadOnlyList<TensorComparison> Verify(ClipSegModel model, SafetensorsFile reference)
+    {
+        foreach (var name in new[] { "input_ids", "attention_mask", "pixel_values" })
+            if (!reference.Contains(name) && name != "attention_mask")
+                throw new VlsmException($"{reference.Path}: no \"{name}\" tensor; a reference file needs input_ids and pixel_values (attention_mask optional).");
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var ids = reference.Load("input_ids", ScalarType.Int64);
+        var mask = reference.Contains("attention_mask") ? reference.Load("attention_mask", ScalarType.Int64) : null;
+        var pixels = reference.Load("pixel_values", ScalarType.Float32);
+
+        var hiddenKeys = reference.Names.Where(n => n.StartsWith(HiddenPrefix, StringComparison.Ordinal)).ToList();
+        var results = new List<TensorComparison>();
+        var produced = new Dictionary<string, Tensor>();
+
+        var vision = model.EncodeImage(pixels);
+        var conditional = model.EncodeText(ids, mask);
+        produced["logits"] = model.Decode(vision, conditional);
+        produced["conditional_embeddings"] = conditional;
+        if (hiddenKeys.Count > 0)
+        {
+            var wanted = new HashSet<int>();
+            foreach (var key in hiddenKeys)
+            {
+                if (!int.TryParse(key.AsSpan(HiddenPrefix.Length), out int k) || k < 0 || k > model.Config.Vision.NumHiddenLayers)
+                    results.Add(new TensorComparison(key, double.NaN, $"not a hidden-state index of this model (0..{model.Config.Vision.NumHiddenLayers})"));
+                else
+                    wanted.Add(k);
+            }
+            if (wanted.Count > 0)
+            {
+                var hidden = model.Clip.VisionModel.Forward(pixels, wanted);
+                foreach (var (k, t) in hidden) produced[HiddenPrefix + k] = t;
+            }
+        }
+
+        foreach (var name in reference.Names)
+        {
+            if (name is "input_ids" or "attention_mask" or "pixel_values") continue;
+            if (results.Any(r => r.Name == name)) continue;
+            if (!produced.TryGetValue(name, out var actual))
+            {
+                results.Add(new TensorComparison(name, double.NaN, "this model does not produce a tensor of that name"));
+                continue;
+            }
+            var expected = reference.Load(name, ScalarType.Float32);
+            if (!expected.shape.SequenceEqual(actual.shape))
+            {
+                results.Add(new TensorComparison(name, double.NaN,
+                    $"shape [{string.Join(", ", actual.shape)}] differs from the reference's [{string.Join(", ", expected.shape)}]"));
+                continue;
+            }
+            double diff = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>();
+            results.Add(new TensorComparison(name, diff, double.IsNaN(diff) ? "output contains NaN" : null));
+        }
+        return results;
+    }
+}

@@ -1,0 +1,49 @@
+using TorchSharp;
+using Vlsm.IO;
+using static TorchSharp.torch;
+
+namespace Vlsm.Models;
+
+/// <summary>Strict loading of a safetensors state dict into a module whose parameter names are the file's keys.</summary>
+public static class StateDictLoader
+{
+    private const int ListedKeys = 12;
+
+    /// <summary>
+    /// Copies every tensor of <paramref name="file"/> into the parameter or buffer of the same name,
+    /// converting floating-point data to the target's dtype. Missing keys, unexpected keys and
+    /// shape mismatches are errors that name them; keys for which <paramref name="ignore"/> is true
+    /// are skipped (e.g. the <c>position_ids</c> buffers older HF checkpoints carry).
+    /// </summary>
+    public static void LoadStrict(nn.Module module, SafetensorsFile file, Func<string, bool>? ignore = null)
+    {
+        var targets = module.state_dict();
+        var fileKeys = file.Names.Where(n => ignore is null || !ignore(n)).ToList();
+        var missing = targets.Keys.Where(k => !file.Contains(k)).ToList();
+        var unexpected = fileKeys.Where(k => !targets.ContainsKey(k)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0) parts.Add($"missing {missing.Count} key(s): {Listing(missing)}");
+            if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count} key(s): {Listing(unexpected)}");
+            throw new VlsmException($"{file.Path}: does not match the architecture in config.json; {string.Join("; ", parts)}.");
+        }
+        foreach (var key in fileKeys)
+        {
+            var entry = file.Entry(key);
+            var target = targets[key];
+            if (!entry.Shape.SequenceEqual(target.shape))
+                throw new VlsmException($"{file.Path}: tensor \"{key}\" has shape [{string.Join(", ", entry.Shape)}], the architecture expects [{string.Join(", ", target.shape)}].");
+        }
+        using var _ = no_grad();
+        foreach (var key in fileKeys)
+        {
+            var target = targets[key];
+            using var loaded = file.Load(key, target.dtype);
+            target.copy_(loaded);
+        }
+    }
+
+    private static string Listing(IReadOnlyList<string> keys) =>
+        string.Join(", ", keys.Take(ListedKeys)) + (keys.Count > ListedKeys ? $", ... ({keys.Count - ListedKeys} more)" : "");
+}
