@@ -64,9 +64,10 @@ public sealed class CliFoundationTests : IDisposable
         var first = JsonNode.Parse(lines[0])!;
         Assert.Equal("a polyp", first["text"]!.GetValue<string>());
         var ids = first["ids"]!.AsArray().Select(n => n!.GetValue<int>()).ToArray();
+        Assert.Equal(Vlsm.Text.ClipTokenizer.FromFolder(Tiny).Encode("a polyp"), ids);
         Assert.Equal(49406, ids[0]);
         Assert.Equal(49407, ids[^1]);
-        Assert.Equal(4, ids.Length);
+        Assert.Equal("a small polyp", JsonNode.Parse(lines[1])!["text"]!.GetValue<string>());
     }
 
     [Fact]

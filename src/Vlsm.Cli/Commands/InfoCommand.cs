@@ -58,12 +58,13 @@ internal static class InfoCommand
             }
             var t = new Table().AddColumn("component").AddColumn(new TableColumn("parameters").RightAligned()).AddColumn("shape");
             var c = config;
-            t.AddRow("text tower", $"{s.TextParameters:N0}", $"{c.Text.NumHiddenLayers} layers, width {c.Text.HiddenSize}, {c.Text.NumAttentionHeads} heads, MLP {c.Text.IntermediateSize}");
-            t.AddRow("vision tower", $"{s.VisionParameters:N0}", $"{c.Vision.NumHiddenLayers} layers, width {c.Vision.HiddenSize}, {c.Vision.NumAttentionHeads} heads, patch {c.Vision.PatchSize}, {c.Vision.ImageSize} px grid");
-            t.AddRow("projections", $"{s.ProjectionParameters:N0}", $"to {c.ProjectionDim}");
-            t.AddRow("decoder", $"{s.DecoderParameters:N0}", $"reduce {c.ReduceDim}, extract layers [{string.Join(", ", c.ExtractLayers)}], {(c.UseComplexTransposedConvolution ? "complex" : "simple")} transposed convolution");
+            void Row(string a, string b, string c2) => t.AddRow(Markup.Escape(a), Markup.Escape(b), Markup.Escape(c2));
+            Row("text tower", $"{s.TextParameters:N0}", $"{c.Text.NumHiddenLayers} layers, width {c.Text.HiddenSize}, {c.Text.NumAttentionHeads} heads, MLP {c.Text.IntermediateSize}");
+            Row("vision tower", $"{s.VisionParameters:N0}", $"{c.Vision.NumHiddenLayers} layers, width {c.Vision.HiddenSize}, {c.Vision.NumAttentionHeads} heads, patch {c.Vision.PatchSize}, {c.Vision.ImageSize} px grid");
+            Row("projections", $"{s.ProjectionParameters:N0}", $"to {c.ProjectionDim}");
+            Row("decoder", $"{s.DecoderParameters:N0}", $"reduce {c.ReduceDim}, extract layers [{string.Join(", ", c.ExtractLayers)}], {(c.UseComplexTransposedConvolution ? "complex" : "simple")} transposed convolution");
             t.AddRow("[bold]total[/]", $"[bold]{s.TotalParameters:N0}[/]", "");
-            AnsiConsole.MarkupLineInterpolated($"[bold]{source}[/]");
+            AnsiConsole.MarkupLineInterpolated($"[bold]{source}[/]"); // interpolated values are escaped
             AnsiConsole.Write(t);
             return 0;
         }));

@@ -1,0 +1,80 @@
+using Vlsm.Imaging;
+using Vlsm.Inference;
+using Vlsm.IO;
+
+namespace Vlsm.Tests;
+
+public sealed class CliPredictTests : IDisposable
+{
+    private readonly string tmp = Directory.CreateTempSubdirectory("vlsm-predict-").FullName;
+
+    public void Dispose() => Directory.Delete(tmp, recursive: true);
+
+    private static string Tiny => Path.Combine(Fixtures.Parity, "clipseg-tiny");
+
+    private string MakeImage(string name, int w, int h, int seed)
+    {
+        var rng = new Random(seed);
+        var pixels = new byte[w * h * 3];
+        rng.NextBytes(pixels);
+        var path = Path.Combine(tmp, name);
+        ImageCodec.SavePng(path, new RgbImage(w, h, pixels));
+        return path;
+    }
+
+    [Fact]
+    public void WritesMaskOverlayAndProbsAtTheRightSizes()
+    {
+        var images = Path.Combine(tmp, "images");
+        Directory.CreateDirectory(images);
+        var a = MakeImage("images/a.png", 40, 30, 1);
+        var b = MakeImage("images/b.png", 64, 64, 2);
+        var outDir = Path.Combine(tmp, "out");
+
+        var r = CliRunner.Run("predict", "--model", Tiny, "--prompt", "a round pink polyp", "--probs", "--out", outDir, images);
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+
+        var predictor = ClipSegPredictor.FromFolder(Tiny);
+        foreach (var (path, w, h) in new[] { (a, 40, 30), (b, 64, 64) })
+        {
+            string stem = Path.Combine(outDir, Path.GetFileNameWithoutExtension(path));
+            var mask = ImageCodec.DecodeGray(stem + ".mask.png");
+            Assert.Equal((w, h), (mask.Width, mask.Height));
+            Assert.All(mask.Pixels, p => Assert.True(p is 0 or 255));
+            var overlay = ImageCodec.DecodeRgb(stem + ".overlay.png");
+            Assert.Equal((w, h), (overlay.Width, overlay.Height));
+
+            var (shape, probs) = Npy.ReadFloat32(stem + ".probs.npy");
+            Assert.Equal(new long[] { 24, 24 }, shape); // the tiny model outputs half its 48-px input
+            var expected = predictor.Predict(new[] { ImageCodec.DecodeRgb(path) }, new[] { "a round pink polyp" })[0];
+            Assert.Equal(expected.Probabilities.Length, probs.Length);
+            for (int i = 0; i < probs.Length; i++) Assert.Equal(expected.Probabilities[i], probs[i], 1e-5f);
+            Assert.Equal(expected.MaskAt(w, h, 0.5f).Pixels, mask.Pixels);
+        }
+    }
+
+    [Fact]
+    public void CorruptImageIsNamedAndTheOthersAreStillWritten()
+    {
+        var good = MakeImage("good.png", 32, 32, 3);
+        var bad = Path.Combine(tmp, "bad.png");
+        File.WriteAllBytes(bad, new byte[] { 0x89, 0x50, 0x4E, 0x47, 1, 2, 3 });
+        var outDir = Path.Combine(tmp, "out");
+
+        var r = CliRunner.Run("predict", "--model", Tiny, "--prompt", "polyp", "--out", outDir, good, bad);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(bad, r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+        Assert.True(File.Exists(Path.Combine(outDir, "good.mask.png")));
+        Assert.False(File.Exists(Path.Combine(outDir, "bad.mask.png")));
+    }
+
+    [Fact]
+    public void MissingInputIsNamed()
+    {
+        var missing = Path.Combine(tmp, "nope.png");
+        var r = CliRunner.Run("predict", "--model", Tiny, "--prompt", "polyp", "--out", tmp, missing);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(missing, r.Stderr);
+    }
+}
