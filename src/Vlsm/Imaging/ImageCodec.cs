@@ -128,6 +128,11 @@ public static class ImageCodec
         }
     }
 
+    /// <summary>Pillow refuses images above twice <c>Image.MAX_IMAGE_PIXELS</c> (DecompressionBombError); so do we.</summary>
+    internal const long MaxDecodePixels = 2L * 89_478_485;
+
+    private const int MaxPooledBytes = 64 << 20;
+
     private static Decoded Decode(string path)
     {
         byte[] bytes = ReadFile(path);
@@ -182,8 +187,12 @@ public static class ImageCodec
         var origin = codec.EncodedOrigin;
         if ((int)origin < 1 || (int)origin > 8) origin = SKEncodedOrigin.TopLeft;
         int width = codec.Info.Width, height = codec.Info.Height;
-        if (width <= 0 || height <= 0 || (long)width * height > ImageSize.MaxPixels)
-            throw new VlsmException($"Cannot decode image '{path}': its size {width}x{height} is invalid or too large (at most {ImageSize.MaxPixels} pixels).");
+        if (width <= 0 || height <= 0)
+            throw new VlsmException($"Cannot decode image '{path}': its header gives an invalid size {width}x{height}. Re-export the file.");
+        if ((long)width * height > MaxDecodePixels)
+            throw new VlsmException(
+                $"Cannot decode image '{path}': it is {width}x{height} pixels, more than the {MaxDecodePixels} vlsm (like Pillow) accepts; "
+                + "the header may be corrupt. Downscale the image or re-export it.");
 
         if (PngGray16.Matches(bytes))
         {
@@ -205,8 +214,11 @@ public static class ImageCodec
             ? new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque)
             : new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         int size = checked(width * height * (isGray ? 1 : 4));
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
-        var decoded = new Decoded(width, height, isGray, buffer, pooled: true, origin);
+        // Pool the usual sizes (training images are decoded over and over); do not let a huge
+        // image pin its buffer in the pool.
+        bool pooled = size <= MaxPooledBytes;
+        byte[] buffer = pooled ? ArrayPool<byte>.Shared.Rent(size) : new byte[size];
+        var decoded = new Decoded(width, height, isGray, buffer, pooled, origin);
         try
         {
             SKCodecResult result;

@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Vlsm.Imaging;
 
 /// <summary>Pillow's resampling filters, numbered as in <c>PIL.Image.Resampling</c> (and HF's <c>resample</c> field).</summary>
@@ -272,44 +276,53 @@ public static class Resize
         return dst;
     }
 
-    private static void HorizontalPass(byte[] src, int srcW, int channels, int firstRow, int rowCount,
+    private static unsafe void HorizontalPass(byte[] src, int srcW, int channels, int firstRow, int rowCount,
         byte[] dst, int dstW, Coefficients c)
     {
-        int srcStride = srcW * channels, dstStride = dstW * channels;
-        for (int y = 0; y < rowCount; y++)
+        int srcStride = srcW * channels, dstStride = dstW * channels, ksize = c.KSize;
+        // Bounds are guaranteed by ComputeCoefficients (start + count <= srcW); pointers keep
+        // this innermost loop free of range checks.
+        fixed (byte* srcBase = src, dstBase = dst)
+        fixed (int* weights = c.Weights, starts = c.Start, counts = c.Count)
         {
-            ReadOnlySpan<byte> inRow = src.AsSpan((firstRow + y) * srcStride, srcStride);
-            Span<byte> outRow = dst.AsSpan(y * dstStride, dstStride);
-            if (channels == 3)
+            for (int y = 0; y < rowCount; y++)
             {
-                for (int xx = 0; xx < dstW; xx++)
+                byte* inRow = srcBase + (long)(firstRow + y) * srcStride;
+                byte* outPx = dstBase + (long)y * dstStride;
+                if (channels == 3)
                 {
-                    ReadOnlySpan<int> k = c.Weights.AsSpan(xx * c.KSize, c.Count[xx]);
-                    ReadOnlySpan<byte> taps = inRow.Slice(c.Start[xx] * 3, k.Length * 3);
-                    int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
-                    for (int x = 0, i = 0; x < k.Length; x++, i += 3)
+                    for (int xx = 0; xx < dstW; xx++, outPx += 3)
                     {
-                        int w = k[x];
-                        s0 += taps[i] * w;
-                        s1 += taps[i + 1] * w;
-                        s2 += taps[i + 2] * w;
+                        int* k = weights + (long)xx * ksize;
+                        int n = counts[xx];
+                        byte* tap = inRow + starts[xx] * 3;
+                        int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
+                        for (int x = 0; x < n; x++, tap += 3)
+                        {
+                            int w = k[x];
+                            s0 += tap[0] * w;
+                            s1 += tap[1] * w;
+                            s2 += tap[2] * w;
+                        }
+                        outPx[0] = Clip8(s0);
+                        outPx[1] = Clip8(s1);
+                        outPx[2] = Clip8(s2);
                     }
-                    outRow[xx * 3] = Clip8(s0);
-                    outRow[xx * 3 + 1] = Clip8(s1);
-                    outRow[xx * 3 + 2] = Clip8(s2);
                 }
-            }
-            else
-            {
-                for (int xx = 0; xx < dstW; xx++)
+                else
                 {
-                    ReadOnlySpan<int> k = c.Weights.AsSpan(xx * c.KSize, c.Count[xx]);
-                    int start = c.Start[xx] * channels;
-                    for (int ch = 0; ch < channels; ch++)
+                    for (int xx = 0; xx < dstW; xx++)
                     {
-                        int s = 1 << (PrecisionBits - 1);
-                        for (int x = 0; x < k.Length; x++) s += inRow[start + x * channels + ch] * k[x];
-                        outRow[xx * channels + ch] = Clip8(s);
+                        int* k = weights + (long)xx * ksize;
+                        int n = counts[xx];
+                        byte* tap0 = inRow + starts[xx] * channels;
+                        for (int ch = 0; ch < channels; ch++, outPx++)
+                        {
+                            int sum = 1 << (PrecisionBits - 1);
+                            byte* tap = tap0 + ch;
+                            for (int x = 0; x < n; x++, tap += channels) sum += *tap * k[x];
+                            *outPx = Clip8(sum);
+                        }
                     }
                 }
             }
@@ -329,13 +342,34 @@ public static class Resize
             int first = c.Start[yy] - rowOffset;
             acc.AsSpan().Fill(1 << (PrecisionBits - 1));
             for (int y = 0; y < k.Length; y++)
-            {
-                int w = k[y];
-                ReadOnlySpan<byte> inRow = src.AsSpan((first + y) * stride, stride);
-                for (int i = 0; i < stride; i++) acc[i] += inRow[i] * w;
-            }
+                MultiplyAdd(src.AsSpan((first + y) * stride, stride), k[y], acc);
             Span<byte> outRow = dst.AsSpan(yy * stride, stride);
             for (int i = 0; i < stride; i++) outRow[i] = Clip8(acc[i]);
         }
+    }
+
+    /// <summary><c>acc[i] += row[i] * w</c>.</summary>
+    private static void MultiplyAdd(ReadOnlySpan<byte> row, int w, Span<int> acc)
+    {
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && row.Length >= 16)
+        {
+            var wv = Vector128.Create(w);
+            ref byte r0 = ref MemoryMarshal.GetReference(row);
+            ref int a0 = ref MemoryMarshal.GetReference(acc);
+            for (; i <= row.Length - 16; i += 16)
+            {
+                var bytes = Vector128.LoadUnsafe(ref r0, (nuint)i);
+                var (lo16, hi16) = Vector128.Widen(bytes);
+                var (q0, q1) = Vector128.Widen(lo16);
+                var (q2, q3) = Vector128.Widen(hi16);
+                ref int a = ref Unsafe.Add(ref a0, i);
+                (Vector128.LoadUnsafe(ref a) + q0.AsInt32() * wv).StoreUnsafe(ref a);
+                (Vector128.LoadUnsafe(ref a, 4) + q1.AsInt32() * wv).StoreUnsafe(ref a, 4);
+                (Vector128.LoadUnsafe(ref a, 8) + q2.AsInt32() * wv).StoreUnsafe(ref a, 8);
+                (Vector128.LoadUnsafe(ref a, 12) + q3.AsInt32() * wv).StoreUnsafe(ref a, 12);
+            }
+        }
+        for (; i < row.Length; i++) acc[i] += row[i] * w;
     }
 }
