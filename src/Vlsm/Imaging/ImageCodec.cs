@@ -100,7 +100,7 @@ public static class ImageCodec
             {
                 string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
                 if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                AtomicWrite.Write(path, stream => stream.Write(png.AsSpan()));
+                Vlsm.IO.AtomicFile.Write(path, stream => stream.Write(png.AsSpan()));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
             {
