@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using Vlsm.Adapters;
 using Vlsm.Models.ClipSeg;
 
 namespace Vlsm.Cli.Commands;
@@ -17,7 +18,11 @@ internal static class InfoCommand
         var model = new Option<string?>("--model") { Description = "HF CLIPSeg model folder (reads its config.json)." };
         var arch = new Option<string?>("--arch") { Description = $"A built-in architecture with random weights: {string.Join(", ", Architectures.Keys)}." };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var cmd = new Command("info", "Architecture summary and parameter counts.") { model, arch, json };
+        var mode = new Option<string?>("--mode") { Description = "Fine-tuning mode to count trainable parameters for: shallow, dense, decoder, full." };
+        var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c (default vlc)." };
+        var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter bottleneck width (default 512 shallow, 64 dense)." };
+        var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional-embedding adapter width (default 256)." };
+        var cmd = new Command("info", "Architecture summary and parameter counts.") { model, arch, json, mode, parts, adapterDim, condDim };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string? dir = parse.GetValue(model), name = parse.GetValue(arch);
@@ -41,6 +46,18 @@ internal static class InfoCommand
             }
             using var built = new ClipSegModel(config);
             var s = ClipSegSummary.Of(built);
+            FineTuneSpec? spec = null;
+            long? trainable = null;
+            if (parse.GetValue(mode) is { } modeName)
+            {
+                spec = FineTuneSpec.Create(FineTuneSpec.ParseMode(modeName), parse.GetValue(parts), parse.GetValue(adapterDim), parse.GetValue(condDim));
+                using var adapted = new AdaptedClipSeg(built, spec);
+                trainable = adapted.TrainableParameterCount;
+            }
+            else if (parse.GetValue(parts) is not null || parse.GetValue(adapterDim) is not null || parse.GetValue(condDim) is not null)
+            {
+                throw new VlsmException("--parts, --adapter-dim and --cond-adapter-dim need --mode shallow or --mode dense.");
+            }
             if (parse.GetValue(json))
             {
                 var o = new JsonObject
@@ -53,6 +70,11 @@ internal static class InfoCommand
                     ["decoder_parameters"] = s.DecoderParameters,
                     ["config"] = JsonNode.Parse(config.ToJson()),
                 };
+                if (spec is not null)
+                {
+                    o["mode"] = spec.ToString();
+                    o["trainable_parameters"] = trainable;
+                }
                 Console.WriteLine(o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;
             }
@@ -64,6 +86,8 @@ internal static class InfoCommand
             Row("projections", $"{s.ProjectionParameters:N0}", $"to {c.ProjectionDim}");
             Row("decoder", $"{s.DecoderParameters:N0}", $"reduce {c.ReduceDim}, extract layers [{string.Join(", ", c.ExtractLayers)}], {(c.UseComplexTransposedConvolution ? "complex" : "simple")} transposed convolution");
             t.AddRow("[bold]total[/]", $"[bold]{s.TotalParameters:N0}[/]", "");
+            if (spec is not null)
+                Row($"trainable ({spec})", $"{trainable:N0}", $"{100.0 * trainable!.Value / s.TotalParameters:0.00} % of the base model");
             AnsiConsole.MarkupLineInterpolated($"[bold]{source}[/]"); // interpolated values are escaped
             AnsiConsole.Write(t);
             return 0;

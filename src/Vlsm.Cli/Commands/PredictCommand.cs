@@ -17,9 +17,10 @@ internal static class PredictCommand
         var probs = new Option<bool>("--probs") { Description = "Also write <name>.probs.npy (float32 sigmoid at model resolution)." };
         var outDir = new Option<string>("--out") { Description = "Output folder.", Required = true };
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
+        var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference." };
         var inputs = new Argument<string[]>("IMAGE") { Description = "Image files or folders of images.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Segment images with a text prompt; writes <name>.mask.png and <name>.overlay.png.")
-            { model, prompt, threshold, probs, outDir, batch, inputs };
+            { model, prompt, threshold, probs, outDir, batch, adapter, inputs };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             float thr = parse.GetValue(threshold);
@@ -30,7 +31,7 @@ internal static class PredictCommand
             string text = parse.GetValue(prompt)!;
             string dir = parse.GetValue(outDir)!;
             bool writeProbs = parse.GetValue(probs);
-            var predictor = ClipSegPredictor.FromFolder(parse.GetValue(model)!);
+            var predictor = ClipSegPredictor.FromFolder(parse.GetValue(model)!, parse.GetValue(adapter));
             Directory.CreateDirectory(dir);
             int failed = 0;
             ProgressReporter.Run("predict", files.Count, advance =>

@@ -15,13 +15,15 @@ internal static class VerifyCommand
         var reference = new Option<string>("--reference") { Description = "Safetensors file with inputs and expected outputs (shared/parity/README.md format).", Required = true };
         var tolerance = new Option<double>("--tolerance") { Description = "Largest allowed absolute difference.", DefaultValueFactory = _ => 1e-4 };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var cmd = new Command("verify", "Check a model against reference outputs (e.g. from the Python implementation).") { model, reference, tolerance, json };
+        var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) to apply to the model." };
+        var cmd = new Command("verify", "Check a model against reference outputs (e.g. from the Python implementation).") { model, reference, tolerance, json, adapter };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             double tol = parse.GetValue(tolerance);
             var m = ClipSegLoader.Load(parse.GetValue(model)!);
             using var file = SafetensorsFile.Open(parse.GetValue(reference)!);
-            var results = ReferenceVerifier.Verify(m, file);
+            var adapted = parse.GetValue(adapter) is { } a ? Vlsm.Adapters.AdapterFile.Load(m, a) : null;
+            var results = ReferenceVerifier.Verify(m, file, adapted);
             bool passed = results.Count > 0 && results.All(r => r.Within(tol));
             if (parse.GetValue(json))
             {

@@ -1,4 +1,5 @@
 using TorchSharp;
+using Vlsm.Adapters;
 using Vlsm.Imaging;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
@@ -24,21 +25,26 @@ public sealed record Prediction(float[] Probabilities, int Width, int Height)
 /// <summary>Text-prompted segmentation with a loaded CLIPSeg: images in, probabilities out.</summary>
 public sealed class ClipSegPredictor
 {
-    public ClipSegPredictor(ClipSegModel model, ClipTokenizer tokenizer, ImagePreprocessor preprocessor)
+    public ClipSegPredictor(ClipSegModel model, ClipTokenizer tokenizer, ImagePreprocessor preprocessor, AdaptedClipSeg? adapted = null)
     {
         Model = model;
+        Adapted = adapted;
         Tokenizer = tokenizer;
         Preprocessor = preprocessor;
     }
 
     public ClipSegModel Model { get; }
+
+    /// <summary>The model with trained adapter or checkpoint weights, when an adapter file was given.</summary>
+    public AdaptedClipSeg? Adapted { get; }
     public ClipTokenizer Tokenizer { get; }
     public ImagePreprocessor Preprocessor { get; }
 
-    public static ClipSegPredictor FromFolder(string modelDir)
+    public static ClipSegPredictor FromFolder(string modelDir, string? adapterFile = null)
     {
         var model = ClipSegLoader.Load(modelDir);
-        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir));
+        var adapted = adapterFile is null ? null : AdapterFile.Load(model, adapterFile);
+        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir), adapted);
     }
 
     /// <summary>One forward pass over a batch; every image gets its prompt (one prompt per image).</summary>
@@ -54,7 +60,8 @@ public sealed class ClipSegPredictor
         var mask = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
         var chw = Preprocessor.ToChwBatch(images);
         var pixels = tensor(chw, new long[] { images.Count, 3, Preprocessor.Height, Preprocessor.Width });
-        var probs = Model.Forward(pixels, ids, mask).sigmoid().contiguous();
+        var logits = Adapted is null ? Model.Forward(pixels, ids, mask) : Adapted.Forward(pixels, ids, mask);
+        var probs = logits.sigmoid().contiguous();
         int h = (int)probs.shape[1], w = (int)probs.shape[2];
         var all = probs.data<float>().ToArray();
         var result = new Prediction[images.Count];

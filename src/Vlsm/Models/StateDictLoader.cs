@@ -26,17 +26,49 @@ public static class StateDictLoader
             var parts = new List<string>();
             if (missing.Count > 0) parts.Add($"missing {missing.Count} key(s): {Listing(missing)}");
             if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count} key(s): {Listing(unexpected)}");
-            throw new VlsmException($"{file.Path}: does not match the architecture in config.json; {string.Join("; ", parts)}.");
+            throw new VlsmException($"{file.Path}: keys do not match the model; {string.Join("; ", parts)}.");
         }
-        foreach (var key in fileKeys)
+        CheckShapes(file, targets, fileKeys);
+        Copy(file, targets, fileKeys);
+    }
+
+    /// <summary>
+    /// Copies the file's tensors into same-named targets of <paramref name="module"/> (a partial
+    /// checkpoint such as decoder weights). Every file key must exist with the same shape, and
+    /// every name in <paramref name="requireAll"/> must be in the file.
+    /// </summary>
+    public static void LoadSubset(nn.Module module, SafetensorsFile file, Func<string, bool>? ignore, IReadOnlySet<string> requireAll)
+    {
+        var targets = module.state_dict();
+        var fileKeys = file.Names.Where(n => ignore is null || !ignore(n)).ToList();
+        var unexpected = fileKeys.Where(k => !targets.ContainsKey(k)).ToList();
+        var missing = requireAll.Where(k => !file.Contains(k)).Order(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0) parts.Add($"missing {missing.Count} key(s): {Listing(missing)}");
+            if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count} key(s): {Listing(unexpected)}");
+            throw new VlsmException($"{file.Path}: does not fit this model; {string.Join("; ", parts)}.");
+        }
+        CheckShapes(file, targets, fileKeys);
+        Copy(file, targets, fileKeys);
+    }
+
+    private static void CheckShapes(SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
+    {
+        foreach (var key in keys)
         {
             var entry = file.Entry(key);
             var target = targets[key];
             if (!entry.Shape.SequenceEqual(target.shape))
                 throw new VlsmException($"{file.Path}: tensor \"{key}\" has shape [{string.Join(", ", entry.Shape)}], the architecture expects [{string.Join(", ", target.shape)}].");
         }
+    }
+
+    private static void Copy(SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
+    {
         using var _ = no_grad();
-        foreach (var key in fileKeys)
+        foreach (var key in keys)
         {
             var target = targets[key];
             using var loaded = file.Load(key, target.dtype);

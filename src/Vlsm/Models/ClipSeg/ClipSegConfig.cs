@@ -59,6 +59,16 @@ public sealed record ClipSegConfig
         UseComplexTransposedConvolution = true,
     };
 
+    /// <summary>
+    /// The dimensions trained weights depend on, as one string; adapter files record it so they
+    /// are not applied to a base model of another shape.
+    /// </summary>
+    public string Fingerprint =>
+        $"clipseg;vision={Vision.HiddenSize}x{Vision.NumHiddenLayers}h{Vision.NumAttentionHeads}i{Vision.IntermediateSize}p{Vision.PatchSize};" +
+        $"text={Text.HiddenSize}x{Text.NumHiddenLayers}h{Text.NumAttentionHeads}i{Text.IntermediateSize};" +
+        $"projection={ProjectionDim};reduce={ReduceDim};extract={string.Join(",", ExtractLayers)};" +
+        $"decoder=h{DecoderNumAttentionHeads}i{DecoderIntermediateSize}c{ConditionalLayer}{(UseComplexTransposedConvolution ? "x" : "")}";
+
     /// <summary>Number of vision encoder layers whose output the decoder can see.</summary>
     public int VisionLayersNeeded => ExtractLayers.Max() + 1;
 

@@ -17,7 +17,10 @@ public static class ReferenceVerifier
 {
     private const string HiddenPrefix = "vision_hidden_states.";
 
-    public static IReadOnlyList<TensorComparison> Verify(ClipSegModel model, SafetensorsFile reference)
+    /// <param name="model">The base model (vision hidden states come from it).</param>
+    /// <param name="reference">The reference file.</param>
+    /// <param name="adapted">If given, logits and conditional embeddings come from the model with its trained weights.</param>
+    public static IReadOnlyList<TensorComparison> Verify(ClipSegModel model, SafetensorsFile reference, Adapters.AdaptedClipSeg? adapted = null)
     {
         foreach (var name in new[] { "input_ids", "attention_mask", "pixel_values" })
             if (!reference.Contains(name) && name != "attention_mask")
@@ -32,10 +35,20 @@ public static class ReferenceVerifier
         var results = new List<TensorComparison>();
         var produced = new Dictionary<string, Tensor>();
 
-        var vision = model.EncodeImage(pixels);
-        var conditional = model.EncodeText(ids, mask);
-        produced["logits"] = model.Decode(vision, conditional);
-        produced["conditional_embeddings"] = conditional;
+        if (adapted is null)
+        {
+            var vision = model.EncodeImage(pixels);
+            var conditional = model.EncodeText(ids, mask);
+            produced["logits"] = model.Decode(vision, conditional);
+            produced["conditional_embeddings"] = conditional;
+        }
+        else
+        {
+            var vision = adapted.EncodeImage(pixels);
+            var text = adapted.EncodeText(ids, mask);
+            produced["logits"] = adapted.Head(vision, text);
+            produced["conditional_embeddings"] = adapted.ConditionalEmbedding(text);
+        }
         if (hiddenKeys.Count > 0)
         {
             var wanted = new HashSet<int>();

@@ -1,0 +1,159 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using Vlsm.Models.ClipSeg;
+using static TorchSharp.torch;
+
+namespace Vlsm.Adapters;
+
+/// <summary>What the text tower hands to the trainable head.</summary>
+public sealed class TextFeatures : IDisposable
+{
+    public TextFeatures(Tensor conditional, IReadOnlyList<Tensor>? pooledHidden)
+    {
+        Conditional = conditional;
+        PooledHidden = pooledHidden;
+    }
+
+    /// <summary>text_projection of the pooled text state, before any adapter (B, projection_dim).</summary>
+    public Tensor Conditional { get; }
+
+    /// <summary>Text hidden_states[i+1] at the pooled position, per extract layer (shallow L only).</summary>
+    public IReadOnlyList<Tensor>? PooledHidden { get; }
+
+    public void Dispose()
+    {
+        Conditional.Dispose();
+        if (PooledHidden is not null) foreach (var t in PooledHidden) t.Dispose();
+    }
+}
+
+/// <summary>
+/// CLIPSeg with a fine-tuning mode: adapters (shallow or dense), decoder only, or full. The base
+/// model's parameters are frozen except where the mode trains them; in shallow and decoder modes
+/// the towers run without autograd so no activations are kept for them. It owns the base model:
+/// disposing it disposes the base, and train()/eval() reach the base too.
+/// </summary>
+public sealed class AdaptedClipSeg : nn.Module
+{
+    private readonly ClipSegModel base_model;
+    private readonly ShallowAdapterSet? shallow;
+    private readonly DenseAdapterSet? dense;
+    // The file-facing names come from Adapters' own state dict; these fields only give this wrapper a tree.
+
+    public AdaptedClipSeg(ClipSegModel baseModel, FineTuneSpec spec) : base(nameof(AdaptedClipSeg))
+    {
+        Spec = spec;
+        base_model = baseModel;
+        if (spec.Mode == FineTuneMode.Shallow) shallow = new ShallowAdapterSet(baseModel.Config, spec);
+        else if (spec.Mode == FineTuneMode.Dense) dense = new DenseAdapterSet(baseModel.Config, spec);
+        RegisterComponents();
+        ApplyFreezing();
+    }
+
+    public FineTuneSpec Spec { get; }
+    public ClipSegModel Base => base_model;
+    public ClipSegConfig Config => base_model.Config;
+
+    /// <summary>The adapter module whose state dict is the adapter file (null in decoder and full modes).</summary>
+    public nn.Module? Adapters => (nn.Module?)shallow ?? dense;
+
+    /// <summary>The tensors an adapter/checkpoint file holds, under the names it holds them.</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> TrainableNamed() => Spec.Mode switch
+    {
+        FineTuneMode.Shallow or FineTuneMode.Dense => Adapters!.named_parameters().Select(p => (p.name, p.parameter)),
+        FineTuneMode.Decoder => base_model.named_parameters().Where(p => p.name.StartsWith("decoder.", StringComparison.Ordinal)).Select(p => (p.name, p.parameter)),
+        _ => base_model.named_parameters().Select(p => (p.name, p.parameter)),
+    };
+
+    public IEnumerable<Parameter> TrainableParameters() => TrainableNamed().Select(p => p.Parameter);
+
+    public long TrainableParameterCount => TrainableParameters().Sum(p => p.numel());
+
+    private void ApplyFreezing()
+    {
+        foreach (var (_, p) in base_model.named_parameters()) p.requires_grad = Spec.Mode == FineTuneMode.Full;
+        foreach (var (_, p) in TrainableNamed()) p.requires_grad = true;
+    }
+
+    private bool VisionNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.VisionHooks is not null);
+    private bool TextNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.LanguageHooks is not null);
+
+    /// <summary>Vision hidden states at extract_layers (dense V adapters applied inside the tower).</summary>
+    public VisionFeatures EncodeImage(Tensor pixelValues)
+    {
+        using var _ = VisionNeedsGradient ? null : no_grad();
+        return base_model.EncodeImage(pixelValues, dense?.VisionHooks);
+    }
+
+    /// <summary>The conditional embedding before adapters, and the pooled text states shallow L needs.</summary>
+    public TextFeatures EncodeText(Tensor inputIds, Tensor? attentionMask)
+    {
+        using var _ = TextNeedsGradient ? null : no_grad();
+        if (shallow?.TextExtract is null)
+            return new TextFeatures(base_model.EncodeText(inputIds, attentionMask, dense?.LanguageHooks), null);
+
+        var layers = Config.ExtractLayers;
+        var keep = layers.Select(i => i + 1).ToHashSet();
+        var (pooled, hidden) = base_model.Clip.TextModel.Forward(inputIds, attentionMask, keep);
+        using (pooled)
+        {
+            var conditional = base_model.Clip.TextProjection.forward(pooled);
+            using var positions = ClipTextTransformer.EndPositions(inputIds);
+            long b = inputIds.shape[0];
+            var atPooled = new List<Tensor>();
+            foreach (int i in layers)
+            {
+                var h = hidden[i + 1];
+                using var index = positions.view(b, 1, 1).expand(b, 1, h.shape[2]);
+                using var gathered = h.gather(1, index);
+                atPooled.Add(gathered.squeeze(1));
+            }
+            foreach (var h in hidden.Values) h.Dispose();
+            return new TextFeatures(conditional, atPooled);
+        }
+    }
+
+    /// <summary>The trainable part: shallow/conditional adapters and the decoder.</summary>
+    public Tensor Head(VisionFeatures vision, TextFeatures text)
+    {
+        var activations = vision.Activations;
+        List<Tensor>? adapted = null;
+        if (shallow?.VisionExtract is { } va)
+        {
+            adapted = activations.Select((a, i) => va[i].ForwardKeepingDtype(a)).ToList();
+            activations = adapted;
+        }
+        var cond = ConditionalEmbedding(text);
+        try
+        {
+            return base_model.Decoder.Forward(activations, cond, vision.GridHeight, vision.GridWidth);
+        }
+        finally
+        {
+            cond.Dispose();
+            if (adapted is not null) foreach (var a in adapted) a.Dispose();
+        }
+    }
+
+    public Tensor Forward(Tensor pixelValues, Tensor inputIds, Tensor? attentionMask)
+    {
+        using var vision = EncodeImage(pixelValues);
+        using var text = EncodeText(inputIds, attentionMask);
+        return Head(vision, text);
+    }
+
+    /// <summary>The conditional embedding the decoder sees: C adapter first, then the L terms added (as the reference orders them).</summary>
+    public Tensor ConditionalEmbedding(TextFeatures text)
+    {
+        var cond = (shallow?.Cond ?? dense?.Cond) is { } ca ? ca.ForwardKeepingDtype(text.Conditional) : text.Conditional.alias();
+        if (shallow?.TextExtract is { } ta)
+            for (int i = 0; i < ta.Count; i++)
+            {
+                using var add = ta[i].ForwardKeepingDtype(text.PooledHidden![i]);
+                var sum = cond + add;
+                cond.Dispose();
+                cond = sum;
+            }
+        return cond;
+    }
+}
