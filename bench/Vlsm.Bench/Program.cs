@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
+using Vlsm.Adapters;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Training;
 using static TorchSharp.torch;
 
 // vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE]
@@ -17,6 +19,13 @@ torch.set_num_threads(threads);
 torch.set_num_interop_threads(1);
 torch.manual_seed(0);
 
+// A training measurement runs alone in a child process so its peak RSS is its own.
+if (Value("--child") is { } child)
+{
+    Console.WriteLine(TrainingMeasurement.Run(child, quick ? 1 : 3).ToJsonString());
+    return 0;
+}
+
 var results = new JsonObject();
 double gemm = GemmGflops(ScalarType.Float32);
 Console.WriteLine($"threads {threads}; 2048x2048 fp32 matmul: {gemm:0.0} GFLOP/s");
@@ -30,6 +39,15 @@ using (var model = new ClipSegModel(ClipSegConfig.Rd64Refined))
         results[$"infer_b{batch}_fp32_s"] = Math.Round(s, 4);
         Console.WriteLine($"forward clipseg-rd64-refined 352x352 fp32 batch {batch}: {s:0.000} s ({s / batch:0.000} s/image)");
     }
+
+}
+
+foreach (var key in TrainingMeasurement.Keys)
+{
+    var measured = TrainingMeasurement.InChildProcess(key, quick, threads);
+    results[$"{key}_s"] = measured["seconds"]!.GetValue<double>();
+    results[$"{key}_peak_rss_mb"] = measured["peak_rss_mb"]!.GetValue<long>();
+    Console.WriteLine($"train step {measured["spec"]} batch 4: {measured["seconds"]} s, peak RSS {measured["peak_rss_mb"]} MB");
 }
 
 var root = new JsonObject
@@ -85,4 +103,82 @@ static double GemmGflops(ScalarType dtype)
         return clock.Elapsed.TotalSeconds;
     });
     return 2.0 * 2048 * 2048 * 2048 / s / 1e9;
+}
+
+/// <summary>Peak resident memory (VmHWM), resettable through /proc/self/clear_refs on Linux.</summary>
+static class PeakRss
+{
+    public static void Reset()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    public static long Megabytes()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:"))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+        return -1;
+    }
+}
+
+/// <summary>One training step (forward, reference loss, backward, clip at 0.5, AdamW) at batch 4, 352x352.</summary>
+static class TrainingMeasurement
+{
+    public static readonly string[] Keys = { "train_shallow_vlc_b4", "train_dense_vl_b4" };
+
+    private static FineTuneSpec Spec(string key) => key switch
+    {
+        "train_shallow_vlc_b4" => FineTuneSpec.Create(FineTuneMode.Shallow, "vlc"),
+        "train_dense_vl_b4" => FineTuneSpec.Create(FineTuneMode.Dense, "vl"),
+        _ => throw new ArgumentException($"unknown measurement {key}"),
+    };
+
+    public static JsonObject Run(string key, int repeats)
+    {
+        var spec = Spec(key);
+        using var adapted = new AdaptedClipSeg(new ClipSegModel(ClipSegConfig.Rd64Refined), spec);
+        adapted.train();
+        using var optimizer = optim.AdamW(adapted.TrainableParameters(), lr: 1e-3, weight_decay: 1e-3);
+        TrainStep(adapted, optimizer, 4); // warm-up
+        var times = Enumerable.Range(0, repeats).Select(_ => TrainStep(adapted, optimizer, 4)).Order().ToArray();
+        return new JsonObject
+        {
+            ["spec"] = spec.ToString(),
+            ["seconds"] = Math.Round(times[times.Length / 2], 4),
+            ["peak_rss_mb"] = PeakRss.Megabytes(),
+        };
+    }
+
+    public static JsonObject InChildProcess(string key, bool quick, int threads)
+    {
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+            psi.ArgumentList.Add(typeof(TrainingMeasurement).Assembly.Location);
+        foreach (var a in new[] { "--child", key, "--threads", threads.ToString() }) psi.ArgumentList.Add(a);
+        if (quick) psi.ArgumentList.Add("--quick");
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"measurement {key} failed with exit code {p.ExitCode}");
+        return (JsonObject)JsonNode.Parse(output.Trim().Split('\n').Last())!;
+    }
+
+public static double TrainStep(AdaptedClipSeg model, optim.Optimizer optimizer, int batch)
+    {
+        using var scope = NewDisposeScope();
+        var pixels = randn(batch, 3, 352, 352);
+        var ids = full(batch, 12, 320L, ScalarType.Int64);
+        ids[TensorIndex.Colon, 0] = tensor(49406L);
+        ids[TensorIndex.Colon, 11] = tensor(49407L);
+        var mask = ones(batch, 12, ScalarType.Int64);
+        var target = rand(batch, 352, 352).gt(0.5).to(ScalarType.Float32);
+        var clock = Stopwatch.StartNew();
+        optimizer.zero_grad();
+        var loss = new DiceBceLoss().Compute(model.Forward(pixels, ids, mask), target);
+        loss.backward();
+        nn.utils.clip_grad_norm_(model.TrainableParameters(), 0.5);
+        optimizer.step();
+        return clock.Elapsed.TotalSeconds;
+    }
 }
