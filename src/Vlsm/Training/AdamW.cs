@@ -1,0 +1,115 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Vlsm.Training;
+
+/// <summary>
+/// AdamW with PyTorch's update rule (decoupled weight decay, bias-corrected moments). Written
+/// here rather than using TorchSharp's so its state is plain tensors we can checkpoint with the
+/// run and restore bit for bit on resume. Moments are float32 whatever the parameter dtype.
+/// </summary>
+public sealed class AdamW : IDisposable
+{
+    private readonly IReadOnlyList<(string Name, Parameter Parameter)> parameters;
+    private readonly Dictionary<string, (Tensor ExpAvg, Tensor ExpAvgSq)> state = new();
+
+    public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weightDecay = 1e-3)
+    {
+        this.parameters = parameters.ToList();
+        LearningRate = lr;
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Eps = eps;
+        WeightDecay = weightDecay;
+    }
+
+    public double LearningRate { get; set; }
+    public double Beta1 { get; }
+    public double Beta2 { get; }
+    public double Eps { get; }
+    public double WeightDecay { get; }
+    public long Step { get; private set; }
+
+    public IEnumerable<Parameter> Parameters => parameters.Select(p => p.Parameter);
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in parameters)
+        {
+            if (p.grad is { } g)
+            {
+                g.Dispose();
+                p.grad = null;
+            }
+        }
+    }
+
+    /// <summary>One update of every parameter that has a gradient.</summary>
+    public void StepOnce()
+    {
+        Step++;
+        double bias1 = 1 - Math.Pow(Beta1, Step);
+        double bias2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, Step));
+        double stepSize = LearningRate / bias1;
+        using var _ = no_grad();
+        foreach (var (name, p) in parameters)
+        {
+            if (p.grad is not { } grad) continue;
+            using var scope = NewDisposeScope();
+            if (!state.TryGetValue(name, out var s))
+            {
+                s = (zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope());
+                state[name] = s;
+            }
+            var g = grad.to(ScalarType.Float32);
+            var w = p.to(ScalarType.Float32);
+            w.mul_(1 - LearningRate * WeightDecay);
+            s.ExpAvg.lerp_(g, 1 - Beta1);
+            s.ExpAvgSq.mul_(Beta2).addcmul_(g, g, 1 - Beta2);
+            var denom = (s.ExpAvgSq.sqrt() / bias2Sqrt).add_(Eps);
+            w.addcdiv_(s.ExpAvg, denom, -stepSize);
+            // For float32 parameters w aliases p and the update is already in place.
+            if (p.dtype != ScalarType.Float32) p.copy_(w);
+        }
+    }
+
+    /// <summary>Moments keyed <c>NAME.exp_avg</c> / <c>NAME.exp_avg_sq</c>, for checkpoints.</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> StateTensors() =>
+        state.OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => new[]
+        {
+            new KeyValuePair<string, Tensor>(kv.Key + ".exp_avg", kv.Value.ExpAvg),
+            new KeyValuePair<string, Tensor>(kv.Key + ".exp_avg_sq", kv.Value.ExpAvgSq),
+        });
+
+    public void Restore(long step, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        DisposeState();
+        Step = step;
+        foreach (var (name, p) in parameters)
+        {
+            if (!tensors.TryGetValue(name + ".exp_avg", out var m) || !tensors.TryGetValue(name + ".exp_avg_sq", out var v))
+            {
+                if (step > 0 && tensors.Count > 0)
+                    throw new VlsmException($"optimizer state has no moments for \"{name}\"; the run's checkpoint does not match this model.");
+                continue;
+            }
+            if (!m.shape.SequenceEqual(p.shape))
+                throw new VlsmException($"optimizer state for \"{name}\" has shape [{string.Join(", ", m.shape)}], the parameter [{string.Join(", ", p.shape)}].");
+            state[name] = (m.to(ScalarType.Float32).clone(), v.to(ScalarType.Float32).clone());
+        }
+    }
+
+    private void DisposeState()
+    {
+        foreach (var (m, v) in state.Values)
+        {
+            m.Dispose();
+            v.Dispose();
+        }
+        state.Clear();
+    }
+
+    public void Dispose() => DisposeState();
+}

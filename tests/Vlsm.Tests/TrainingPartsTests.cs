@@ -1,0 +1,86 @@
+using TorchSharp;
+using Vlsm.Training;
+using static TorchSharp.torch;
+
+namespace Vlsm.Tests;
+
+public class TrainingPartsTests
+{
+    [Fact]
+    public void AdamWMatchesTorchSharpsAdamW()
+    {
+        manual_seed(1);
+        using var a = nn.Linear(6, 3);
+        using var b = nn.Linear(6, 3);
+        using (no_grad())
+            foreach (var ((_, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters())) pb.copy_(pa);
+        using var ours = new AdamW(a.named_parameters().Select(p => (p.name, p.parameter)), lr: 1e-2, weightDecay: 1e-3);
+        using var theirs = optim.AdamW(b.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3);
+        for (int step = 0; step < 5; step++)
+        {
+            using var scope = NewDisposeScope();
+            var x = randn(4, 6);
+            ours.ZeroGrad();
+            a.forward(x).pow(2).sum().backward();
+            ours.StepOnce();
+            theirs.zero_grad();
+            b.forward(x).pow(2).sum().backward();
+            theirs.step();
+        }
+        foreach (var ((n, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters()))
+            Assert.True((pa - pb).abs().max().item<float>() < 1e-6f, n);
+    }
+
+    [Fact]
+    public void AdamWStateRestoresToTheSameTrajectory()
+    {
+        manual_seed(2);
+        using var a = nn.Linear(4, 2);
+        using var b = nn.Linear(4, 2);
+        using (no_grad())
+            foreach (var ((_, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters())) pb.copy_(pa);
+        var xs = Enumerable.Range(0, 6).Select(_ => randn(3, 4)).ToList();
+        using var first = new AdamW(a.named_parameters().Select(p => (p.name, p.parameter)), lr: 1e-2);
+        foreach (var x in xs.Take(3)) { first.ZeroGrad(); a.forward(x).sum().backward(); first.StepOnce(); }
+        using (no_grad())
+            foreach (var ((_, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters())) pb.copy_(pa);
+        using var resumed = new AdamW(b.named_parameters().Select(p => (p.name, p.parameter)), lr: 1e-2);
+        resumed.Restore(first.Step, first.StateTensors().ToDictionary(kv => kv.Key, kv => kv.Value.clone()));
+        foreach (var x in xs.Skip(3))
+        {
+            first.ZeroGrad(); a.forward(x).sum().backward(); first.StepOnce();
+            resumed.ZeroGrad(); b.forward(x).sum().backward(); resumed.StepOnce();
+        }
+        foreach (var ((n, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters()))
+            Assert.True(Bitwise.Equal(pa, pb), n);
+    }
+
+    [Fact]
+    public void PlateauReducesAfterPatienceBadEpochs()
+    {
+        var s = new ReduceLrOnPlateau(factor: 0.3, patience: 2, threshold: 1e-4);
+        double lr = 1.0;
+        lr = s.Step(1.0, lr);      // best 1.0
+        lr = s.Step(0.99995, lr);  // not below 1.0*(1-1e-4)=0.9999: bad 1
+        lr = s.Step(1.2, lr);      // bad 2
+        Assert.Equal(1.0, lr);
+        lr = s.Step(1.0, lr);      // bad 3 > patience 2: reduce
+        Assert.Equal(0.3, lr, 12);
+        lr = s.Step(0.5, lr);      // improvement
+        Assert.Equal(0.3, lr, 12);
+        Assert.Equal(0, s.BadEpochs);
+    }
+
+    [Fact]
+    public void EarlyStoppingNeedsMoreThanMinDelta()
+    {
+        var e = new EarlyStopping(patience: 2, minDelta: 1e-4);
+        Assert.True(e.Observe(0.5));
+        Assert.False(e.Observe(0.50005)); // within min delta
+        Assert.False(e.ShouldStop);
+        Assert.False(e.Observe(0.4));
+        Assert.True(e.ShouldStop);
+        Assert.True(e.Observe(0.6));
+        Assert.False(e.ShouldStop);
+    }
+}
