@@ -84,3 +84,59 @@ public class TrainingPartsTests
         Assert.False(e.ShouldStop);
     }
 }
+
+public sealed class TrainConfigTests : IDisposable
+{
+    private readonly string tmp = Directory.CreateTempSubdirectory("vlsm-config-").FullName;
+
+    public void Dispose() => Directory.Delete(tmp, recursive: true);
+
+    [Fact]
+    public void PresetsCarryThePapersModesAndRates()
+    {
+        var c = new TrainConfig();
+        c.ApplyPreset("clipseg_shallow_adapter_vlc");
+        Assert.Equal(("shallow", "vlc", 3e-4), (c.Mode, c.Parts, c.Lr));
+        c.ApplyPreset("clipseg_dense_adapter_vl");
+        Assert.Equal(("dense", "vl", 1e-3), (c.Mode, c.Parts, c.Lr));
+        c.ApplyPreset("clipseg");
+        Assert.Equal(("decoder", (string?)null, 1e-3), (c.Mode, c.Parts, c.Lr));
+        c.ApplyPreset("clipseg_full");
+        Assert.Equal(("full", 1e-5), (c.Mode, c.Lr));
+        var e = Assert.Throws<VlsmException>(() => c.ApplyPreset("clipseg_huge"));
+        Assert.Contains("clipseg_huge", e.Message);
+    }
+
+    [Fact]
+    public void YamlRoundTripsEveryField()
+    {
+        var c = new TrainConfig { Model = "m", Data = new() { "a", "b" }, Seed = 7, BatchSize = 4, Prompt = "p3", MaskThreshold = "soft" };
+        c.ApplyPreset("clipseg_dense_adapter_vlc");
+        c.SetEpochs(5);
+        string path = Path.Combine(tmp, "config.yaml");
+        File.WriteAllText(path, c.ToYaml());
+        var back = TrainConfig.FromYaml(path);
+        Assert.Equal(c.ToYaml(), back.ToYaml());
+        Assert.Equal(5, back.MaxEpochs);
+        Assert.Equal(5, back.MinEpochs);
+    }
+
+    [Fact]
+    public void BadYamlNamesFileAndLine()
+    {
+        string path = Path.Combine(tmp, "bad.yaml");
+        File.WriteAllText(path, "model: m\nbatch_size: lots\n");
+        var e = Assert.Throws<VlsmException>(() => TrainConfig.FromYaml(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("line 2", e.Message);
+    }
+
+    [Fact]
+    public void ValidateNamesTheField()
+    {
+        var c = new TrainConfig { Model = "m", Data = new() { "d" }, BatchSize = 0 };
+        Assert.Contains("batch_size", Assert.Throws<VlsmException>(c.Validate).Message);
+        c = new TrainConfig { Model = "m", Data = new() { "d" }, Precision = "fp8" };
+        Assert.Contains("fp8", Assert.Throws<VlsmException>(c.Validate).Message);
+    }
+}
