@@ -79,6 +79,8 @@ internal static class DataCheckCommand
         }
         if (report.Ok)
             AnsiConsole.MarkupLineInterpolated($"[green]ok[/]: {report.Records:N0} records, {report.Warnings.Count()} warning(s).");
+        else if (report.Records == 0)
+            AnsiConsole.MarkupLineInterpolated($"[red]FAILED[/]: no records could be read, {report.Errors.Count()} error(s).");
         else
             AnsiConsole.MarkupLineInterpolated($"[red]FAILED[/]: {report.UnusableRecords:N0} of {report.Records:N0} records unusable, {report.Errors.Count()} error(s), {report.Warnings.Count()} warning(s).");
     }

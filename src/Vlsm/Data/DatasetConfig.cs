@@ -131,7 +131,7 @@ public sealed record DatasetConfig(string Images, string Masks, string? Class, I
         string message = e.InnerException?.Message ?? e.Message;
         // YamlDotNet prefixes "(Line: 3, Col: 1, Idx: 10) - (Line: ...): " to its messages; the line is already given.
         int cut = message.LastIndexOf("): ", StringComparison.Ordinal);
-        return cut >= 0 && message.StartsWith('(') ? message[(cut + 3)..] : message;
+        return (cut >= 0 && message.StartsWith('(') ? message[(cut + 3)..] : message).TrimEnd('.');
     }
 
     private static bool IsNull(YamlNode node) =>
