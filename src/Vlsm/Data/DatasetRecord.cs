@@ -41,6 +41,11 @@ internal static class RecordPaths
     }
 
     /// <summary>The full path of <paramref name="name"/> inside <paramref name="folder"/>, or null with the reason it escapes.</summary>
+    /// <remarks>
+    /// The check is on the path as written, not on symbolic-link targets: datasets are often
+    /// assembled by linking images/ or single files from elsewhere, and that is the owner's choice;
+    /// what must not happen is an annotation file naming arbitrary files.
+    /// </remarks>
     public static string? Resolve(string folder, string name, out string? problem)
     {
         problem = Problem(name);
