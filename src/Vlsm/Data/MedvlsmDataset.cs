@@ -127,7 +127,7 @@ public sealed partial class MedvlsmDataset
             // dataset.yaml's annotations may leave out a standard split: it is empty, like a missing file.
             if (!required && StandardSplits.Contains(split)) return [];
             throw new VlsmException(
-                $"{Root}: dataset {Name} has no split \"{split}\"; its splits are {string.Join(", ", Splits)}."
+                $"{Root}: dataset {Name} has no split \"{split}\"; splits with annotation files: {SplitsWithFiles()}."
                 + (_filesFromConfig ? $" Add it under annotations in {Path.Combine(Root, DatasetConfig.FileName)}." : ""));
         }
         if (!File.Exists(file))
@@ -136,13 +136,15 @@ public sealed partial class MedvlsmDataset
             {
                 throw new VlsmException(_filesFromConfig
                     ? $"{file}: annotation file for split \"{split}\" of dataset {Name} not found, but {Path.Combine(Root, DatasetConfig.FileName)} names it. Create it or fix the path."
-                    : $"{file}: dataset {Name} has no annotation file for split \"{split}\". Create it, or choose a split that exists ({string.Join(", ", Splits.Where(HasFile))}).");
+                    : $"{file}: dataset {Name} has no annotation file for split \"{split}\". Create it, or choose a split that has one ({SplitsWithFiles()}).");
             }
             file = null;
             return [];
         }
         return AnnotationFile.Read(file);
     }
+
+    private string SplitsWithFiles() => Splits.Where(HasFile).ToArray() is { Length: > 0 } present ? string.Join(", ", present) : "none";
 
     /// <summary>
     /// Resolves one annotation record's image and mask paths; null with the reason when either
