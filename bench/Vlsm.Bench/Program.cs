@@ -50,6 +50,11 @@ foreach (var key in TrainingMeasurement.Keys)
     Console.WriteLine($"train step {measured["spec"]} batch 4: {measured["seconds"]} s, peak RSS {measured["peak_rss_mb"]} MB");
 }
 
+// The data loader must outpace training: one batch of 32 at 352x352 per optimizer step.
+double loaderRate = Vlsm.Bench.LoaderBench.ImagesPerSecond(quick ? 64 : 256, workers: threads);
+results["loader_images_per_s"] = Math.Round(loaderRate, 1);
+Console.WriteLine($"loader 512x512 PNG/JPEG -> 352x352, batch 32, {threads} workers: {loaderRate:0.0} images/s");
+
 var root = new JsonObject
 {
     ["machine"] = new JsonObject { ["threads"] = threads, ["gemm_gflops_fp32"] = Math.Round(gemm, 1) },

@@ -29,7 +29,8 @@ internal static class ProgressReporter
             return;
         }
         var clock = Stopwatch.StartNew();
-        var lastPrint = TimeSpan.MinValue;
+        // Far enough back that the first report prints; not TimeSpan.MinValue, whose difference overflows.
+        var lastPrint = TimeSpan.FromDays(-1);
         int done = 0;
         work(n =>
         {

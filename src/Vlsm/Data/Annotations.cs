@@ -23,20 +23,39 @@ public static class AnnotationFile
     public static IReadOnlyList<AnnotationRecord> Read(string path)
     {
         if (!File.Exists(path)) throw new VlsmException($"{path}: annotation file not found.");
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new VlsmException($"{path}: cannot read the annotation file ({e.Message}). Check that it is readable.", e);
+        }
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = false });
+            root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowTrailingCommas = false });
         }
         catch (JsonException e)
         {
-            throw new VlsmException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+            throw new VlsmException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message} Fix or re-export the file.", e);
         }
         if (root is not JsonArray array)
             throw new VlsmException($"{path}: expected a JSON array of records, got {Kind(root)}.");
         var records = new List<AnnotationRecord>(array.Count);
         for (int i = 0; i < array.Count; i++)
-            records.Add(ParseRecord(array[i], path, i));
+        {
+            try
+            {
+                records.Add(ParseRecord(array[i], path, i));
+            }
+            catch (ArgumentException e)
+            {
+                // JsonObject builds its dictionary lazily and throws here on a repeated key.
+                throw new VlsmException($"{path}: record {i}: {e.Message} Is a key repeated? Fix the record.", e);
+            }
+        }
         return records;
     }
 

@@ -208,10 +208,21 @@ public sealed class ImagePreprocessor
         return output;
     }
 
-    private void ToChw(RgbImage image, Span<float> output)
+    private void ToChw(RgbImage image, Span<float> output) => Normalize(Prepare(image), output);
+
+    /// <summary>
+    /// Rescales and normalises an image already at model size (from <see cref="Prepare"/>, perhaps
+    /// augmented since) into <paramref name="output"/>: 3 × <see cref="Height"/> × <see cref="Width"/>, channel-first.
+    /// </summary>
+    /// <exception cref="ArgumentException">The image is not <see cref="Width"/>×<see cref="Height"/> or the output has the wrong length.</exception>
+    public void Normalize(RgbImage sized, Span<float> output)
     {
-        RgbImage sized = Prepare(image);
+        ArgumentNullException.ThrowIfNull(sized);
+        if (sized.Width != Width || sized.Height != Height)
+            throw new ArgumentException($"The image is {sized.Width}x{sized.Height}; Normalize needs the model size {Width}x{Height} (call Prepare first).", nameof(sized));
         int count = Width * Height;
+        if (output.Length != 3 * count)
+            throw new ArgumentException($"The output holds {output.Length} floats; a {Width}x{Height} image needs {3 * count}.", nameof(output));
         ReadOnlySpan<byte> px = sized.Pixels;
         ReadOnlySpan<float> lut = _lut;
         ReadOnlySpan<float> lr = lut[..256], lg = lut.Slice(256, 256), lb = lut.Slice(512, 256);
