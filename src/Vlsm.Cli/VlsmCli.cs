@@ -20,6 +20,7 @@ public static class VlsmCli
             VerifyCommand.Build(),
             TokenizeCommand.Build(),
             InfoCommand.Build(),
+            TrainCommand.Build(),
             DataCommand.Build(),
         };
         root.Options.Add(Verbose);

@@ -64,10 +64,12 @@ public static class AdapterFile
     /// <summary>The base model with the file's trained weights applied, in eval mode.</summary>
     public static AdaptedClipSeg Load(ClipSegModel baseModel, string path)
     {
-        using var file = SafetensorsFile.Open(path);
-        if (file.Metadata.TryGetValue("base", out var fingerprint) && fingerprint != baseModel.Config.Fingerprint)
-            throw new VlsmException($"{path}: trained for a base model of another shape ({fingerprint}); this model is {baseModel.Config.Fingerprint}.");
-        var spec = ReadSpec(file);
+        FineTuneSpec spec;
+        using (var file = SafetensorsFile.Open(path))
+        {
+            CheckBase(file, baseModel.Config);
+            spec = ReadSpec(file);
+        }
         AdaptedClipSeg model;
         try
         {
@@ -77,19 +79,30 @@ public static class AdapterFile
         {
             throw new VlsmException($"{path}: {e.Message}", e);
         }
-        if (spec.HasAdapters)
-        {
-            StateDictLoader.LoadStrict(model.Adapters!, file);
-        }
-        else
-        {
-            var expected = model.TrainableNamed().Select(p => p.Name).ToHashSet();
-            StateDictLoader.LoadSubset(baseModel, file, spec.Mode == FineTuneMode.Full ? ClipSegLoader.IsIgnoredKey : null,
-                requireAll: expected);
-            baseModel.ClearCaches();
-        }
+        LoadInto(model, path);
         model.eval();
         return model;
+    }
+
+    /// <summary>Copies a file's trained tensors into a model built with the same spec (e.g. when resuming a run).</summary>
+    public static void LoadInto(AdaptedClipSeg model, string path)
+    {
+        using var file = SafetensorsFile.Open(path);
+        CheckBase(file, model.Config);
+        if (model.Spec.HasAdapters)
+        {
+            StateDictLoader.LoadStrict(model.Adapters!, file);
+            return;
+        }
+        var expected = model.TrainableNamed().Select(p => p.Name).ToHashSet();
+        StateDictLoader.LoadSubset(model.Base, file, model.Spec.Mode == FineTuneMode.Full ? ClipSegLoader.IsIgnoredKey : null, requireAll: expected);
+        model.Base.ClearCaches();
+    }
+
+    private static void CheckBase(SafetensorsFile file, ClipSegConfig config)
+    {
+        if (file.Metadata.TryGetValue("base", out var fingerprint) && fingerprint != config.Fingerprint)
+            throw new VlsmException($"{file.Path}: trained for a base model of another shape ({fingerprint}); this model is {config.Fingerprint}.");
     }
 
     private static string InferParts(SafetensorsFile f, FineTuneMode mode)

@@ -1,0 +1,169 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Spectre.Console;
+using Vlsm.Training;
+
+namespace Vlsm.Cli.Commands;
+
+internal static class TrainCommand
+{
+    public static Command Build()
+    {
+        var model = new Option<string?>("--model") { Description = "HF CLIPSeg model folder to fine-tune." };
+        var data = new Option<string[]>("--data") { Description = "Dataset root (medvlsm layout); repeat to pool datasets.", AllowMultipleArgumentsPerToken = false };
+        var preset = new Option<string?>("--preset") { Description = $"Reference experiment: {string.Join(", ", TrainConfig.Presets.Keys)}." };
+        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset)." };
+        var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c." };
+        var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter width (default 512 shallow, 64 dense)." };
+        var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional adapter width (default 256)." };
+        var zeroInit = new Option<bool>("--zero-init") { Description = "Zero-initialise each adapter's fc2 so training starts from the base model." };
+        var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (default 200); also lowers the minimum (10) to it when smaller." };
+        var batch = new Option<int?>("--batch-size") { Description = "Batch size (default 32)." };
+        var lr = new Option<double?>("--lr") { Description = "Learning rate (default by mode: shallow 3e-4, dense 1e-3, decoder 1e-3, full 1e-5)." };
+        var prompt = new Option<string?>("--prompt") { Description = "Prompt key (p3), random (p1..pN per sample, default) or literal text." };
+        var seed = new Option<int?>("--seed") { Description = "Seed for initialisation, shuffling and prompt choice (default 42)." };
+        var precision = new Option<string?>("--precision") { Description = "fp32 (default) or bf16." };
+        var loss = new Option<string?>("--loss") { Description = "reference (default: as the Python reference, sigmoid fed to BCE-with-logits) or dice-bce." };
+        var maskThreshold = new Option<string?>("--mask-threshold") { Description = "Mask pixels above this value are foreground (default 127); \"soft\" keeps value/255 targets." };
+        var augment = new Option<bool>("--augment") { Description = "Flips, rotation, scale and colour jitter (off by default, as in the reference)." };
+        var noCache = new Option<bool>("--no-feature-cache") { Description = "Recompute frozen tower outputs every epoch." };
+        var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
+        var output = new Option<string?>("--out") { Description = "Run folder to create." };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder after its last completed epoch." };
+        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full) on medvlsm-format datasets.")
+        {
+            model, data, preset, mode, parts, adapterDim, condDim, zeroInit, epochs, batch, lr, prompt, seed, precision, loss,
+            maskThreshold, augment, noCache, configFile, output, resume,
+        };
+        cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
+        {
+            TrainConfig config;
+            RunFolder run;
+            bool resuming = parse.GetValue(resume) is not null;
+            if (resuming)
+            {
+                run = new RunFolder(parse.GetValue(resume)!);
+                if (!run.HasState) throw new VlsmException($"{run.Path}: no state.json; nothing to resume (a run folder gets one after its first epoch).");
+                config = TrainConfig.FromYaml(run.ConfigFile);
+            }
+            else
+            {
+                config = parse.GetValue(configFile) is { } file ? TrainConfig.FromYaml(file) : new TrainConfig();
+                if (parse.GetValue(preset) is { } name) config.ApplyPreset(name);
+                if (parse.GetValue(mode) is { } m)
+                {
+                    config.Preset = null;
+                    config.Mode = m;
+                    config.Parts = null;
+                    config.Lr = TrainConfig.DefaultLr(Adapters.FineTuneSpec.ParseMode(m));
+                }
+                if (parse.GetValue(model) is { } md) config.Model = md;
+                if (parse.GetValue(data) is { Length: > 0 } roots) config.Data = roots.ToList();
+                if (parse.GetValue(parts) is { } p) config.Parts = p;
+                if (parse.GetValue(adapterDim) is { } r) config.AdapterDim = r;
+                if (parse.GetValue(condDim) is { } c) config.CondAdapterDim = c;
+                if (parse.GetValue(zeroInit)) config.ZeroInitFc2 = true;
+                if (parse.GetValue(epochs) is { } e) config.SetEpochs(e);
+                if (parse.GetValue(batch) is { } b) config.BatchSize = b;
+                if (parse.GetValue(lr) is { } l) config.Lr = l;
+                if (parse.GetValue(prompt) is { } pr) config.Prompt = pr;
+                if (parse.GetValue(seed) is { } s) config.Seed = s;
+                if (parse.GetValue(precision) is { } pc) config.Precision = pc;
+                if (parse.GetValue(loss) is { } ls) config.Loss = ls;
+                if (parse.GetValue(maskThreshold) is { } mt) config.MaskThreshold = mt;
+                if (parse.GetValue(augment)) config.Augment = true;
+                if (parse.GetValue(noCache)) config.FeatureCache = false;
+                string outDir = parse.GetValue(output) ?? throw new VlsmException("--out RUN is required: the folder where the run is written.");
+                run = new RunFolder(outDir);
+                if (run.HasState) throw new VlsmException($"{run.Path} already holds a run; use --resume {outDir} to continue it, or another --out.");
+                config.Validate();
+            }
+            TrainResult result;
+            if (ProgressReporter.Interactive)
+            {
+                TrainResult? r = null;
+                AnsiConsole.Progress().AutoClear(false)
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                    .Start(ctx => r = new Trainer(config, run, new LiveObserver(ctx)).Run(resuming));
+                result = r!;
+            }
+            else
+            {
+                result = new Trainer(config, run, new LogObserver()).Run(resuming);
+            }
+            Console.WriteLine($"done: {result.EpochsCompleted} epochs, best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch + 1} ({result.StopReason}); weights in {run.BestFile}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static string Line(EpochMetrics m, bool best) =>
+        $"epoch {m.Epoch + 1}: train loss {m.TrainLoss:0.0000}, val loss {m.ValLoss:0.0000}, val Dice {m.ValDice:0.0000}, val IoU {m.ValIoU:0.0000}, lr {m.Lr:0.###e+0}, {m.Seconds:0.0} s{(best ? " (best)" : "")}";
+
+    /// <summary>A bar per epoch with loss, learning rate and images/s in its description.</summary>
+    private sealed class LiveObserver : ITrainingObserver
+    {
+        private readonly ProgressContext ctx;
+        private ProgressTask? task;
+        private int epoch, maxEpochs;
+
+        public LiveObserver(ProgressContext ctx) => this.ctx = ctx;
+
+        public void RunStarted(string description) => AnsiConsole.MarkupLine(Markup.Escape(description));
+
+        public void EpochStarted(int epoch, int maxEpochs, int steps)
+        {
+            this.epoch = epoch;
+            this.maxEpochs = maxEpochs;
+            task = ctx.AddTask($"epoch {epoch + 1}/{maxEpochs}", maxValue: Math.Max(steps, 1));
+        }
+
+        public void StepCompleted(int epoch, int step, int steps, double loss, double lr, double imagesPerSecond)
+        {
+            if (task is null) return;
+            task.Description = Markup.Escape($"epoch {epoch + 1}/{maxEpochs} loss {loss:0.0000} lr {lr:0.###e+0} {imagesPerSecond:0.0} img/s");
+            task.Value = step;
+        }
+
+        public void EpochCompleted(EpochMetrics metrics, bool best)
+        {
+            if (task is not null)
+            {
+                task.Description = Markup.Escape($"epoch {epoch + 1}/{maxEpochs} val Dice {metrics.ValDice:0.0000}{(best ? " (best)" : "")}");
+                task.StopTask();
+            }
+        }
+
+        public void Message(string text) => AnsiConsole.MarkupLine(Markup.Escape(text));
+    }
+
+    /// <summary>Plain lines for logs: one per epoch, and step progress at most every 10 s.</summary>
+    private sealed class LogObserver : ITrainingObserver
+    {
+        private readonly Stopwatch clock = new();
+        private TimeSpan lastPrint;
+        private int maxEpochs;
+
+        public void RunStarted(string description) => Console.WriteLine(description);
+
+        public void EpochStarted(int epoch, int maxEpochs, int steps)
+        {
+            this.maxEpochs = maxEpochs;
+            clock.Restart();
+            lastPrint = TimeSpan.Zero;
+        }
+
+        public void StepCompleted(int epoch, int step, int steps, double loss, double lr, double imagesPerSecond)
+        {
+            var now = clock.Elapsed;
+            if (now - lastPrint < TimeSpan.FromSeconds(10) || step == steps) return;
+            lastPrint = now;
+            var eta = TimeSpan.FromSeconds(now.TotalSeconds / step * (steps - step));
+            Console.WriteLine($"epoch {epoch + 1}/{maxEpochs} step {step}/{steps}: loss {loss:0.0000}, {imagesPerSecond:0.0} img/s, epoch ETA {eta:hh\\:mm\\:ss}");
+        }
+
+        public void EpochCompleted(EpochMetrics metrics, bool best) => Console.WriteLine(Line(metrics, best));
+
+        public void Message(string text) => Console.WriteLine(text);
+    }
+}

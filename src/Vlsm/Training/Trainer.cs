@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using TorchSharp;
+using Vlsm.Adapters;
+using Vlsm.Data;
+using Vlsm.Evaluation;
+using Vlsm.Imaging;
+using Vlsm.IO;
+using Vlsm.Models.ClipSeg;
+using Vlsm.Text;
+using static TorchSharp.torch;
+
+namespace Vlsm.Training;
+
+/// <summary>What a training run reports while it works (the CLI draws bars or prints lines).</summary>
+public interface ITrainingObserver
+{
+    void RunStarted(string description);
+    void EpochStarted(int epoch, int maxEpochs, int steps);
+    void StepCompleted(int epoch, int step, int steps, double loss, double lr, double imagesPerSecond);
+    void EpochCompleted(EpochMetrics metrics, bool best);
+    void Message(string text);
+}
+
+public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, string StopReason, string RunDir);
+
+/// <summary>
+/// The VLSM-Adapter training recipe: AdamW, ReduceLROnPlateau on validation loss, early
+/// stopping on validation Dice, gradient clipping, best-validation-Dice weights as the result.
+/// Every completed epoch is checkpointed, so <c>--resume</c> continues exactly where a run stopped.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly TrainConfig config;
+    private readonly RunFolder run;
+    private readonly ITrainingObserver observer;
+
+    public Trainer(TrainConfig config, RunFolder run, ITrainingObserver observer)
+    {
+        this.config = config;
+        this.run = run;
+        this.observer = observer;
+    }
+
+    /// <summary>Standard augmentation when <c>augment: true</c> (the reference trains without).</summary>
+    public static AugmentOptions DefaultAugmentation { get; } = new()
+    {
+        HorizontalFlipProbability = 0.5, VerticalFlipProbability = 0.5, MaxRotationDegrees = 15, MaxScaleChange = 0.1,
+        Brightness = 0.1, Contrast = 0.1, Saturation = 0.1,
+    };
+
+    public TrainResult Run(bool resume, CancellationToken cancellation = default)
+    {
+        config.Validate();
+        if (config.Precision != "fp32")
+            throw new VlsmException($"precision {config.Precision}: training runs in fp32 for now; use --precision fp32.");
+        manual_seed(config.Seed);
+
+        var baseModel = ClipSegLoader.Load(config.Model);
+        var tokenizer = ClipTokenizer.FromFolder(config.Model);
+        var preprocessor = ImagePreprocessor.FromFolder(config.Model);
+        var spec = config.Spec();
+        using var model = new AdaptedClipSeg(baseModel, spec);
+
+        var data = PooledDataset.Open(config.Data);
+        var trainRecords = data.RequiredRecords(config.TrainSplit);
+        var valRecords = data.RequiredRecords(config.ValSplit);
+        if (trainRecords.Count == 0) throw new VlsmException($"split \"{config.TrainSplit}\" has no records in {string.Join(", ", config.Data)}.");
+        if (valRecords.Count == 0)
+            throw new VlsmException($"split \"{config.ValSplit}\" has no records in {string.Join(", ", config.Data)}; validation picks the best epoch and drives early stopping, so a run needs one.");
+
+        var sampleOptions = new SampleOptions
+        {
+            MaskMode = config.MaskThreshold == "soft" ? MaskMode.Soft : MaskMode.Binary,
+            MaskThreshold = config.MaskThreshold == "soft" ? 127 : int.Parse(config.MaskThreshold),
+            Augment = config.Augment ? DefaultAugmentation : AugmentOptions.None,
+            Seed = config.Seed,
+        };
+        var prompt = PromptChoice.Parse(config.Prompt);
+        var trainLoader = new BatchLoader(trainRecords, new SampleLoader(preprocessor, sampleOptions, prompt),
+            new BatchLoaderOptions { BatchSize = config.BatchSize, Shuffle = true, Seed = config.Seed });
+        var valLoader = new BatchLoader(valRecords, new SampleLoader(preprocessor, sampleOptions with { Augment = AugmentOptions.None }, prompt),
+            new BatchLoaderOptions { BatchSize = config.BatchSize, Shuffle = false, Seed = config.Seed });
+
+        using var visionCache = config.FeatureCache && !config.Augment && CachedTowers.VisionIsFrozen(spec)
+            ? new FeatureCache((long)config.FeatureCacheMemoryMb << 20, Path.Combine(run.CacheDir, "vision")) : null;
+        using var textCache = config.FeatureCache && CachedTowers.TextIsFrozen(spec)
+            ? new FeatureCache(64L << 20, Path.Combine(run.CacheDir, "text")) : null;
+        var towers = new CachedTowers(model, visionCache, textCache);
+
+        using var optimizer = new AdamW(model.TrainableNamed(), config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay);
+        var plateau = new ReduceLrOnPlateau(config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold);
+        var early = new EarlyStopping(config.EarlyStoppingPatience, config.EarlyStoppingMinDelta);
+        var loss = new DiceBceLoss(config.BceInput);
+        var rows = new List<EpochMetrics>();
+        var state = new TrainingState { Lr = config.Lr };
+
+        Directory.CreateDirectory(run.Path);
+        if (resume)
+        {
+            state = run.ReadState();
+            if (state.Finished)
+            {
+                observer.Message($"{run.Path} already finished ({state.StopReason}); nothing to resume.");
+                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StopReason ?? "finished", run.Path);
+            }
+            string checkpoint = run.File(state.Checkpoint);
+            AdapterFile.LoadInto(model, Path.Combine(checkpoint, "weights.safetensors"));
+            using (var opt = SafetensorsFile.Open(Path.Combine(checkpoint, "optimizer.safetensors")))
+                optimizer.Restore(state.OptimizerStep, opt.LoadAll());
+            optimizer.LearningRate = state.Lr;
+            plateau.Restore(state.PlateauBest ?? double.PositiveInfinity, state.PlateauBadEpochs);
+            early.Restore(state.EarlyStoppingBest ?? double.NegativeInfinity, state.EarlyStoppingWait);
+            rows = run.ReadMetrics().Take(state.EpochsCompleted).ToList();
+            run.PruneCheckpoints(checkpoint);
+            observer.Message($"resuming {run.Path} after epoch {state.EpochsCompleted}");
+        }
+        else
+        {
+            AtomicFile.WriteAllText(run.ConfigFile, config.ToYaml());
+        }
+
+        observer.RunStarted($"{spec} on {string.Join(", ", data.Datasets.Select(d => d.Name))}: {trainRecords.Count} train / {valRecords.Count} val records, " +
+            $"{model.TrainableParameterCount:N0} trainable parameters ({100.0 * model.TrainableParameterCount / baseModel.parameters().Sum(p => p.numel()):0.00} %)");
+        var tensorboard = torch.utils.tensorboard.SummaryWriter(run.TensorBoardDir);
+
+        string stopReason = $"reached max_epochs {config.MaxEpochs}";
+        for (int epoch = state.EpochsCompleted; epoch < config.MaxEpochs; epoch++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            model.train();
+            observer.EpochStarted(epoch, config.MaxEpochs, trainLoader.BatchCount);
+            double trainSum = 0;
+            int trainCount = 0, step = 0;
+            long globalStep = state.GlobalStep;
+            foreach (var batch in trainLoader.Epoch(epoch, cancellation: cancellation))
+            {
+                double value;
+                using (var scope = NewDisposeScope())
+                {
+                    var logits = Forward(model, towers, tokenizer, batch, out var target);
+                    var l = loss.Compute(logits, target);
+                    value = l.item<float>();
+                    if (!double.IsFinite(value))
+                        throw new VlsmException($"epoch {epoch + 1}, step {step + 1}: the loss is {value}; stopping. The last good checkpoint ({(state.EpochsCompleted > 0 ? run.File(state.Checkpoint) : "none yet")}) is kept; try a lower --lr or check the data.");
+                    optimizer.ZeroGrad();
+                    l.backward();
+                    nn.utils.clip_grad_norm_(optimizer.Parameters, config.GradClip);
+                    optimizer.StepOnce();
+                }
+                trainSum += value * batch.Count;
+                trainCount += batch.Count;
+                step++;
+                globalStep++;
+                observer.StepCompleted(epoch, step, trainLoader.BatchCount, value, optimizer.LearningRate, trainCount / clock.Elapsed.TotalSeconds);
+            }
+            optimizer.ZeroGrad();
+
+            var (valLoss, valDice, valIoU) = Validate(model, towers, tokenizer, valLoader, loss, cancellation);
+            double lrUsed = optimizer.LearningRate;
+            optimizer.LearningRate = plateau.Step(valLoss, optimizer.LearningRate);
+            bool best = early.Observe(valDice);
+            var metrics = new EpochMetrics(epoch, trainSum / Math.Max(trainCount, 1), valLoss, valDice, valIoU, lrUsed, clock.Elapsed.TotalSeconds);
+            rows.Add(metrics);
+
+            string checkpointDir = run.CheckpointDir(epoch + 1);
+            Directory.CreateDirectory(checkpointDir);
+            var epochMeta = new Dictionary<string, string> { ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            AdapterFile.Save(Path.Combine(checkpointDir, "weights.safetensors"), model, epochMeta);
+            SafetensorsWriter.Save(Path.Combine(checkpointDir, "optimizer.safetensors"), optimizer.StateTensors());
+            if (best) AdapterFile.Save(run.BestFile, model, epochMeta);
+            AdapterFile.Save(run.LastFile, model, epochMeta);
+            run.WriteMetrics(rows);
+            run.WriteCurves(rows);
+
+            bool stop = epoch + 1 >= config.MinEpochs && early.ShouldStop;
+            if (stop) stopReason = $"early stopping: validation Dice did not improve for {early.Wait} epochs";
+            bool finished = stop || epoch + 1 == config.MaxEpochs;
+            state = new TrainingState
+            {
+                EpochsCompleted = epoch + 1,
+                Checkpoint = Path.GetRelativePath(run.Path, checkpointDir),
+                Lr = optimizer.LearningRate,
+                PlateauBest = double.IsFinite(plateau.Best) ? plateau.Best : null,
+                PlateauBadEpochs = plateau.BadEpochs,
+                EarlyStoppingBest = double.IsFinite(early.Best) ? early.Best : null,
+                EarlyStoppingWait = early.Wait,
+                BestEpoch = best ? epoch : state.BestEpoch,
+                OptimizerStep = optimizer.Step,
+                GlobalStep = globalStep,
+                Finished = finished,
+                StopReason = finished ? stopReason : null,
+            };
+            run.WriteState(state);
+            run.PruneCheckpoints(checkpointDir);
+
+            tensorboard.add_scalar("loss/train", (float)metrics.TrainLoss, epoch);
+            tensorboard.add_scalar("loss/val", (float)valLoss, epoch);
+            tensorboard.add_scalar("val/dice", (float)valDice, epoch);
+            tensorboard.add_scalar("val/iou", (float)valIoU, epoch);
+            tensorboard.add_scalar("lr", (float)lrUsed, epoch);
+            observer.EpochCompleted(metrics, best);
+            if (stop) break;
+        }
+        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StopReason ?? stopReason, run.Path);
+    }
+
+    /// <summary>Logits for a batch and the target at the logits' resolution.</summary>
+    private static Tensor Forward(AdaptedClipSeg model, CachedTowers towers, ClipTokenizer tokenizer, Batch batch, out Tensor target)
+    {
+        var pixels = tensor(batch.Images, new long[] { batch.Count, 3, batch.Height, batch.Width });
+        var masks = tensor(batch.Masks, new long[] { batch.Count, batch.Height, batch.Width });
+        var tokens = tokenizer.EncodeBatch(batch.Prompts);
+        var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
+        var attention = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
+        var keys = batch.Records.Select(r => $"{r.Dataset}/{r.Split}/{r.Index}").ToList();
+        using var vision = towers.Vision(pixels, keys);
+        using var text = towers.Text(ids, attention, batch.Prompts, p =>
+        {
+            var one = tokenizer.EncodeBatch(new[] { p });
+            return (tensor(one.InputIds, new long[] { 1, one.Length }), tensor(one.AttentionMask, new long[] { 1, one.Length }));
+        });
+        var logits = model.Head(vision, text);
+        // Models whose head outputs a coarser grid than the input (e.g. patch 8 with the complex
+        // head) are trained against the mask resized (nearest) to the logits.
+        target = logits.shape[1] == masks.shape[1] && logits.shape[2] == masks.shape[2]
+            ? masks
+            : nn.functional.interpolate(masks.unsqueeze(1), new[] { logits.shape[1], logits.shape[2] }, mode: InterpolationMode.Nearest).squeeze(1);
+        return logits;
+    }
+
+    /// <summary>Mean loss, mean per-image Dice and IoU (threshold 0.5, network resolution) over the validation split.</summary>
+    private static (double Loss, double Dice, double IoU) Validate(AdaptedClipSeg model, CachedTowers towers, ClipTokenizer tokenizer,
+        BatchLoader loader, DiceBceLoss loss, CancellationToken cancellation)
+    {
+        model.eval();
+        double lossSum = 0, diceSum = 0, iouSum = 0;
+        int n = 0;
+        // Validation prompts come from epoch 0's draw every time so epochs are compared on the same task.
+        foreach (var batch in loader.Epoch(0, cancellation: cancellation))
+        {
+            using var scope = NewDisposeScope();
+            using var _ = inference_mode();
+            var logits = Forward(model, towers, tokenizer, batch, out var target);
+            lossSum += loss.Compute(logits, target).item<float>() * batch.Count;
+            var predicted = logits.gt(0).contiguous().data<bool>().ToArray();
+            var truth = target.gt(0.5).contiguous().data<bool>().ToArray();
+            int plane = (int)(logits.shape[1] * logits.shape[2]);
+            for (int i = 0; i < batch.Count; i++)
+            {
+                var p = predicted.AsSpan(i * plane, plane);
+                var t = truth.AsSpan(i * plane, plane);
+                diceSum += SegmentationMetrics.Dice(p, t);
+                iouSum += SegmentationMetrics.IoU(p, t);
+            }
+            n += batch.Count;
+        }
+        return (lossSum / n, diceSum / n, iouSum / n);
+    }
+}
