@@ -29,7 +29,7 @@ internal static class ProgressReporter
             return;
         }
         var clock = Stopwatch.StartNew();
-        var lastPrint = TimeSpan.MinValue;
+        var lastPrint = TimeSpan.Zero; // not MinValue: "now - MinValue" overflows; the first line comes after 2 s or at the end
         int done = 0;
         work(n =>
         {
