@@ -20,6 +20,7 @@ public static class VlsmCli
             VerifyCommand.Build(),
             TokenizeCommand.Build(),
             InfoCommand.Build(),
+            PromptsCommand.Build(), SynthCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
