@@ -90,6 +90,9 @@ public static class MedvlsmRules
         if (significant == 1) return LocationGrid.CellNames[theSignificant];
         if (significant == 0)
         {
+            // Unreachable for a component whose cell counts sum to its pixel count (some cell then
+            // holds at least 1/9 > 10 %). medvlsm, which counts only pixels of exactly 255, reaches
+            // it for a JPEG-mask component with no such pixel (0/0 shares); kept for completeness.
             int smallest = -1;
             for (int c = 0; c < 9; c++)
                 if (cells[c] > 0 && (smallest < 0 || cells[c] < cells[smallest])) smallest = c;
