@@ -41,7 +41,7 @@ public readonly record struct ShapeMeasures(int Area, double Perimeter, double C
 /// <item>round — otherwise (near-isotropic convex regions: discs, squares, equilateral triangles).</item>
 /// </list>
 /// The thresholds were set on drawn shapes: digital discs of radius 2–40 have relative
-/// circularity 0.86–0.97 and solidity 1; 2:1 ellipses aspect ≈ 2; five-pointed stars solidity
+/// circularity 0.86–0.97 and solidity 1; 2:1 ellipses aspect ≈ 2; sharp five-pointed stars solidity
 /// 0.54–0.73; discs with three or four bumps solidity 0.90–0.96 and relative circularity 0.6–0.74
 /// (see the tests).
 /// </summary>
