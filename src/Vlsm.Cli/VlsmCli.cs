@@ -22,6 +22,8 @@ public static class VlsmCli
             InfoCommand.Build(),
             TrainCommand.Build(),
             DataCommand.Build(),
+            PromptsCommand.Build(),
+            SynthCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -1,0 +1,163 @@
+using Vlsm.Data;
+using Vlsm.Data.Prompts;
+using Vlsm.Data.Synthetic;
+using Vlsm.Imaging;
+
+namespace Vlsm.Tests;
+
+/// <summary><c>vlsm prompts</c>, run as a user runs it.</summary>
+public sealed class PromptCliTests : IDisposable
+{
+    private readonly string tmp = Directory.CreateTempSubdirectory("vlsm-prompts-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(tmp, recursive: true);
+
+    private static readonly string[] P0ToP9 = Enumerable.Range(0, 10).Select(i => "p" + i).ToArray();
+
+    /// <summary>A plain images/masks folder (one object per scene, masks named like images), without anns/.</summary>
+    private string Folder(string name, int scenes)
+    {
+        string dir = Path.Combine(tmp, name);
+        SyntheticDataset.Generate(dir, new SynthOptions(scenes, 2, Size: 48, Style: SynthStyle.Medical, MaxObjects: 1));
+        Directory.Delete(Path.Combine(dir, "anns"), recursive: true);
+        return dir;
+    }
+
+    [Fact]
+    public void PromptsOnASynthFolderWritesReadableAnns()
+    {
+        string dir = Path.Combine(tmp, "gen");
+        var made = CliRunner.Run("synth", "--out", dir, "--n", "12", "--seed", "4", "--max-objects", "1", "--size", "64");
+        Assert.True(made.ExitCode == 0, made.Stderr);
+        Directory.Delete(Path.Combine(dir, "anns"), recursive: true);
+
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("wrote 12 records (test 12)", r.Stdout);
+        Assert.Equal(["test.json"], Directory.GetFiles(Path.Combine(dir, "anns")).Select(Path.GetFileName));
+        var records = AnnotationFile.Read(Path.Combine(dir, "anns", "test.json"));
+        Assert.Equal(12, records.Count);
+        foreach (var record in records)
+        {
+            Assert.Equal(P0ToP9, record.PromptKeys);
+            Assert.Equal(record.ImgName, record.MaskName);
+            Assert.Equal(ClassDescriptions.Polyp, record.Prompts["p7"]);
+            Assert.StartsWith("one ", record.Prompts["p5"].Single());
+            Assert.EndsWith(" polyp", record.Prompts["p5"].Single());
+            // The prompts are the library's for the same files.
+            var image = ImageCodec.DecodeRgb(Path.Combine(dir, "images", record.ImgName));
+            var mask = BinaryMask.FromGray(ImageCodec.DecodeGray(Path.Combine(dir, "masks", record.MaskName)));
+            var expected = PromptGenerator.Prompts(image, mask, "polyp", ClassDescriptions.Polyp);
+            Assert.All(P0ToP9, k => Assert.Equal(expected[k], record.Prompts[k]));
+        }
+    }
+
+    [Fact]
+    public void SplitWritesThreeDisjointFilesReproducibly()
+    {
+        string dir = Folder("split", 20);
+        var first = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--split", "0.6,0.2,0.2", "--seed", "3");
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        Assert.Contains("train 12, val 4, test 4", first.Stdout);
+        Assert.Contains("no descriptions for \"lesion\"", first.Stdout);
+        var files = new[] { "train", "val", "test" }.Select(n => Path.Combine(dir, "anns", n + ".json")).ToArray();
+        var sets = files.Select(f => AnnotationFile.Read(f).Select(r => r.ImgName).ToHashSet()).ToArray();
+        Assert.Equal(20, sets.Sum(s => s.Count));
+        Assert.Equal(20, sets.SelectMany(s => s).Distinct().Count());
+        Assert.All(files.SelectMany(AnnotationFile.Read), r => Assert.Equal(7, r.Prompts.Count)); // no p7–p9 without descriptions
+        var bytes = files.Select(File.ReadAllBytes).ToArray();
+
+        var again = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--split", "0.6,0.2,0.2", "--seed", "3");
+        Assert.Equal(0, again.ExitCode);
+        Assert.Equal(bytes, files.Select(File.ReadAllBytes).ToArray());
+    }
+
+    [Fact]
+    public void DescriptionsFileAndEmptyMasks()
+    {
+        string dir = Folder("desc", 3);
+        // Blank out one mask: it gets "no lesion" prompts.
+        string blank = Directory.GetFiles(Path.Combine(dir, "masks")).Order(StringComparer.Ordinal).First();
+        ImageCodec.SavePng(blank, new GrayImage(48, 48));
+        string descriptions = Path.Combine(tmp, "lesion.txt");
+        File.WriteAllText(descriptions, "a patch of abnormal tissue\nlesion which is a spot\n");
+
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--descriptions", descriptions);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("1 empty mask(s) got \"no lesion\" prompts", r.Stdout);
+        var records = AnnotationFile.Read(Path.Combine(dir, "anns", "test.json"));
+        var empty = records.Single(x => x.MaskName == Path.GetFileName(blank));
+        Assert.All(P0ToP9.Skip(1), k => Assert.Equal(["no lesion"], empty.Prompts[k]));
+        var full = records.First(x => x != empty);
+        Assert.Equal(["lesion which is a patch of abnormal tissue", "lesion which is a spot"], full.Prompts["p7"]);
+        // A one-element list stays a list in the file.
+        Assert.Contains("\"p7\": [", File.ReadAllText(Path.Combine(dir, "anns", "test.json")));
+    }
+
+    [Fact]
+    public void MissingFolderNamesIt()
+    {
+        string missing = Path.Combine(tmp, "nowhere");
+        var r = CliRunner.Run("prompts", "--data", missing, "--class", "polyp");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"{missing}: dataset folder not found", r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void MissingMasksFolderNamesIt()
+    {
+        string dir = Path.Combine(tmp, "nomasks");
+        Directory.CreateDirectory(Path.Combine(dir, "images"));
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(Path.Combine(dir, "masks"), r.Stderr);
+    }
+
+    [Fact]
+    public void UnpairedFilesAreListed()
+    {
+        string dir = Folder("unpaired", 3);
+        ImageCodec.SavePng(Path.Combine(dir, "masks", "orphan_mask.png"), new GrayImage(48, 48));
+        File.Delete(Directory.GetFiles(Path.Combine(dir, "masks")).Order(StringComparer.Ordinal).First(f => !f.EndsWith("orphan_mask.png")));
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("1 mask(s) without an image", r.Stderr);
+        Assert.Contains("orphan_mask.png", r.Stderr);
+        Assert.Contains("1 image(s) without a mask", r.Stderr);
+        Assert.Contains("synth_00000.png", r.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "anns")));
+    }
+
+    [Theory]
+    [InlineData("0.8,0.1", "--split '0.8,0.1' has 2 value(s)")]
+    [InlineData("0.8,0.1,0.3", "--split '0.8,0.1,0.3' sums to 1.2")]
+    [InlineData("a,b,c", "'a' is not a non-negative number")]
+    public void BadSplitNamesTheValue(string split, string expected)
+    {
+        string dir = Folder("badsplit", 2);
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--split", split);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected, r.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "anns")));
+    }
+
+    [Fact]
+    public void MaskOfTheWrongSizeNamesBothFiles()
+    {
+        string dir = Folder("size", 2);
+        string mask = Directory.GetFiles(Path.Combine(dir, "masks")).Order(StringComparer.Ordinal).First();
+        ImageCodec.SavePng(mask, new GrayImage(20, 48));
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"{mask} is 20x48 but its image", r.Stderr);
+    }
+
+    [Fact]
+    public void HelpSaysWhereRecordsGoWithoutSplit()
+    {
+        var r = CliRunner.Run("prompts", "--help");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("anns/test.json", r.Stdout);
+    }
+}
