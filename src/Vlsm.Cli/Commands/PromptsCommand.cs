@@ -7,15 +7,16 @@ internal static class PromptsCommand
 {
     public static Command Build()
     {
-        var data = new Option<string>("--data") { Description = "Dataset folder with images/ and masks/ (paired by file stem); anns/ is written there.", Required = true };
-        var className = new Option<string>("--class") { Description = "Class word of the prompts, e.g. polyp, \"skin melanoma\", \"foot ulcer\".", Required = true };
+        var data = new Option<string>("--data") { HelpName = "ROOT", Description = "Dataset folder with images/ and masks/ (paired by file stem); anns/ is written there.", Required = true };
+        var className = new Option<string>("--class") { HelpName = "NAME", Description = "Class word of the prompts, e.g. polyp, \"skin melanoma\", \"foot ulcer\".", Required = true };
         var descriptions = new Option<string?>("--descriptions")
         {
+            HelpName = "FILE",
             Description = "File of class descriptions for p7–p9 (one per line or a JSON list). Default: medvlsm's for polyp, skin melanoma "
                 + "and foot ulcer; other classes get no p7–p9.",
         };
-        var split = new Option<string?>("--split") { Description = "Fractions of images for train,val,test, e.g. 0.8,0.1,0.1. Without it every record goes to anns/test.json." };
-        var seed = new Option<ulong?>("--seed") { Description = "Seed of the --split shuffle (default 0); the same seed gives the same split." };
+        var split = new Option<string?>("--split") { HelpName = "TRAIN,VAL,TEST", Description = "Fractions of images for train,val,test, e.g. 0.8,0.1,0.1. Without it every record goes to anns/test.json." };
+        var seed = new Option<ulong?>("--seed") { HelpName = "N", Description = "Seed of the --split shuffle (default 0); the same seed gives the same split." };
         var cmd = new Command("prompts",
             "Write medvlsm annotation files (anns/*.json, prompts p0–p9) for a folder of images and masks, computing number, size and "
             + "location as medvlsm did and colour and shape from the image and mask. Without --split, everything goes to anns/test.json.")

@@ -9,18 +9,19 @@ internal static class SynthCommand
 {
     public static Command Build()
     {
-        var outDir = new Option<string>("--out") { Description = "Folder to write images/, masks/ and anns/ to (created if missing; must not hold a dataset).", Required = true };
-        var count = new Option<int>("--n") { Description = "Number of scenes (images); each has 1–3 objects and one record per object.", Required = true };
-        var seed = new Option<ulong>("--seed") { Description = "Random seed; the same seed and options give byte-identical files.", Required = true };
-        var size = new Option<int>("--size") { Description = "Image width and height in pixels.", DefaultValueFactory = _ => 96 };
+        var outDir = new Option<string>("--out") { HelpName = "DIR", Description = "Folder to write images/, masks/ and anns/ to (created if missing; must not hold a dataset).", Required = true };
+        var count = new Option<int>("--n") { HelpName = "N", Description = "Number of scenes (images); each has 1–3 objects and one record per object.", Required = true };
+        var seed = new Option<ulong>("--seed") { HelpName = "N", Description = "Random seed; the same seed and options give byte-identical files.", Required = true };
+        var size = new Option<int>("--size") { HelpName = "PIXELS", Description = "Image width and height in pixels.", DefaultValueFactory = _ => 96 };
         var style = new Option<string>("--style")
         {
+            HelpName = "natural|medical",
             Description = "natural: flat bright circles, squares, triangles, ellipses; medical: low-contrast blurred blobs (round, oval, elongated, irregular).",
             DefaultValueFactory = _ => "natural",
         };
-        var maxObjects = new Option<int>("--max-objects") { Description = "Most objects per scene (1–3); with 1 every mask is named like its image.", DefaultValueFactory = _ => 3 };
-        var className = new Option<string?>("--class") { Description = "Class word of the prompts (default: shape for natural, polyp for medical)." };
-        var split = new Option<string>("--split") { Description = "Fractions of images for train,val,test.", DefaultValueFactory = _ => "0.7,0.15,0.15" };
+        var maxObjects = new Option<int>("--max-objects") { HelpName = "K", Description = "Most objects per scene (1–3); with 1 every mask is named like its image.", DefaultValueFactory = _ => 3 };
+        var className = new Option<string?>("--class") { HelpName = "WORD", Description = "Class word of the prompts (default: shape for natural, polyp for medical)." };
+        var split = new Option<string>("--split") { HelpName = "TRAIN,VAL,TEST", Description = "Fractions of images for train,val,test.", DefaultValueFactory = _ => "0.7,0.15,0.15" };
         var cmd = new Command("synth",
             "Generate a synthetic segmentation dataset in the medvlsm layout: images/, masks/ (one per object) and anns/{train,val,test}.json "
             + "split by image, with prompts p0–p9 that single out each object by colour, shape, size and location.")

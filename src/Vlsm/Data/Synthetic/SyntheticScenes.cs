@@ -91,7 +91,7 @@ public static class SyntheticScenes
         {
             string color = colors[k];
             string? shape = null;
-            BinaryMask? mask = null;
+            BinaryMask? mask = null, lastPlaced = null;
             // Medical shape words come from the classifier, so a drawn blob must be classified as
             // the word it was drawn for; redraw the few that are not.
             for (int attempt = 0; attempt < 12 && mask is null; attempt++)
@@ -100,8 +100,18 @@ public static class SyntheticScenes
                 var geometry = Make(intended, rng.NextDouble(fraction.Min, fraction.Max) * size * size, rng);
                 var candidate = Place(geometry, size, occupied, rng);
                 if (candidate is null) continue;
+                lastPlaced = candidate;
                 if (medical && ShapeClassifier.Name(candidate) != intended) continue;
                 (shape, mask) = (intended, candidate);
+            }
+            if (mask is null && k == 0 && lastPlaced is not null)
+            {
+                // Never seen in practice; a scene must have an object, and the first cannot clash
+                // with another's shape word, so take the word the classifier gives.
+                (shape, mask) = (ShapeClassifier.Name(lastPlaced)!, lastPlaced);
+                // Keep the later objects' words distinct from it.
+                int taken = shapes.IndexOf(shape);
+                if (taken > 0) (shapes[0], shapes[taken]) = (shapes[taken], shapes[0]);
             }
             if (mask is null || shape is null)
             {
