@@ -26,6 +26,7 @@ internal static class TrainCommand
         var loss = new Option<string?>("--loss") { Description = "reference (default: as the Python reference, sigmoid fed to BCE-with-logits) or dice-bce." };
         var maskThreshold = new Option<string?>("--mask-threshold") { Description = "Mask pixels above this value are foreground (default 127); \"soft\" keeps value/255 targets." };
         var augment = new Option<bool>("--augment") { Description = "Flips, rotation, scale and colour jitter (off by default, as in the reference)." };
+        var onError = new Option<string?>("--on-error") { Description = "fail (default) stops at an unusable record (e.g. image and mask sizes differ); skip skips and counts it." };
         var noCache = new Option<bool>("--no-feature-cache") { Description = "Recompute frozen tower outputs every epoch." };
         var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
         var output = new Option<string?>("--out") { Description = "Run folder to create." };
@@ -33,7 +34,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full) on medvlsm-format datasets.")
         {
             model, data, preset, mode, parts, adapterDim, condDim, zeroInit, epochs, batch, lr, prompt, seed, precision, loss,
-            maskThreshold, augment, noCache, configFile, output, resume,
+            maskThreshold, augment, onError, noCache, configFile, output, resume,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -73,6 +74,7 @@ internal static class TrainCommand
                 if (parse.GetValue(maskThreshold) is { } mt) config.MaskThreshold = mt;
                 if (parse.GetValue(augment)) config.Augment = true;
                 if (parse.GetValue(noCache)) config.FeatureCache = false;
+                if (parse.GetValue(onError) is { } oe) config.OnError = oe;
                 string outDir = parse.GetValue(output) ?? throw new VlsmException("--out RUN is required: the folder where the run is written.");
                 run = new RunFolder(outDir);
                 if (run.HasState) throw new VlsmException($"{run.Path} already holds a run; use --resume {outDir} to continue it, or another --out.");
@@ -91,7 +93,8 @@ internal static class TrainCommand
             {
                 result = new Trainer(config, run, new LogObserver()).Run(resuming);
             }
-            Console.WriteLine($"done: {result.EpochsCompleted} epochs, best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch + 1} ({result.StopReason}); weights in {run.BestFile}");
+            Console.WriteLine($"done: {result.EpochsCompleted} epochs, best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch + 1}"
+                + (result.StartValDice is { } start ? $" (before training {start:0.0000})" : "") + $"; {result.StopReason}; weights in {run.BestFile}");
             return 0;
         }));
         return cmd;

@@ -47,6 +47,7 @@ public sealed record TrainingState
     public long GlobalStep { get; init; }
     public bool Finished { get; init; }
     public string? StopReason { get; init; }
+    public double? StartValDice { get; init; }
 }
 
 /// <summary>

@@ -45,6 +45,8 @@ public sealed class TrainConfig
     /// <summary>Mask binarisation threshold (value &gt; threshold is foreground), or "soft" for value/255 targets.</summary>
     public string MaskThreshold { get; set; } = "127";
     public bool Augment { get; set; }
+    /// <summary>"fail" stops at the first unusable record; "skip" skips it and reports the count.</summary>
+    public string OnError { get; set; } = "fail";
     public bool FeatureCache { get; set; } = true;
     public int FeatureCacheMemoryMb { get; set; } = 2048;
     public string TrainSplit { get; set; } = "train";
@@ -121,6 +123,7 @@ public sealed class TrainConfig
         Check(WeightDecay >= 0, $"weight_decay must be non-negative, got {WeightDecay}.");
         Check(GradClip > 0, $"grad_clip must be positive, got {GradClip}.");
         Check(Precision is "fp32" or "bf16", $"precision \"{Precision}\" is not one of fp32, bf16.");
+        Check(OnError is "fail" or "skip", $"on_error \"{OnError}\" is not one of fail, skip.");
         Check(MaskThreshold == "soft" || (int.TryParse(MaskThreshold, NumberStyles.Integer, CultureInfo.InvariantCulture, out int t) && t is >= 0 and < 255),
             $"mask_threshold \"{MaskThreshold}\" must be an integer 0..254 or \"soft\".");
     }

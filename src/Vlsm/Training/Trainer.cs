@@ -21,7 +21,7 @@ public interface ITrainingObserver
     void Message(string text);
 }
 
-public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, string StopReason, string RunDir);
+public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, double? StartValDice, string StopReason, string RunDir);
 
 /// <summary>
 /// The VLSM-Adapter training recipe: AdamW, ReduceLROnPlateau on validation loss, early
@@ -73,6 +73,7 @@ public sealed class Trainer
             MaskMode = config.MaskThreshold == "soft" ? MaskMode.Soft : MaskMode.Binary,
             MaskThreshold = config.MaskThreshold == "soft" ? 127 : int.Parse(config.MaskThreshold),
             Augment = config.Augment ? DefaultAugmentation : AugmentOptions.None,
+            OnError = config.OnError == "skip" ? OnError.Skip : OnError.Fail,
             Seed = config.Seed,
         };
         var prompt = PromptChoice.Parse(config.Prompt);
@@ -101,7 +102,7 @@ public sealed class Trainer
             if (state.Finished)
             {
                 observer.Message($"{run.Path} already finished ({state.StopReason}); nothing to resume.");
-                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StopReason ?? "finished", run.Path);
+                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", run.Path);
             }
             string checkpoint = run.File(state.Checkpoint);
             AdapterFile.LoadInto(model, Path.Combine(checkpoint, "weights.safetensors"));
@@ -122,6 +123,14 @@ public sealed class Trainer
         observer.RunStarted($"{spec} on {string.Join(", ", data.Datasets.Select(d => d.Name))}: {trainRecords.Count} train / {valRecords.Count} val records, " +
             $"{model.TrainableParameterCount:N0} trainable parameters ({100.0 * model.TrainableParameterCount / baseModel.parameters().Sum(p => p.numel()):0.00} %)");
         var tensorboard = torch.utils.tensorboard.SummaryWriter(run.TensorBoardDir);
+        if (!resume)
+        {
+            // The untrained model's validation score: the baseline every epoch is compared with.
+            var (startLoss, startDice, _) = Validate(model, towers, tokenizer, valLoader, loss, cancellation);
+            state = state with { StartValDice = startDice };
+            observer.Message($"before training: val loss {startLoss:0.0000}, val Dice {startDice:0.0000}");
+        }
+        var skipped = new LoadReport();
 
         string stopReason = $"reached max_epochs {config.MaxEpochs}";
         for (int epoch = state.EpochsCompleted; epoch < config.MaxEpochs; epoch++)
@@ -133,7 +142,7 @@ public sealed class Trainer
             double trainSum = 0;
             int trainCount = 0, step = 0;
             long globalStep = state.GlobalStep;
-            foreach (var batch in trainLoader.Epoch(epoch, cancellation: cancellation))
+            foreach (var batch in trainLoader.Epoch(epoch, skipped, cancellation))
             {
                 double value;
                 using (var scope = NewDisposeScope())
@@ -155,6 +164,8 @@ public sealed class Trainer
                 observer.StepCompleted(epoch, step, trainLoader.BatchCount, value, optimizer.LearningRate, trainCount / clock.Elapsed.TotalSeconds);
             }
             optimizer.ZeroGrad();
+            if (epoch == state.EpochsCompleted && skipped.SkippedCount > 0)
+                observer.Message($"skipped {skipped.SkippedCount} unusable training record(s) (--on-error skip), e.g. {skipped.Skipped[0].Id.ImgName}: {skipped.Skipped[0].Reason}");
 
             var (valLoss, valDice, valIoU) = Validate(model, towers, tokenizer, valLoader, loss, cancellation);
             double lrUsed = optimizer.LearningRate;
@@ -190,6 +201,7 @@ public sealed class Trainer
                 GlobalStep = globalStep,
                 Finished = finished,
                 StopReason = finished ? stopReason : null,
+                StartValDice = state.StartValDice,
             };
             run.WriteState(state);
             run.PruneCheckpoints(checkpointDir);
@@ -202,11 +214,11 @@ public sealed class Trainer
             observer.EpochCompleted(metrics, best);
             if (stop) break;
         }
-        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StopReason ?? stopReason, run.Path);
+        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StartValDice, state.StopReason ?? stopReason, run.Path);
     }
 
     /// <summary>Logits for a batch and the target at the logits' resolution.</summary>
-    private static Tensor Forward(AdaptedClipSeg model, CachedTowers towers, ClipTokenizer tokenizer, Batch batch, out Tensor target)
+    internal static Tensor Forward(AdaptedClipSeg model, CachedTowers towers, ClipTokenizer tokenizer, Batch batch, out Tensor target)
     {
         var pixels = tensor(batch.Images, new long[] { batch.Count, 3, batch.Height, batch.Width });
         var masks = tensor(batch.Masks, new long[] { batch.Count, batch.Height, batch.Width });
