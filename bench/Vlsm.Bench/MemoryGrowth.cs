@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Globalization;
+using Vlsm.Data.Synthetic;
+using Vlsm.Training;
+
+namespace Vlsm.Bench;
+
+/// <summary>
+/// Resident memory of a real training run (loader, feature cache, checkpoints) at step 20 and
+/// step 200: the growth must stay under 5 %. Runs in a child process so nothing else is resident.
+/// Uses the tiny parity model from ../shared (dense VL adapters are not possible on it; dense V
+/// keeps gradients flowing through the vision tower every step).
+/// </summary>
+internal static class MemoryGrowth
+{
+    public const string ChildKey = "memory_growth";
+
+    private static string? TinyModel()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "..", "shared", "parity", "clipseg-tiny");
+            if (File.Exists(Path.Combine(dir.FullName, "vlsm.sln")) && Directory.Exists(candidate)) return Path.GetFullPath(candidate);
+        }
+        return null;
+    }
+
+    public static double? Measure()
+    {
+        if (TinyModel() is null)
+        {
+            Console.WriteLine("memory growth: skipped (needs ../shared/parity/clipseg-tiny beside the checkout)");
+            return null;
+        }
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(MemoryGrowth).Assembly.Location);
+        psi.ArgumentList.Add("--child");
+        psi.ArgumentList.Add(ChildKey);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return double.Parse(output.Trim().Split('\n').Last(), CultureInfo.InvariantCulture);
+    }
+
+    public static string RunChild()
+    {
+        string root = Directory.CreateTempSubdirectory("vlsm-memory-").FullName;
+        try
+        {
+            string data = Path.Combine(root, "data");
+            SyntheticDataset.Generate(data, new SynthOptions(120, 3, Style: SynthStyle.Medical), null);
+            var config = new TrainConfig { Model = TinyModel()!, Data = new() { data }, Mode = "dense", Parts = "v", AdapterDim = 16, Lr = 1e-3, BatchSize = 4, Prompt = "random" };
+            config.SetEpochs(20);
+            config.EarlyStoppingPatience = 1000;
+            var observer = new RssObserver();
+            new Trainer(config, new RunFolder(Path.Combine(root, "run")), observer).Run(false);
+            return ((observer.At200 - observer.At20) * 100.0 / observer.At20).ToString("0.00", CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private sealed class RssObserver : ITrainingObserver
+    {
+        private int steps;
+        public long At20 { get; private set; }
+        public long At200 { get; private set; }
+
+        public void StepCompleted(int epoch, int step, int stepsInEpoch, double loss, double lr, double imagesPerSecond)
+        {
+            steps++;
+            if (steps == 20) At20 = Rss();
+            if (steps == 200) At200 = Rss();
+        }
+
+        private static long Rss()
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmRSS:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+            return 0;
+        }
+
+        public void RunStarted(string description) { }
+        public void EpochStarted(int epoch, int maxEpochs, int steps) { }
+        public void EpochCompleted(EpochMetrics metrics, bool best) { }
+        public void Message(string text) { }
+    }
+}
