@@ -21,6 +21,7 @@ public static class VlsmCli
             TokenizeCommand.Build(),
             InfoCommand.Build(),
             DataCommand.Build(),
+            EvalCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
