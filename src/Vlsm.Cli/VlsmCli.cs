@@ -22,6 +22,7 @@ public static class VlsmCli
             InfoCommand.Build(),
             TrainCommand.Build(),
             DataCommand.Build(),
+            EvalCommand.Build(),
             PromptsCommand.Build(),
             SynthCommand.Build(),
         };

@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Vlsm.Data;
+using Vlsm.Evaluation;
+using Vlsm.Inference;
+
+namespace Vlsm.Cli.Commands;
+
+/// <summary><c>vlsm eval</c>: Dice, IoU and HD95 of a model (optionally with trained weights) on a dataset split.</summary>
+internal static class EvalCommand
+{
+    /// <summary>The adapter file a training run folder holds (the checkpoint with the best validation score).</summary>
+    public const string RunBestFile = "best.safetensors";
+
+    public static Command Build()
+    {
+        var model = new Option<string>("--model") { Description = "HF CLIPSeg model folder (the base model).", Required = true };
+        var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference." };
+        var run = new Option<string?>("--run") { Description = $"Training run folder: evaluates its {RunBestFile}." };
+        var data = new Option<string[]>("--data")
+        {
+            Description = "Dataset folder (images/, masks/, anns/); repeat for several datasets: one summary each and their mean.",
+            Required = true,
+        };
+        var split = new Option<string>("--split") { Description = "Split to evaluate.", DefaultValueFactory = _ => "test" };
+        var prompt = new Option<string>("--prompt")
+        {
+            Description = "A prompt key (p3), random (a key of p1…pN per record), all (every key, one row each) or literal text. "
+                + "A list-valued key gives each record one of its texts, the same in every run.",
+            DefaultValueFactory = _ => PromptChoice.RandomSpec,
+        };
+        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the predicted mask.", DefaultValueFactory = _ => 0.5f };
+        var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
+        var outDir = new Option<string?>("--out") { Description = $"Write {EvaluationReport.PerImageFile} and {EvaluationReport.SummaryFile} here (default: print only)." };
+        var saveMasks = new Option<bool>("--save-masks") { Description = "Write predicted masks (0/255 PNG, original size) under OUT/masks/, named after mask_name." };
+        var overlays = new Option<int>("--overlays") { Description = "Draw the N best and N worst cases by Dice under OUT/overlays/.", DefaultValueFactory = _ => 0 };
+        var maskThreshold = DataOptions.MaskThreshold();
+        var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
+        var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
+            + "HD95 in pixels; mean ± population std per dataset and prompt.")
+        {
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json,
+        };
+        cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
+        {
+            string? output = parse.GetValue(outDir);
+            bool masks = parse.GetValue(saveMasks);
+            int overlayCount = parse.GetValue(overlays);
+            if (output is null && masks) throw new VlsmException("--save-masks writes under the output folder; give --out DIR.");
+            if (output is null && overlayCount > 0) throw new VlsmException("--overlays writes under the output folder; give --out DIR.");
+            if (output is not null && File.Exists(output)) throw new VlsmException($"--out {output} is a file; give a folder.");
+            var options = new EvaluationOptions
+            {
+                Split = parse.GetValue(split)!,
+                Prompt = parse.GetValue(prompt)!,
+                Threshold = parse.GetValue(threshold),
+                MaskThreshold = DataOptions.CheckThreshold(parse.GetValue(maskThreshold)),
+                BatchSize = parse.GetValue(batch),
+                MasksDirectory = output is not null && masks ? Path.Combine(output, "masks") : null,
+                OverlaysDirectory = output is not null ? Path.Combine(output, "overlays") : null,
+                Overlays = overlayCount,
+            };
+            options.Validate();
+
+            string modelDir = parse.GetValue(model)!;
+            string? adapterFile = AdapterFile(parse.GetValue(adapter), parse.GetValue(run));
+            var datasets = PooledDataset.Open(parse.GetValue(data)!);
+            var predictor = ClipSegPredictor.FromFolder(modelDir, adapterFile);
+            var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(modelDir),
+                adapterFile is null ? null : Path.GetFullPath(adapterFile));
+
+            bool asJson = parse.GetValue(json);
+            var report = RunWithProgress(evaluator, asJson);
+            if (output is not null) report.Write(output);
+
+            if (asJson)
+            {
+                Console.WriteLine(report.ToJsonText());
+            }
+            else
+            {
+                PrintTable(report);
+                if (output is not null) Console.WriteLine($"wrote {report.Images.Count} score(s) to {Path.Combine(output, EvaluationReport.PerImageFile)} and the summary to {Path.Combine(output, EvaluationReport.SummaryFile)}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The adapter file to load: --adapter as given, or RUN/best.safetensors, which must exist.</summary>
+    private static string? AdapterFile(string? adapter, string? run)
+    {
+        if (adapter is not null && run is not null)
+            throw new VlsmException($"give --adapter or --run, not both (--run {run} means --adapter {Path.Combine(run, RunBestFile)}).");
+        if (run is null) return adapter;
+        if (!Directory.Exists(run))
+            throw new VlsmException($"--run {run}: no such training run folder; give the folder vlsm train wrote, or an adapter file with --adapter.");
+        string best = Path.Combine(run, RunBestFile);
+        if (!File.Exists(best))
+            throw new VlsmException($"{best} not found: the run folder has no best checkpoint (has its training finished an epoch with validation?). Give an adapter or checkpoint file with --adapter.");
+        return best;
+    }
+
+    private static EvaluationReport RunWithProgress(Evaluator evaluator, bool asJson)
+    {
+        EvaluationReport report = null!;
+        string title = evaluator.Info.AllPrompts ? $"evaluating {evaluator.PromptKeys.Count} prompts" : "evaluating";
+        if (!asJson)
+        {
+            ProgressReporter.Run(title, evaluator.Images, advance => report = evaluator.Run(advance));
+            return report;
+        }
+        // stdout carries only the JSON document: progress lines go to stderr meanwhile.
+        var stdout = Console.Out;
+        Console.SetOut(Console.Error);
+        try
+        {
+            ProgressReporter.Run(title, evaluator.Images, advance => report = evaluator.Run(advance));
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+        }
+        return report;
+    }
+
+    /// <summary>Table cells as summary.json's numbers: Dice and IoU to 4 decimals, HD95 to 2, "mean ± std".</summary>
+    private static string Cell(MetricStats stats, int decimals)
+    {
+        string format = "F" + decimals.ToString(CultureInfo.InvariantCulture);
+        return $"{stats.Mean.ToString(format, CultureInfo.InvariantCulture)} ± {stats.Std.ToString(format, CultureInfo.InvariantCulture)}";
+    }
+
+    private static string Hd95Cell(ScoreSummary s) =>
+        (s.Hd95 is { } hd ? Cell(hd, 2) : "-") + $" ({s.Hd95Missing})";
+
+    private static void PrintTable(EvaluationReport report)
+    {
+        var info = report.Info;
+        // A log or a pipe gets no terminal width; 80 columns would wrap rows of this table.
+        if (Console.IsOutputRedirected && AnsiConsole.Profile.Width < 160) AnsiConsole.Profile.Width = 160;
+        var table = new Table();
+        if (info.AllPrompts) table.AddColumn("prompt");
+        if (info.Pooled) table.AddColumn("dataset");
+        table.AddColumn(new TableColumn("n").RightAligned())
+            .AddColumn(new TableColumn("Dice").RightAligned())
+            .AddColumn(new TableColumn("IoU").RightAligned())
+            .AddColumn(new TableColumn("HD95 (missing)").RightAligned());
+
+        void Row(string promptKey, string? dataset, ScoreSummary s, bool emphasise)
+        {
+            var cells = new List<string>();
+            if (info.AllPrompts) cells.Add(Markup.Escape(promptKey));
+            if (info.Pooled) cells.Add(emphasise ? $"[bold]{Markup.Escape(dataset!)}[/]" : Markup.Escape(dataset!));
+            cells.Add(s.N.ToString(CultureInfo.InvariantCulture));
+            cells.Add(Cell(s.Dice, 4));
+            cells.Add(Cell(s.IoU, 4));
+            cells.Add(Hd95Cell(s));
+            table.AddRow(cells.ToArray());
+        }
+
+        foreach (var p in report.Prompts)
+        {
+            foreach (var d in p.Datasets) Row(p.Prompt, d.Dataset, d.Summary, emphasise: false);
+            if (p.Mean is not null) Row(p.Prompt, "mean", p.Mean, emphasise: true);
+        }
+        string what = info.Pooled ? "datasets " + string.Join(", ", info.Datasets) : "dataset " + info.Datasets[0];
+        string prompt = info.AllPrompts ? "every prompt key" : $"prompt {PromptChoice.Parse(info.Prompt)}";
+        AnsiConsole.MarkupLineInterpolated($"[bold]{what}[/], split {info.Split}, {prompt}, threshold {info.Threshold.ToString(CultureInfo.InvariantCulture)}");
+        AnsiConsole.Write(table);
+        Console.WriteLine("Dice, IoU: mean ± std (population) at the original mask resolution; HD95 in pixels, (images where it is undefined)."
+            + (info.Pooled ? " mean: mean of the dataset means ± their std." : ""));
+    }
+}

@@ -1,0 +1,251 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Vlsm.Data;
+using Vlsm.IO;
+
+namespace Vlsm.Evaluation;
+
+/// <summary>Mean and standard deviation of one metric.</summary>
+/// <remarks>
+/// The standard deviation is the population one (divide by n, NumPy's <c>np.std</c> default): the
+/// images of a test split are all the images being described, not a sample of them, and that is how
+/// the medvlsm benchmark's mean ± std tables are computed.
+/// </remarks>
+public readonly record struct MetricStats(double Mean, double Std)
+{
+    /// <exception cref="ArgumentException">No values.</exception>
+    public static MetricStats Of(IReadOnlyCollection<double> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Count == 0) throw new ArgumentException("a statistic needs at least one value.", nameof(values));
+        double mean = values.Sum() / values.Count;
+        double squares = values.Sum(v => (v - mean) * (v - mean));
+        return new MetricStats(mean, Math.Sqrt(squares / values.Count));
+    }
+
+    internal JsonObject ToJson() => new() { ["mean"] = Mean, ["std"] = Std };
+}
+
+/// <summary>
+/// The metrics of a set of predictions: Dice, IoU and HD95 at the original mask resolution, and
+/// Dice and IoU at network resolution. HD95 is undefined when either mask is empty: such images
+/// are left out of its statistics and counted in <see cref="Hd95Missing"/>.
+/// </summary>
+/// <param name="Hd95">Null when HD95 is missing for every image.</param>
+public sealed record ScoreSummary(int N, MetricStats Dice, MetricStats IoU, MetricStats? Hd95, int Hd95Missing, MetricStats DiceNetwork, MetricStats IoUNetwork)
+{
+    /// <exception cref="ArgumentException">No scores.</exception>
+    public static ScoreSummary Of(IReadOnlyCollection<ImageScore> scores)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        if (scores.Count == 0) throw new ArgumentException("a summary needs at least one image.", nameof(scores));
+        var hd95 = scores.Where(s => s.Hd95 is not null).Select(s => s.Hd95!.Value).ToArray();
+        return new ScoreSummary(
+            scores.Count,
+            MetricStats.Of(scores.Select(s => s.Dice).ToArray()),
+            MetricStats.Of(scores.Select(s => s.IoU).ToArray()),
+            hd95.Length > 0 ? MetricStats.Of(hd95) : null,
+            scores.Count - hd95.Length,
+            MetricStats.Of(scores.Select(s => s.DiceNetwork).ToArray()),
+            MetricStats.Of(scores.Select(s => s.IoUNetwork).ToArray()));
+    }
+
+    /// <summary>
+    /// The summary of several datasets taken together, each dataset weighing the same whatever its
+    /// size: every mean is the mean of the datasets' means, every std the population std of those
+    /// means (how much the datasets differ); HD95 averages the datasets that have it. N and the
+    /// missing HD95 count are totals.
+    /// </summary>
+    /// <exception cref="ArgumentException">No summaries.</exception>
+    public static ScoreSummary MeanOf(IReadOnlyCollection<ScoreSummary> datasets)
+    {
+        ArgumentNullException.ThrowIfNull(datasets);
+        if (datasets.Count == 0) throw new ArgumentException("a mean needs at least one dataset.", nameof(datasets));
+        MetricStats Across(Func<ScoreSummary, double> mean) => MetricStats.Of(datasets.Select(mean).ToArray());
+        var hd95 = datasets.Where(d => d.Hd95 is not null).Select(d => d.Hd95!.Value.Mean).ToArray();
+        return new ScoreSummary(
+            datasets.Sum(d => d.N),
+            Across(d => d.Dice.Mean),
+            Across(d => d.IoU.Mean),
+            hd95.Length > 0 ? MetricStats.Of(hd95) : null,
+            datasets.Sum(d => d.Hd95Missing),
+            Across(d => d.DiceNetwork.Mean),
+            Across(d => d.IoUNetwork.Mean));
+    }
+
+    public JsonObject ToJson()
+    {
+        var hd95 = new JsonObject
+        {
+            ["mean"] = Hd95?.Mean,
+            ["std"] = Hd95?.Std,
+            ["missing"] = Hd95Missing,
+        };
+        return new JsonObject
+        {
+            ["n"] = N,
+            ["dice"] = Dice.ToJson(),
+            ["iou"] = IoU.ToJson(),
+            ["hd95"] = hd95,
+            ["network"] = new JsonObject { ["dice"] = DiceNetwork.ToJson(), ["iou"] = IoUNetwork.ToJson() },
+        };
+    }
+}
+
+/// <summary>One dataset's summary for one prompt.</summary>
+public sealed record DatasetResult(string Dataset, ScoreSummary Summary);
+
+/// <summary>
+/// The results for one prompt (one key under <c>--prompt all</c>, else the single prompt setting):
+/// per dataset, and with several datasets their <see cref="Mean"/>.
+/// </summary>
+/// <param name="Datasets">In the order the datasets were given; a dataset none of whose records has this key is absent.</param>
+public sealed record PromptResult(string Prompt, IReadOnlyList<DatasetResult> Datasets, ScoreSummary? Mean);
+
+/// <summary>What was evaluated, for the report.</summary>
+/// <param name="Prompt">The prompt setting as given: a key, "random", "all", or literal text.</param>
+/// <param name="Datasets">Dataset names in the order given.</param>
+public sealed record EvaluationInfo(
+    string Model,
+    string? Adapter,
+    string Prompt,
+    string Split,
+    float Threshold,
+    int MaskThreshold,
+    IReadOnlyList<string> Datasets)
+{
+    public bool AllPrompts => Prompt == EvaluationOptions.AllPrompts;
+    public bool Pooled => Datasets.Count > 1;
+}
+
+/// <summary>
+/// Per-image scores and their summaries, as <c>per_image.csv</c> and <c>summary.json</c>.
+/// </summary>
+/// <remarks>
+/// summary.json holds the summary itself for one dataset and one prompt;
+/// <c>{"datasets": {name: summary, …}, "mean": summary}</c> for several datasets;
+/// <c>{"prompts": {"p0": …, …}}</c> under <c>--prompt all</c>, each key holding one of the former.
+/// The run's settings (resolution, threshold, model, adapter, prompt, split) are top-level fields.
+/// </remarks>
+public sealed class EvaluationReport
+{
+    public const string PerImageFile = "per_image.csv";
+    public const string SummaryFile = "summary.json";
+
+    public static readonly IReadOnlyList<string> CsvColumns =
+        ["dataset", "split", "index", "img_name", "mask_name", "prompt_key", "prompt", "dice", "iou", "hd95", "dice_net", "iou_net"];
+
+    private EvaluationReport(EvaluationInfo info, IReadOnlyList<ImageScore> images, IReadOnlyList<PromptResult> prompts)
+    {
+        Info = info;
+        Images = images;
+        Prompts = prompts;
+    }
+
+    public EvaluationInfo Info { get; }
+
+    /// <summary>By prompt key (numeric order), then dataset (order given), then record index.</summary>
+    public IReadOnlyList<ImageScore> Images { get; }
+
+    /// <summary>One entry, or one per key under <c>--prompt all</c>.</summary>
+    public IReadOnlyList<PromptResult> Prompts { get; }
+
+    /// <exception cref="ArgumentException">No scores, or a score from a dataset <paramref name="info"/> does not list.</exception>
+    public static EvaluationReport Build(EvaluationInfo info, IEnumerable<ImageScore> scores)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        ArgumentNullException.ThrowIfNull(scores);
+        var datasetOrder = info.Datasets.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
+        int DatasetPosition(ImageScore s) => datasetOrder.TryGetValue(s.Record.Dataset, out int i)
+            ? i
+            : throw new ArgumentException($"a score is from dataset \"{s.Record.Dataset}\", which the evaluation info does not list.", nameof(scores));
+
+        var images = scores
+            .OrderBy(s => AnnotationRecord.PromptKeyOrder(s.PromptKey)).ThenBy(s => s.PromptKey, StringComparer.Ordinal)
+            .ThenBy(DatasetPosition).ThenBy(s => s.Record.Index)
+            .ToArray();
+        if (images.Length == 0) throw new ArgumentException("no images were scored.", nameof(scores));
+
+        var prompts = new List<PromptResult>();
+        foreach (var byKey in images.GroupBy(s => s.PromptKey, StringComparer.Ordinal))
+        {
+            var datasets = byKey.GroupBy(s => s.Record.Dataset, StringComparer.Ordinal)
+                .Select(g => new DatasetResult(g.Key, ScoreSummary.Of(g.ToArray())))
+                .ToArray();
+            var mean = info.Pooled ? ScoreSummary.MeanOf(datasets.Select(d => d.Summary).ToArray()) : null;
+            prompts.Add(new PromptResult(info.AllPrompts ? byKey.Key : info.Prompt, datasets, mean));
+        }
+        if (!info.AllPrompts && prompts.Count > 1)
+            throw new ArgumentException($"scores of several prompt keys ({string.Join(", ", prompts.Select(p => p.Prompt))}) but the prompt setting is \"{info.Prompt}\".", nameof(scores));
+        return new EvaluationReport(info, images, prompts);
+    }
+
+    /// <summary>The summary.json document.</summary>
+    public JsonObject ToJson()
+    {
+        JsonObject root;
+        if (Info.AllPrompts)
+        {
+            var prompts = new JsonObject();
+            foreach (var p in Prompts) prompts[p.Prompt] = PromptJson(p);
+            root = new JsonObject { ["prompts"] = prompts };
+        }
+        else
+        {
+            root = PromptJson(Prompts[0]);
+        }
+        if (!Info.Pooled) root["dataset"] = Info.Datasets[0];
+        root["split"] = Info.Split;
+        root["resolution"] = "original";
+        root["threshold"] = Info.Threshold;
+        root["mask_threshold"] = Info.MaskThreshold;
+        root["model"] = Info.Model;
+        root["adapter"] = Info.Adapter;
+        root["prompt"] = Info.Prompt;
+        return root;
+    }
+
+    private JsonObject PromptJson(PromptResult p)
+    {
+        if (!Info.Pooled) return p.Datasets[0].Summary.ToJson();
+        var datasets = new JsonObject();
+        foreach (var d in p.Datasets) datasets[d.Dataset] = d.Summary.ToJson();
+        return new JsonObject { ["datasets"] = datasets, ["mean"] = p.Mean!.ToJson() };
+    }
+
+    public string ToJsonText() => ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    /// <summary>per_image.csv: RFC 4180 (CRLF line ends, fields quoted when they hold a comma, quote or line break); hd95 empty when missing.</summary>
+    public string ToCsv()
+    {
+        var text = new StringBuilder();
+        text.Append(string.Join(',', CsvColumns)).Append("\r\n");
+        foreach (var s in Images)
+        {
+            string[] fields =
+            [
+                s.Record.Dataset, s.Record.Split, Number(s.Record.Index), s.Record.ImgName, s.Record.MaskName, s.PromptKey, s.Prompt,
+                Number(s.Dice), Number(s.IoU), s.Hd95 is { } hd ? Number(hd) : "", Number(s.DiceNetwork), Number(s.IoUNetwork),
+            ];
+            text.Append(string.Join(',', fields.Select(CsvField))).Append("\r\n");
+        }
+        return text.ToString();
+    }
+
+    /// <summary>Writes per_image.csv and summary.json into <paramref name="directory"/>, each atomically.</summary>
+    public void Write(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        AtomicFile.WriteAllText(Path.Combine(directory, PerImageFile), ToCsv());
+        AtomicFile.WriteAllText(Path.Combine(directory, SummaryFile), ToJsonText() + "\n");
+    }
+
+    private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    internal static string CsvField(string value) =>
+        value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+}
