@@ -15,6 +15,19 @@ public sealed record DatasetRecord(RecordId Id, AnnotationRecord Annotation, str
 {
     /// <summary>"anns/train.json: record 12 (img_name "a.jpg")": where to look to fix this record.</summary>
     public string Where => RecordPaths.Where(AnnotationPath, Id.Index, Id.ImgName);
+
+    /// <summary>The record's image (RGB) and mask (one channel); a decoding error names the record and the file.</summary>
+    public (Imaging.RgbImage Image, Imaging.GrayImage Mask) Decode()
+    {
+        try
+        {
+            return (Imaging.ImageCodec.DecodeRgb(ImagePath), Imaging.ImageCodec.DecodeGray(MaskPath));
+        }
+        catch (VlsmException e)
+        {
+            throw new VlsmException($"{Where}: {e.Message}", e);
+        }
+    }
 }
 
 /// <summary>Checks that names from annotation files stay inside their folder.</summary>

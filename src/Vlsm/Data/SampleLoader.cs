@@ -190,17 +190,7 @@ public sealed class SampleLoader
     /// <summary>Decodes both files and checks their sizes; messages name the record and the file(s).</summary>
     private (RgbImage Image, GrayImage Mask) DecodeAndResize(DatasetRecord record)
     {
-        RgbImage rgb;
-        GrayImage gray;
-        try
-        {
-            rgb = ImageCodec.DecodeRgb(record.ImagePath);
-            gray = ImageCodec.DecodeGray(record.MaskPath);
-        }
-        catch (VlsmException e)
-        {
-            throw new VlsmException($"{record.Where}: {e.Message}", e);
-        }
+        var (rgb, gray) = record.Decode();
         if (rgb.Width != gray.Width || rgb.Height != gray.Height)
         {
             throw new VlsmException(

@@ -87,18 +87,7 @@ internal sealed class CaseGallery
 
     private void Draw(Case item, string path)
     {
-        var record = item.Record;
-        RgbImage image;
-        GrayImage truth;
-        try
-        {
-            image = ImageCodec.DecodeRgb(record.ImagePath);
-            truth = ImageCodec.DecodeGray(record.MaskPath);
-        }
-        catch (VlsmException e)
-        {
-            throw new VlsmException($"{record.Where}: {e.Message}", e);
-        }
+        var (image, truth) = item.Record.Decode();
         var edges = SegmentationMetrics.Edges(PredictionScorer.Foreground(truth.Pixels, _maskThreshold), truth.Width, truth.Height);
         var outline = new GrayImage(truth.Width, truth.Height, edges.Select(e => e ? (byte)255 : (byte)0).ToArray());
         var tinted = Overlay.Tint(image, item.Prediction, PredictionColor);
