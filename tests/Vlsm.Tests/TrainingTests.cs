@@ -81,6 +81,15 @@ public sealed class TrainingTests : IClassFixture<TrainingFixture>
     }
 
     [Fact]
+    public void Bf16TowersTrainDenseAdapters()
+    {
+        var config = TrainingFixture.Config(fx.Pretrained, fx.Medical, "dense", 1e-2, 15, "vc");
+        config.Precision = "bf16";
+        var result = new Trainer(config, NewRun("bf16"), new SilentObserver()).Run(false);
+        Assert.True(result.BestValDice > result.StartValDice + 0.1, $"bf16 dense: {result.BestValDice:0.000} vs {result.StartValDice:0.000}");
+    }
+
+    [Fact]
     public void SameSeedGivesIdenticalMetricsAndWeights()
     {
         var a = NewRun("det-a");

@@ -75,6 +75,26 @@ public sealed class AdaptedClipSeg : nn.Module
         foreach (var (_, p) in TrainableNamed()) p.requires_grad = true;
     }
 
+    /// <summary>The dtype the CLIP towers compute in (float32, or bfloat16 after <see cref="UseBf16Towers"/>).</summary>
+    public ScalarType TowerDtype { get; private set; } = ScalarType.Float32;
+
+    /// <summary>
+    /// Runs the frozen CLIP towers (and the text projection) in bfloat16; adapters, decoder, loss
+    /// and optimizer stay float32, and tower outputs are widened before the head. Call before
+    /// creating an optimizer. Not for full mode, whose towers train.
+    /// </summary>
+    public void UseBf16Towers()
+    {
+        if (Spec.Mode == FineTuneMode.Full)
+            throw new VlsmException("bf16 applies to frozen towers; full mode trains them, so use --precision fp32.");
+        base_model.Clip.VisionModel.to(ScalarType.BFloat16);
+        base_model.Clip.TextModel.to(ScalarType.BFloat16);
+        base_model.Clip.TextProjection.to(ScalarType.BFloat16);
+        base_model.ClearCaches();
+        ApplyFreezing();
+        TowerDtype = ScalarType.BFloat16;
+    }
+
     private bool VisionNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.VisionHooks is not null);
     private bool TextNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.LanguageHooks is not null);
 
@@ -82,13 +102,23 @@ public sealed class AdaptedClipSeg : nn.Module
     public VisionFeatures EncodeImage(Tensor pixelValues)
     {
         using var _ = VisionNeedsGradient ? null : no_grad();
-        return base_model.EncodeImage(pixelValues, dense?.VisionHooks);
+        if (TowerDtype == ScalarType.Float32) return base_model.EncodeImage(pixelValues, dense?.VisionHooks);
+        using var narrow = pixelValues.to(TowerDtype);
+        using var features = base_model.EncodeImage(narrow, dense?.VisionHooks);
+        return new VisionFeatures(features.Activations.Select(a => a.to(ScalarType.Float32)).ToList(), features.GridHeight, features.GridWidth);
     }
 
     /// <summary>The conditional embedding before adapters, and the pooled text states shallow L needs.</summary>
     public TextFeatures EncodeText(Tensor inputIds, Tensor? attentionMask)
     {
         using var _ = TextNeedsGradient ? null : no_grad();
+        if (TowerDtype == ScalarType.Float32) return EncodeTextInTowerDtype(inputIds, attentionMask);
+        using var features = EncodeTextInTowerDtype(inputIds, attentionMask);
+        return new TextFeatures(features.Conditional.to(ScalarType.Float32), features.PooledHidden?.Select(h => h.to(ScalarType.Float32)).ToList());
+    }
+
+    private TextFeatures EncodeTextInTowerDtype(Tensor inputIds, Tensor? attentionMask)
+    {
         if (shallow?.TextExtract is null)
             return new TextFeatures(base_model.EncodeText(inputIds, attentionMask, dense?.LanguageHooks), null);
 

@@ -51,8 +51,6 @@ public sealed class Trainer
     public TrainResult Run(bool resume, CancellationToken cancellation = default)
     {
         config.Validate();
-        if (config.Precision != "fp32")
-            throw new VlsmException($"precision {config.Precision}: training runs in fp32 for now; use --precision fp32.");
         manual_seed(config.Seed);
 
         var baseModel = ClipSegLoader.Load(config.Model);
@@ -60,6 +58,7 @@ public sealed class Trainer
         var preprocessor = ImagePreprocessor.FromFolder(config.Model);
         var spec = config.Spec();
         using var model = new AdaptedClipSeg(baseModel, spec);
+        if (config.Precision == "bf16") model.UseBf16Towers();
 
         var data = PooledDataset.Open(config.Data);
         var trainRecords = data.RequiredRecords(config.TrainSplit);
