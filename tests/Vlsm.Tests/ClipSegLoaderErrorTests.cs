@@ -80,3 +80,29 @@ public sealed class ClipSegLoaderErrorTests : IDisposable
         Assert.Contains("reduce_dim", e.Message);
     }
 }
+
+public sealed class ClipSegSaveFolderTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("vlsm-save-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    [Fact]
+    public void SavedFolderLoadsAndStillMatchesTheReference()
+    {
+        var src = Path.Combine(Fixtures.Parity, "clipseg-geometry");
+        using var model = ClipSegLoader.Load(src);
+        var outDir = Path.Combine(dir, "copy");
+        ClipSegLoader.SaveFolder(model, outDir, src);
+        foreach (var f in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt", "preprocessor_config.json" })
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+
+        using var again = ClipSegLoader.Load(outDir);
+        Assert.Equal(model.Config.Fingerprint, again.Config.Fingerprint);
+        using var reference = SafetensorsFile.Open(Path.Combine(src, "reference.safetensors"));
+        var results = ReferenceVerifier.Verify(again, reference);
+        Assert.All(results, r => Assert.True(r.Within(1e-4), $"{r.Name}: {r.MaxAbsDiff}"));
+        foreach (var (name, p) in model.named_parameters())
+            Assert.True(Bitwise.Equal(p, again.named_parameters().First(q => q.name == name).parameter), name);
+    }
+}

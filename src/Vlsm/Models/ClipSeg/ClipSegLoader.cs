@@ -22,6 +22,27 @@ public static class ClipSegLoader
         return ClipSegConfig.FromFile(Path.Combine(dir, "config.json"));
     }
 
+    /// <summary>The tokenizer and preprocessor files a model folder carries besides config and weights.</summary>
+    public static readonly IReadOnlyList<string> SideFiles = new[] { "vocab.json", "merges.txt", "tokenizer_config.json", "preprocessor_config.json", "special_tokens_map.json" };
+
+    /// <summary>
+    /// Writes <paramref name="model"/> as an HF-format folder (config.json, model.safetensors) and
+    /// copies the tokenizer and preprocessor files present in <paramref name="sideFilesFrom"/>, so the
+    /// result loads here and in HF transformers alike. Each file is written atomically.
+    /// </summary>
+    public static void SaveFolder(ClipSegModel model, string dir, string sideFilesFrom)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToJson());
+        var tensors = model.state_dict().Select(kv => new KeyValuePair<string, TorchSharp.torch.Tensor>(kv.Key, kv.Value));
+        SafetensorsWriter.Save(Path.Combine(dir, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        foreach (var name in SideFiles)
+        {
+            string source = Path.Combine(sideFilesFrom, name);
+            if (File.Exists(source)) AtomicFile.WriteAllBytes(Path.Combine(dir, name), File.ReadAllBytes(source));
+        }
+    }
+
     /// <summary>The model with the folder's weights, in float32 and eval mode (fp16/bf16 checkpoints are widened).</summary>
     public static ClipSegModel Load(string dir)
     {
