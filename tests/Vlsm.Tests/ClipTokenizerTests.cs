@@ -214,3 +214,23 @@ public class ClipTokenizerTests(ITestOutputHelper output)
         public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }
+
+public sealed class BuiltInVocabularyTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("vlsm-vocab-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    [Fact]
+    public void BuiltInVocabularyIsClipsAndTokenizesLikeTheFixtures()
+    {
+        Vlsm.Text.ClipTokenizer.WriteBuiltInVocabulary(dir);
+        var fixture = Path.Combine(Fixtures.Parity, "clipseg-tiny");
+        Assert.Equal(File.ReadAllBytes(Path.Combine(fixture, "vocab.json")), File.ReadAllBytes(Path.Combine(dir, "vocab.json")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(fixture, "merges.txt")), File.ReadAllBytes(Path.Combine(dir, "merges.txt")));
+        var tokenizer = Vlsm.Text.ClipTokenizer.FromFolder(dir);
+        Assert.Equal(49408, tokenizer.VocabSize);
+        Assert.Equal(Vlsm.Text.ClipTokenizer.FromFolder(fixture).Encode("one small pink round polyp, located in center of the image"),
+            tokenizer.Encode("one small pink round polyp, located in center of the image"));
+    }
+}

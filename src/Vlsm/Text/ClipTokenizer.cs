@@ -38,6 +38,21 @@ public sealed class ClipTokenizer
 
     public int VocabSize { get; }
 
+    /// <summary>
+    /// Writes CLIP's own <c>vocab.json</c> and <c>merges.txt</c>, embedded in this library, into
+    /// <paramref name="dir"/>, so models built here (the demo's) are complete HF folders.
+    /// </summary>
+    public static void WriteBuiltInVocabulary(string dir)
+    {
+        var assembly = typeof(ClipTokenizer).Assembly;
+        foreach (var name in new[] { "vocab.json", "merges.txt" })
+        {
+            using var resource = assembly.GetManifestResourceStream("Vlsm.clip." + name)
+                ?? throw new InvalidOperationException($"embedded CLIP {name} is missing from {assembly.GetName().Name}");
+            Vlsm.IO.AtomicFile.Write(Path.Combine(dir, name), resource.CopyTo);
+        }
+    }
+
     /// <summary>Loads <c>vocab.json</c> and <c>merges.txt</c> from a model folder.</summary>
     public static ClipTokenizer FromFolder(string modelDir)
     {
