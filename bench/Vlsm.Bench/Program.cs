@@ -94,11 +94,7 @@ static double Forward(ClipSegModel model, int batch)
 {
     using var scope = NewDisposeScope();
     using var _ = inference_mode();
-    var pixels = randn(batch, 3, 352, 352);
-    var ids = full(batch, 12, 320L, ScalarType.Int64);
-    ids[TensorIndex.Colon, 0] = tensor(49406L);
-    ids[TensorIndex.Colon, 11] = tensor(49407L);
-    var mask = ones(batch, 12, ScalarType.Int64);
+    var (pixels, ids, mask, _) = TrainingMeasurement.RandomBatch(batch);
     var clock = Stopwatch.StartNew();
     var logits = model.Forward(pixels, ids, mask);
     logits.sum().item<float>();
@@ -194,7 +190,7 @@ static class TrainingMeasurement
     }
 
     /// <summary>Random 352x352 images, 12-token prompts and binary targets.</summary>
-    private static (Tensor Pixels, Tensor Ids, Tensor Mask, Tensor Target) RandomBatch(int batch)
+    public static (Tensor Pixels, Tensor Ids, Tensor Mask, Tensor Target) RandomBatch(int batch)
     {
         var pixels = randn(batch, 3, 352, 352);
         var ids = full(batch, 12, 320L, ScalarType.Int64);

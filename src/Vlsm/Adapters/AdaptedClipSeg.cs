@@ -129,15 +129,7 @@ public sealed class AdaptedClipSeg : nn.Module
         {
             var conditional = base_model.Clip.TextProjection.forward(pooled);
             using var positions = ClipTextTransformer.EndPositions(inputIds);
-            long b = inputIds.shape[0];
-            var atPooled = new List<Tensor>();
-            foreach (int i in layers)
-            {
-                var h = hidden[i + 1];
-                using var index = positions.view(b, 1, 1).expand(b, 1, h.shape[2]);
-                using var gathered = h.gather(1, index);
-                atPooled.Add(gathered.squeeze(1));
-            }
+            var atPooled = layers.Select(i => ClipTextTransformer.AtPositions(hidden[i + 1], positions)).ToList();
             foreach (var h in hidden.Values) h.Dispose();
             return new TextFeatures(conditional, atPooled);
         }

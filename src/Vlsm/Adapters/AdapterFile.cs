@@ -64,12 +64,9 @@ public static class AdapterFile
     /// <summary>The base model with the file's trained weights applied, in eval mode.</summary>
     public static AdaptedClipSeg Load(ClipSegModel baseModel, string path)
     {
-        FineTuneSpec spec;
-        using (var file = SafetensorsFile.Open(path))
-        {
-            CheckBase(file, baseModel.Config);
-            spec = ReadSpec(file);
-        }
+        using var file = SafetensorsFile.Open(path);
+        CheckBase(file, baseModel.Config);
+        var spec = ReadSpec(file);
         AdaptedClipSeg model;
         try
         {
@@ -79,7 +76,7 @@ public static class AdapterFile
         {
             throw new VlsmException($"{path}: {e.Message}", e);
         }
-        LoadInto(model, path);
+        CopyTensors(model, file);
         model.eval();
         return model;
     }
@@ -89,6 +86,11 @@ public static class AdapterFile
     {
         using var file = SafetensorsFile.Open(path);
         CheckBase(file, model.Config);
+        CopyTensors(model, file);
+    }
+
+    private static void CopyTensors(AdaptedClipSeg model, SafetensorsFile file)
+    {
         if (model.Spec.HasAdapters)
         {
             StateDictLoader.LoadStrict(model.Adapters!, file);

@@ -147,13 +147,20 @@ public sealed class ClipTextTransformer : nn.Module
         using var normed = final_layer_norm.forward(last);
         if (!callerWantsLast) last.Dispose();
         using var position = EndPositions(inputIds);
-        using var index = position.view(b, 1, 1).expand(b, 1, normed.shape[2]);
-        using var gathered = normed.gather(1, index);
-        return (gathered.squeeze(1), hidden);
+        return (AtPositions(normed, position), hidden);
     }
 
     /// <summary>The pooled position per row: the first occurrence of the largest id (the end token).</summary>
     public static Tensor EndPositions(Tensor inputIds) => inputIds.argmax(-1);
+
+    /// <summary>(B, L, D) states taken at one position per row (B) → (B, D).</summary>
+    public static Tensor AtPositions(Tensor states, Tensor positions)
+    {
+        long b = states.shape[0];
+        using var index = positions.view(b, 1, 1).expand(b, 1, states.shape[2]);
+        using var gathered = states.gather(1, index);
+        return gathered.squeeze(1);
+    }
 
     /// <summary>Causal mask combined with the padding mask, as an additive bias (B, 1, L, L).</summary>
     private static Tensor AttentionBias(Tensor? attentionMask, long b, long l, ScalarType dtype, Device device)
