@@ -56,6 +56,31 @@ public class TrainingPartsTests
     }
 
     [Fact]
+    public void AdamWRestoresWhenAParameterNeverHadAGradient()
+    {
+        // Full mode: logit_scale and the unused projection never reach the loss, so they have no moments.
+        manual_seed(3);
+        using var used = nn.Linear(4, 2);
+        using var unused = nn.Linear(4, 2);
+        var named = used.named_parameters().Select(p => ("used." + p.name, p.parameter))
+            .Concat(unused.named_parameters().Select(p => ("unused." + p.name, p.parameter))).ToList();
+        using var first = new AdamW(named, lr: 1e-2);
+        first.ZeroGrad();
+        used.forward(randn(3, 4)).sum().backward();
+        first.StepOnce();
+        var saved = first.StateTensors().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        Assert.Equal(4, saved.Count); // weight and bias of `used`, two moments each
+        using var resumed = new AdamW(named, lr: 1e-2);
+        resumed.Restore(first.Step, saved);
+        Assert.Equal(saved.Keys.Order(), resumed.StateTensors().Select(kv => kv.Key).Order());
+
+        var foreign = new Dictionary<string, Tensor>(saved) { ["other.weight.exp_avg"] = zeros(2, 4), ["other.weight.exp_avg_sq"] = zeros(2, 4) };
+        using var strict = new AdamW(named, lr: 1e-2);
+        var e = Assert.Throws<VlsmException>(() => strict.Restore(1, foreign));
+        Assert.Contains("\"other.weight\"", e.Message);
+    }
+
+    [Fact]
     public void PlateauReducesAfterPatienceBadEpochs()
     {
         var s = new ReduceLrOnPlateau(factor: 0.3, patience: 2, threshold: 1e-4);

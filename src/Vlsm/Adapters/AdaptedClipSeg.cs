@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Adapters;
 
@@ -172,7 +173,7 @@ public sealed class AdaptedClipSeg : nn.Module
             for (int i = 0; i < ta.Count; i++)
             {
                 using var add = ta[i].ForwardKeepingDtype(text.PooledHidden![i]);
-                var sum = cond + add;
+                var sum = Plus(cond, add);
                 cond.Dispose();
                 cond = sum;
             }

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Adapters;
 
@@ -36,7 +37,7 @@ public sealed class Adapter : nn.Module<Tensor, Tensor>
         using var a1 = functional.relu(h1);
         using var h2 = fc2.forward(a1);
         using var a2 = functional.relu(h2);
-        return x + a2;
+        return Plus(x, a2);
     }
 
     /// <summary>Applies the block in float32 and returns the input's dtype, so adapters stay fp32 inside a bf16 tower.</summary>

@@ -5,6 +5,7 @@ using Vlsm.Imaging;
 using Vlsm.Inference;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Evaluation;
 
@@ -237,7 +238,7 @@ public sealed class Evaluator
             using var subset = members.Length == n ? null : Subset(vision, members);
             var logits = Decode(subset ?? vision, ids, attention);
             // Probability above the threshold, as ClipSegPredictor's masks; 0/255 to resize and save as is.
-            var masks = logits.sigmoid().gt(Options.Threshold).to(ScalarType.Byte).mul(255).contiguous();
+            var masks = ByteMask(GreaterThan(logits.sigmoid(), Options.Threshold));
             int h = (int)masks.shape[1], w = (int)masks.shape[2];
             var bytes = masks.data<byte>().ToArray();
             for (int k = 0; k < members.Length; k++)

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Training;
 
@@ -65,11 +66,11 @@ public sealed class AdamW : IDisposable
             }
             var g = grad.to(ScalarType.Float32);
             var w = p.to(ScalarType.Float32);
-            w.mul_(1 - LearningRate * WeightDecay);
-            s.ExpAvg.lerp_(g, 1 - Beta1);
-            s.ExpAvgSq.mul_(Beta2).addcmul_(g, g, 1 - Beta2);
-            var denom = (s.ExpAvgSq.sqrt() / bias2Sqrt).add_(Eps);
-            w.addcdiv_(s.ExpAvg, denom, -stepSize);
+            Times_(w, 1 - LearningRate * WeightDecay);
+            s.ExpAvg.lerp_(g, 1 - Beta1); // a 0-dim tensor weight, owned by the dispose scope
+            using (var value = (1 - Beta2).ToScalar()) Times_(s.ExpAvgSq, Beta2).addcmul_(g, g, value);
+            var denom = PlusScalar_(DividedBy_(s.ExpAvgSq.sqrt(), bias2Sqrt), Eps);
+            using (var value = (-stepSize).ToScalar()) w.addcdiv_(s.ExpAvg, denom, value);
             // For float32 parameters w aliases p and the update is already in place.
             if (p.dtype != ScalarType.Float32) p.copy_(w);
         }
@@ -83,21 +84,32 @@ public sealed class AdamW : IDisposable
             new KeyValuePair<string, Tensor>(kv.Key + ".exp_avg_sq", kv.Value.ExpAvgSq),
         });
 
+    /// <summary>
+    /// Restores moments saved by <see cref="StateTensors"/>. A parameter without saved moments had no
+    /// gradient yet (e.g. logit_scale in full mode never reaches the loss), just as PyTorch keeps no
+    /// state for it; saved moments for a name this optimizer does not know mean another model.
+    /// </summary>
     public void Restore(long step, IReadOnlyDictionary<string, Tensor> tensors)
     {
         DisposeState();
         Step = step;
+        var known = parameters.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in tensors.Keys)
+        {
+            string owner = key.EndsWith(".exp_avg_sq", StringComparison.Ordinal) ? key[..^".exp_avg_sq".Length]
+                : key.EndsWith(".exp_avg", StringComparison.Ordinal) ? key[..^".exp_avg".Length] : key;
+            if (!known.Contains(owner))
+                throw new VlsmException($"optimizer state has moments for \"{owner}\", which this model does not train; the run's checkpoint does not match this model.");
+        }
         foreach (var (name, p) in parameters)
         {
-            if (!tensors.TryGetValue(name + ".exp_avg", out var m) || !tensors.TryGetValue(name + ".exp_avg_sq", out var v))
-            {
-                if (step > 0 && tensors.Count > 0)
-                    throw new VlsmException($"optimizer state has no moments for \"{name}\"; the run's checkpoint does not match this model.");
-                continue;
-            }
-            if (!m.shape.SequenceEqual(p.shape))
+            bool hasMean = tensors.TryGetValue(name + ".exp_avg", out var m), hasVariance = tensors.TryGetValue(name + ".exp_avg_sq", out var v);
+            if (hasMean != hasVariance)
+                throw new VlsmException($"optimizer state for \"{name}\" has only one of exp_avg and exp_avg_sq; the checkpoint is damaged.");
+            if (!hasMean) continue;
+            if (!m!.shape.SequenceEqual(p.shape))
                 throw new VlsmException($"optimizer state for \"{name}\" has shape [{string.Join(", ", m.shape)}], the parameter [{string.Join(", ", p.shape)}].");
-            state[name] = (m.to(ScalarType.Float32).clone(), v.to(ScalarType.Float32).clone());
+            state[name] = (m.to(ScalarType.Float32).clone(), v!.to(ScalarType.Float32).clone());
         }
     }
 

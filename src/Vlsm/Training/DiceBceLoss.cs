@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Training;
 
@@ -47,10 +48,11 @@ public sealed class DiceBceLoss
         var y = target.to(ScalarType.Float32);
         var p = x.sigmoid();
         var dims = new long[] { 1, 2 };
-        var intersection = (p * y).sum(dims);
-        var denominator = p.sum(dims) + y.sum(dims);
-        var dice = (1.0 - (2.0 * intersection + Smooth) / (denominator + Smooth)).mean();
+        var intersection = p.mul(y).sum(dims);
+        var denominator = Plus(p.sum(dims), y.sum(dims));
+        var ratio = PlusScalar(Times(intersection, 2.0), Smooth).div(PlusScalar(denominator, Smooth));
+        var dice = ScalarMinus(1.0, ratio).mean();
         var bce = nn.functional.binary_cross_entropy_with_logits(Bce == BceInput.Reference ? p : x, y);
-        return (DiceWeight * dice + BceWeight * bce).MoveToOuterDisposeScope();
+        return Plus(Times(dice, DiceWeight), Times(bce, BceWeight)).MoveToOuterDisposeScope();
     }
 }

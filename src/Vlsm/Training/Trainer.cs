@@ -8,6 +8,7 @@ using Vlsm.IO;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Training;
 
@@ -254,8 +255,8 @@ public sealed class Trainer
             using var _ = inference_mode();
             var logits = Forward(model, towers, tokenizer, batch, out var target);
             lossSum += loss.Compute(logits, target).item<float>() * batch.Count;
-            var predicted = logits.gt(0).contiguous().data<bool>().ToArray();
-            var truth = target.gt(0.5).contiguous().data<bool>().ToArray();
+            var predicted = GreaterThan(logits, 0).contiguous().data<bool>().ToArray();
+            var truth = GreaterThan(target, 0.5).contiguous().data<bool>().ToArray();
             int plane = (int)(logits.shape[1] * logits.shape[2]);
             for (int i = 0; i < batch.Count; i++)
             {

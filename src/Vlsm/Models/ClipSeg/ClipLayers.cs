@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -16,13 +17,20 @@ public static class ClipActivation
 
     public static Tensor Apply(string name, Tensor x) => name switch
     {
-        "quick_gelu" => x * functional.sigmoid(x * 1.702),
+        "quick_gelu" => QuickGelu(x),
         "gelu" => functional.gelu(x),
         "gelu_new" or "gelu_pytorch_tanh" =>
             0.5 * x * (1.0 + tanh(Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3)))),
         "relu" => functional.relu(x),
         _ => throw new VlsmException($"hidden_act \"{name}\" is not supported; use one of {string.Join(", ", Supported)}."),
     };
+
+    private static Tensor QuickGelu(Tensor x)
+    {
+        using var scaled = Times(x, 1.702);
+        using var gate = functional.sigmoid(scaled);
+        return x.mul(gate);
+    }
 }
 
 /// <summary>HF <c>CLIPAttention</c>: separate q/k/v/out projections with bias, q scaled by head_dim^-0.5.</summary>
@@ -112,7 +120,7 @@ public sealed class ClipEncoderLayer : nn.Module
             attn.Dispose();
             attn = adapted;
         }
-        using var y = x + attn;
+        using var y = Plus(x, attn);
         attn.Dispose();
         Tensor m;
         using (var n2 = layer_norm2.forward(y))
@@ -123,7 +131,7 @@ public sealed class ClipEncoderLayer : nn.Module
             m.Dispose();
             m = adapted;
         }
-        var result = y + m;
+        var result = Plus(y, m);
         m.Dispose();
         return result;
     }
@@ -150,10 +158,10 @@ public sealed class ClipSegDecoderLayer : nn.Module
     public Tensor Forward(Tensor x)
     {
         using var attn = self_attn.Forward(x, null);
-        using var r1 = x + attn;
+        using var r1 = Plus(x, attn);
         using var y = layer_norm1.forward(r1);
         using var m = mlp.Forward(y);
-        using var r2 = y + m;
+        using var r2 = Plus(y, m);
         return layer_norm2.forward(r2);
     }
 }

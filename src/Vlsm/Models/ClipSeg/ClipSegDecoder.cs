@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -62,7 +63,7 @@ public sealed class ClipSegDecoder : nn.Module
             var reduced = reduces[i].forward(activation);
             if (output is not null)
             {
-                var sum = reduced + output;
+                var sum = Plus(reduced, output);
                 reduced.Dispose();
                 output.Dispose();
                 reduced = sum;
@@ -72,9 +73,9 @@ public sealed class ClipSegDecoder : nn.Module
             {
                 using var mul = film_mul.forward(conditional).unsqueeze(1);
                 using var add = film_add.forward(conditional).unsqueeze(1);
-                using var scaled = output * mul;
+                using var scaled = output.mul(mul);
                 output.Dispose();
-                output = scaled + add;
+                output = Plus(scaled, add);
             }
             var next = layers[i].Forward(output);
             output.Dispose();

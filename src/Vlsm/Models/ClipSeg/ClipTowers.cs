@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Vlsm.Models.KeptScalars;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -37,7 +38,8 @@ public sealed class ClipVisionEmbeddings : nn.Module
         var (positions, cached) = PositionEmbeddings(gh, gw);
         try
         {
-            return embeddings + positions.to(embeddings.dtype);
+            using var typed = positions.to(embeddings.dtype);
+            return Plus(embeddings, typed);
         }
         finally
         {
@@ -171,7 +173,8 @@ public sealed class ClipTextTransformer : nn.Module
             ? causal
             : causal.logical_and(attentionMask.to(ScalarType.Bool).view(b, 1, 1, l));
         // A large negative number rather than -inf keeps a fully masked row finite.
-        var bias = zeros(allowed.shape, dtype, device).masked_fill(allowed.logical_not(), MinValue(dtype));
+        using var fill = MinValue(dtype).ToScalar(); // held until the kernel has read it (see KeptScalars)
+        var bias = zeros(allowed.shape, dtype, device).masked_fill(allowed.logical_not(), fill);
         return bias.MoveToOuterDisposeScope();
     }
 
@@ -204,6 +207,6 @@ public sealed class ClipTextEmbeddings : nn.Module
             throw new VlsmException($"prompt has {l} tokens; this model's text tower takes at most {max}.");
         using var tokens = token_embedding.forward(inputIds);
         using var positions = position_embedding.weight!.narrow(0, 0, l);
-        return tokens + positions;
+        return Plus(tokens, positions);
     }
 }
