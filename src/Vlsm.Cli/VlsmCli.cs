@@ -16,6 +16,7 @@ public static class VlsmCli
     {
         var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg) on a CPU.")
         {
+            DemoCommand.Build(),
             PredictCommand.Build(),
             VerifyCommand.Build(),
             TokenizeCommand.Build(),

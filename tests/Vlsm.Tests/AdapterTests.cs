@@ -63,8 +63,19 @@ public sealed class AdapterTests : IDisposable
     {
         new object[] { "shallow", "v" }, new object[] { "shallow", "vl" }, new object[] { "shallow", "vlc" }, new object[] { "shallow", "c" },
         new object[] { "dense", "v" }, new object[] { "dense", "vl" }, new object[] { "dense", "vlc" }, new object[] { "dense", "l" },
-        new object[] { "decoder", "" }, new object[] { "full", "" },
+        new object[] { "decoder", "" }, new object[] { "full", "" }, new object[] { "full", FrozenText },
     };
+
+    /// <summary>The "parts" value these tests use for full mode with the text tower frozen.</summary>
+    private const string FrozenText = "frozen-text";
+
+    private static FineTuneSpec SpecOf(string mode, string parts)
+    {
+        var fineTuneMode = FineTuneSpec.ParseMode(mode);
+        return fineTuneMode is FineTuneMode.Shallow or FineTuneMode.Dense
+            ? FineTuneSpec.Create(fineTuneMode, parts, 8, 16)
+            : FineTuneSpec.Create(fineTuneMode, freezeText: parts == FrozenText);
+    }
 
     [Theory]
     [MemberData(nameof(Specs))]
@@ -72,10 +83,7 @@ public sealed class AdapterTests : IDisposable
     {
         manual_seed(7);
         using var model = ClipSegLoader.Load(AdapterBase);
-        var fineTuneMode = FineTuneSpec.ParseMode(mode);
-        var spec = fineTuneMode is FineTuneMode.Shallow or FineTuneMode.Dense
-            ? FineTuneSpec.Create(fineTuneMode, parts, 8, 16)
-            : FineTuneSpec.Create(fineTuneMode);
+        var spec = SpecOf(mode, parts);
         using var adapted = new AdaptedClipSeg(model, spec);
         adapted.train();
         var trainable = adapted.TrainableParameters().ToHashSet(ReferenceEqualityComparer.Instance);
@@ -108,6 +116,8 @@ public sealed class AdapterTests : IDisposable
             Assert.True(shouldTrain == hasGrad, $"{mode} {parts}: {name} trainable={shouldTrain} but grad={(hasGrad ? "set" : "none")}");
         }
         Assert.NotEmpty(trainable);
+        if (spec.FreezeText)
+            Assert.All(all.Where(p => p.Item1.StartsWith("clip.text_model.") || p.Item1.StartsWith("clip.text_projection.")), p => Assert.DoesNotContain(p.Item2, trainable));
 
         var optimizer = optim.AdamW(adapted.TrainableParameters(), lr: 1e-2, weight_decay: 1e-3);
         optimizer.step();
@@ -121,15 +131,13 @@ public sealed class AdapterTests : IDisposable
     [InlineData("shallow", "vlc")]
     [InlineData("dense", "vl")]
     [InlineData("decoder", "")]
+    [InlineData("full", FrozenText)]
     public void AdapterFileRoundTripsToTheSameLogits(string mode, string parts)
     {
         manual_seed(3);
         using var model = ClipSegLoader.Load(AdapterBase);
-        var fineTuneMode = FineTuneSpec.ParseMode(mode);
-        var adapted = new AdaptedClipSeg(model, fineTuneMode is FineTuneMode.Decoder
-            ? FineTuneSpec.Create(fineTuneMode)
-            : FineTuneSpec.Create(fineTuneMode, parts, 8, 16));
-        if (mode == "decoder")
+        var adapted = new AdaptedClipSeg(model, SpecOf(mode, parts));
+        if (mode is "decoder" or "full")
         {
             using var _ = no_grad();
             foreach (var p in adapted.TrainableParameters()) p.add_(0.01f);
@@ -153,6 +161,23 @@ public sealed class AdapterTests : IDisposable
         using var file = SafetensorsFile.Open(path);
         Assert.Equal(mode, file.Metadata["kind"]);
         Assert.Equal(model.Config.Fingerprint, file.Metadata["base"]);
+        if (parts == FrozenText)
+        {
+            Assert.Equal("true", file.Metadata["freeze_text"]);
+            Assert.DoesNotContain(file.Names, n => n.StartsWith("clip.text_model.") || n.StartsWith("clip.text_projection."));
+            Assert.Contains(file.Names, n => n.StartsWith("clip.vision_model."));
+        }
+    }
+
+    [Fact]
+    public void FreezingTheTextTowerIsForFullModeOnly()
+    {
+        var e = Assert.Throws<VlsmException>(() => FineTuneSpec.Create(FineTuneMode.Decoder, freezeText: true));
+        Assert.Contains("full mode only", e.Message);
+        using var model = ClipSegLoader.Load(AdapterBase);
+        long text = model.named_parameters().Where(p => p.name.StartsWith("clip.text_model.") || p.name.StartsWith("clip.text_projection.")).Sum(p => p.parameter.numel());
+        using var adapted = new AdaptedClipSeg(model, FineTuneSpec.Create(FineTuneMode.Full, freezeText: true));
+        Assert.Equal(model.parameters().Sum(p => p.numel()) - text, adapted.TrainableParameterCount);
     }
 
     [Fact]

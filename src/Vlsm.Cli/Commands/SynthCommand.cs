@@ -20,12 +20,13 @@ internal static class SynthCommand
             DefaultValueFactory = _ => "natural",
         };
         var maxObjects = new Option<int>("--max-objects") { HelpName = "K", Description = "Most objects per scene (1–3); with 1 every mask is named like its image.", DefaultValueFactory = _ => 3 };
+        var minObjects = new Option<int>("--min-objects") { HelpName = "K", Description = "Fewest objects per scene (1 to --max-objects).", DefaultValueFactory = _ => 1 };
         var className = new Option<string?>("--class") { HelpName = "WORD", Description = "Class word of the prompts (default: shape for natural, polyp for medical)." };
         var split = new Option<string>("--split") { HelpName = "TRAIN,VAL,TEST", Description = "Fractions of images for train,val,test.", DefaultValueFactory = _ => "0.7,0.15,0.15" };
         var cmd = new Command("synth",
             "Generate a synthetic segmentation dataset in the medvlsm layout: images/, masks/ (one per object) and anns/{train,val,test}.json "
             + "split by image, with prompts p0–p9 that single out each object by colour, shape, size and location.")
-            { outDir, count, seed, size, style, maxObjects, className, split };
+            { outDir, count, seed, size, style, maxObjects, minObjects, className, split };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string styleName = parse.GetValue(style)!.Trim().ToLowerInvariant();
@@ -36,7 +37,7 @@ internal static class SynthCommand
                 _ => throw new VlsmException($"--style '{parse.GetValue(style)}' is not known; use natural or medical."),
             };
             var options = new SynthOptions(parse.GetValue(count), parse.GetValue(seed), parse.GetValue(size), synthStyle,
-                parse.GetValue(maxObjects), parse.GetValue(className), SplitRatios.Parse(parse.GetValue(split)!));
+                parse.GetValue(maxObjects), parse.GetValue(className), SplitRatios.Parse(parse.GetValue(split)!), parse.GetValue(minObjects));
             options.Validate();
             string dir = parse.GetValue(outDir)!;
             var clock = Stopwatch.StartNew();

@@ -17,6 +17,7 @@ internal static class TrainCommand
         var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter width (default 512 shallow, 64 dense)." };
         var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional adapter width (default 256)." };
         var zeroInit = new Option<bool>("--zero-init") { Description = "Zero-initialise each adapter's fc2 so training starts from the base model." };
+        var freezeText = new Option<bool>("--freeze-text") { Description = "Full mode: keep the text tower fixed and train vision and decoder (for training from scratch)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (default 200); also lowers the minimum (10) to it when smaller." };
         var batch = new Option<int?>("--batch-size") { Description = "Batch size (default 32)." };
         var lr = new Option<double?>("--lr") { Description = "Learning rate (default by mode: shallow 3e-4, dense 1e-3, decoder 1e-3, full 1e-5)." };
@@ -33,7 +34,7 @@ internal static class TrainCommand
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder after its last completed epoch." };
         var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full) on medvlsm-format datasets.")
         {
-            model, data, preset, mode, parts, adapterDim, condDim, zeroInit, epochs, batch, lr, prompt, seed, precision, loss,
+            model, data, preset, mode, parts, adapterDim, condDim, zeroInit, freezeText, epochs, batch, lr, prompt, seed, precision, loss,
             maskThreshold, augment, onError, noCache, configFile, output, resume,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
@@ -64,6 +65,7 @@ internal static class TrainCommand
                 if (parse.GetValue(adapterDim) is { } r) config.AdapterDim = r;
                 if (parse.GetValue(condDim) is { } c) config.CondAdapterDim = c;
                 if (parse.GetValue(zeroInit)) config.ZeroInitFc2 = true;
+                if (parse.GetValue(freezeText)) config.FreezeText = true;
                 if (parse.GetValue(epochs) is { } e) config.SetEpochs(e);
                 if (parse.GetValue(batch) is { } b) config.BatchSize = b;
                 if (parse.GetValue(lr) is { } l) config.Lr = l;
@@ -86,87 +88,17 @@ internal static class TrainCommand
                 TrainResult? r = null;
                 AnsiConsole.Progress().AutoClear(false)
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                    .Start(ctx => r = new Trainer(config, run, new LiveObserver(ctx)).Run(resuming));
+                    .Start(ctx => r = new Trainer(config, run, new TrainingObservers.LiveObserver(ctx)).Run(resuming));
                 result = r!;
             }
             else
             {
-                result = new Trainer(config, run, new LogObserver()).Run(resuming);
+                result = new Trainer(config, run, new TrainingObservers.LogObserver()).Run(resuming);
             }
             Console.WriteLine($"done: {result.EpochsCompleted} epochs, best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch + 1}"
                 + (result.StartValDice is { } start ? $" (before training {start:0.0000})" : "") + $"; {result.StopReason}; weights in {run.BestFile}");
             return 0;
         }));
         return cmd;
-    }
-
-    private static string Line(EpochMetrics m, bool best) =>
-        $"epoch {m.Epoch + 1}: train loss {m.TrainLoss:0.0000}, val loss {m.ValLoss:0.0000}, val Dice {m.ValDice:0.0000}, val IoU {m.ValIoU:0.0000}, lr {m.Lr:0.###e+0}, {m.Seconds:0.0} s{(best ? " (best)" : "")}";
-
-    /// <summary>A bar per epoch with loss, learning rate and images/s in its description.</summary>
-    private sealed class LiveObserver : ITrainingObserver
-    {
-        private readonly ProgressContext ctx;
-        private ProgressTask? task;
-        private int epoch, maxEpochs;
-
-        public LiveObserver(ProgressContext ctx) => this.ctx = ctx;
-
-        public void RunStarted(string description) => AnsiConsole.MarkupLine(Markup.Escape(description));
-
-        public void EpochStarted(int epoch, int maxEpochs, int steps)
-        {
-            this.epoch = epoch;
-            this.maxEpochs = maxEpochs;
-            task = ctx.AddTask($"epoch {epoch + 1}/{maxEpochs}", maxValue: Math.Max(steps, 1));
-        }
-
-        public void StepCompleted(int epoch, int step, int steps, double loss, double lr, double imagesPerSecond)
-        {
-            if (task is null) return;
-            task.Description = Markup.Escape($"epoch {epoch + 1}/{maxEpochs} loss {loss:0.0000} lr {lr:0.###e+0} {imagesPerSecond:0.0} img/s");
-            task.Value = step;
-        }
-
-        public void EpochCompleted(EpochMetrics metrics, bool best)
-        {
-            if (task is not null)
-            {
-                task.Description = Markup.Escape($"epoch {epoch + 1}/{maxEpochs} val Dice {metrics.ValDice:0.0000}{(best ? " (best)" : "")}");
-                task.StopTask();
-            }
-        }
-
-        public void Message(string text) => AnsiConsole.MarkupLine(Markup.Escape(text));
-    }
-
-    /// <summary>Plain lines for logs: one per epoch, and step progress at most every 10 s.</summary>
-    private sealed class LogObserver : ITrainingObserver
-    {
-        private readonly Stopwatch clock = new();
-        private TimeSpan lastPrint;
-        private int maxEpochs;
-
-        public void RunStarted(string description) => Console.WriteLine(description);
-
-        public void EpochStarted(int epoch, int maxEpochs, int steps)
-        {
-            this.maxEpochs = maxEpochs;
-            clock.Restart();
-            lastPrint = TimeSpan.Zero;
-        }
-
-        public void StepCompleted(int epoch, int step, int steps, double loss, double lr, double imagesPerSecond)
-        {
-            var now = clock.Elapsed;
-            if (now - lastPrint < TimeSpan.FromSeconds(10) || step == steps) return;
-            lastPrint = now;
-            var eta = TimeSpan.FromSeconds(now.TotalSeconds / step * (steps - step));
-            Console.WriteLine($"epoch {epoch + 1}/{maxEpochs} step {step}/{steps}: loss {loss:0.0000}, {imagesPerSecond:0.0} img/s, epoch ETA {eta:hh\\:mm\\:ss}");
-        }
-
-        public void EpochCompleted(EpochMetrics metrics, bool best) => Console.WriteLine(Line(metrics, best));
-
-        public void Message(string text) => Console.WriteLine(text);
     }
 }

@@ -63,8 +63,11 @@ public sealed class AdaptedClipSeg : nn.Module
     {
         FineTuneMode.Shallow or FineTuneMode.Dense => Adapters!.named_parameters().Select(p => (p.name, p.parameter)),
         FineTuneMode.Decoder => base_model.named_parameters().Where(p => p.name.StartsWith("decoder.", StringComparison.Ordinal)).Select(p => (p.name, p.parameter)),
-        _ => base_model.named_parameters().Select(p => (p.name, p.parameter)),
+        _ => base_model.named_parameters().Where(p => !(Spec.FreezeText && IsTextTower(p.name))).Select(p => (p.name, p.parameter)),
     };
+
+    private static bool IsTextTower(string name) =>
+        name.StartsWith("clip.text_model.", StringComparison.Ordinal) || name.StartsWith("clip.text_projection.", StringComparison.Ordinal);
 
     public IEnumerable<Parameter> TrainableParameters() => TrainableNamed().Select(p => p.Parameter);
 
@@ -72,7 +75,7 @@ public sealed class AdaptedClipSeg : nn.Module
 
     private void ApplyFreezing()
     {
-        foreach (var (_, p) in base_model.named_parameters()) p.requires_grad = Spec.Mode == FineTuneMode.Full;
+        foreach (var (_, p) in base_model.named_parameters()) p.requires_grad = false;
         foreach (var (_, p) in TrainableNamed()) p.requires_grad = true;
     }
 
@@ -97,7 +100,7 @@ public sealed class AdaptedClipSeg : nn.Module
     }
 
     private bool VisionNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.VisionHooks is not null);
-    private bool TextNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.LanguageHooks is not null);
+    private bool TextNeedsGradient => (Spec.Mode == FineTuneMode.Full && !Spec.FreezeText) || (dense?.LanguageHooks is not null);
 
     /// <summary>Vision hidden states at extract_layers (dense V adapters applied inside the tower).</summary>
     public VisionFeatures EncodeImage(Tensor pixelValues)

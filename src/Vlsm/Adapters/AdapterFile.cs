@@ -25,6 +25,7 @@ public static class AdapterFile
             ["trainable_parameters"] = model.TrainableParameterCount.ToString(CultureInfo.InvariantCulture),
             ["base"] = model.Config.Fingerprint,
         };
+        if (spec.FreezeText) metadata["freeze_text"] = "true";
         if (spec.HasAdapters)
         {
             metadata["parts"] = FineTuneSpec.PartsName(spec.Parts);
@@ -43,7 +44,8 @@ public static class AdapterFile
         if (m.TryGetValue("kind", out var kind))
         {
             var mode = FineTuneSpec.ParseMode(kind);
-            if (mode is FineTuneMode.Decoder or FineTuneMode.Full) return FineTuneSpec.Create(mode);
+            if (mode is FineTuneMode.Decoder or FineTuneMode.Full)
+                return FineTuneSpec.Create(mode, freezeText: m.TryGetValue("freeze_text", out var frozen) && frozen == "true");
             return FineTuneSpec.Create(mode,
                 m.TryGetValue("parts", out var parts) ? parts : InferParts(file, mode),
                 m.TryGetValue("adapter_dim", out var r) ? ParseInt(file, "adapter_dim", r) : InferAdapterDim(file, mode),

@@ -8,7 +8,8 @@ public enum FineTuneMode { Shallow, Dense, Decoder, Full }
 public enum AdapterParts { None = 0, V = 1, L = 2, C = 4 }
 
 /// <summary>A fine-tuning configuration: mode, adapter placements and sizes.</summary>
-public sealed record FineTuneSpec(FineTuneMode Mode, AdapterParts Parts, int AdapterDim, int CondAdapterDim, bool ZeroInitFc2 = false)
+/// <param name="FreezeText">Full mode only: keep the text tower and its projection fixed (LiT-style), training vision and decoder.</param>
+public sealed record FineTuneSpec(FineTuneMode Mode, AdapterParts Parts, int AdapterDim, int CondAdapterDim, bool ZeroInitFc2 = false, bool FreezeText = false)
 {
     public const int DefaultCondAdapterDim = 256;
 
@@ -19,13 +20,16 @@ public sealed record FineTuneSpec(FineTuneMode Mode, AdapterParts Parts, int Ada
     /// <summary>Shallow and decoder modes never need gradients through the CLIP towers.</summary>
     public bool TowersNeedGradient => Mode is FineTuneMode.Dense or FineTuneMode.Full;
 
-    public static FineTuneSpec Create(FineTuneMode mode, string? parts = null, int? adapterDim = null, int? condAdapterDim = null, bool zeroInitFc2 = false)
+    public static FineTuneSpec Create(FineTuneMode mode, string? parts = null, int? adapterDim = null, int? condAdapterDim = null, bool zeroInitFc2 = false,
+        bool freezeText = false)
     {
+        if (freezeText && mode != FineTuneMode.Full)
+            throw new VlsmException($"freeze text applies to full mode only; in mode {ModeName(mode)} the text tower is frozen unless adapters (L) train it.");
         if (mode is FineTuneMode.Decoder or FineTuneMode.Full)
         {
             if (!string.IsNullOrEmpty(parts) || adapterDim is not null || condAdapterDim is not null)
                 throw new VlsmException($"parts and adapter dims apply to shallow and dense modes only; mode {ModeName(mode)} trains {(mode == FineTuneMode.Decoder ? "the decoder" : "every parameter")}.");
-            return new FineTuneSpec(mode, AdapterParts.None, 0, 0);
+            return new FineTuneSpec(mode, AdapterParts.None, 0, 0, FreezeText: freezeText);
         }
         var p = ParseParts(parts ?? "vlc");
         int r = adapterDim ?? DefaultAdapterDim(mode);
@@ -69,6 +73,6 @@ public sealed record FineTuneSpec(FineTuneMode Mode, AdapterParts Parts, int Ada
         (parts.HasFlag(AdapterParts.V) ? "v" : "") + (parts.HasFlag(AdapterParts.L) ? "l" : "") + (parts.HasFlag(AdapterParts.C) ? "c" : "");
 
     public override string ToString() => HasAdapters
-        ? $"{ModeName(Mode)} {PartsName(Parts)} (adapter dim {AdapterDim}, cond adapter dim {CondAdapterDim})"
-        : ModeName(Mode);
+        ? $"{ModeName(Mode)} {PartsName(Parts)} (adapter dim {AdapterDim}{(Parts.HasFlag(AdapterParts.C) ? $", cond adapter dim {CondAdapterDim}" : "")})"
+        : ModeName(Mode) + (FreezeText ? " (text tower frozen)" : "");
 }

@@ -20,6 +20,8 @@ public sealed class TrainConfig
     public int? AdapterDim { get; set; }
     public int? CondAdapterDim { get; set; }
     public bool ZeroInitFc2 { get; set; }
+    /// <summary>Full mode: keep the text tower fixed (training a model from scratch without letting its text features collapse).</summary>
+    public bool FreezeText { get; set; }
 
     public int MaxEpochs { get; set; } = 200;
     public int MinEpochs { get; set; } = 10;
@@ -94,7 +96,7 @@ public sealed class TrainConfig
         var mode = FineTuneSpec.ParseMode(Mode);
         return mode is FineTuneMode.Shallow or FineTuneMode.Dense
             ? FineTuneSpec.Create(mode, Parts, AdapterDim, CondAdapterDim, ZeroInitFc2)
-            : FineTuneSpec.Create(mode);
+            : FineTuneSpec.Create(mode, freezeText: FreezeText);
     }
 
     [YamlIgnore]

@@ -20,6 +20,7 @@ public enum SynthStyle
 /// <param name="MaxObjects">1–3 objects per scene. With 1, every mask is named like its image, so the folder is also a plain images/masks dataset.</param>
 /// <param name="ClassName">Class word of the prompts; null → "shape" (natural) or "polyp" (medical).</param>
 /// <param name="Split">Fractions of images for train/val/test; null → 70/15/15.</param>
+/// <param name="MinObjects">Fewest objects per scene (1–<paramref name="MaxObjects"/>); more objects per scene make the prompt matter more.</param>
 public sealed record SynthOptions(
     int Scenes,
     ulong Seed,
@@ -27,7 +28,8 @@ public sealed record SynthOptions(
     SynthStyle Style = SynthStyle.Natural,
     int MaxObjects = 3,
     string? ClassName = null,
-    SplitRatios? Split = null)
+    SplitRatios? Split = null,
+    int MinObjects = 1)
 {
     public const int MinSize = 32;
     public const int MaxSize = 1024;
@@ -38,6 +40,7 @@ public sealed record SynthOptions(
         if (Scenes < 1) throw new VlsmException($"--n must be at least 1 (the number of images), got {Scenes}.");
         if (Size < MinSize || Size > MaxSize) throw new VlsmException($"--size must be within {MinSize}–{MaxSize} pixels, got {Size}.");
         if (MaxObjects is < 1 or > 3) throw new VlsmException($"--max-objects must be 1, 2 or 3, got {MaxObjects}.");
+        if (MinObjects < 1 || MinObjects > MaxObjects) throw new VlsmException($"--min-objects must be within 1..--max-objects ({MaxObjects}), got {MinObjects}.");
         if (ClassName is not null && ClassName.Trim().Length == 0) throw new VlsmException("--class is empty; give a class word such as lesion or polyp, or leave it out.");
     }
 

@@ -81,7 +81,7 @@ public static class SyntheticScenes
         rng.Shuffle(shapes);
 
         // Every background leaves at least three contrasting colours; the Min only guards edits of the palettes.
-        int wanted = Math.Min(Math.Min(options.MaxObjects, 1 + PickObjectCount(rng)), colors.Count);
+        int wanted = Math.Min(Math.Clamp(1 + PickObjectCount(rng), options.MinObjects, options.MaxObjects), colors.Count);
         // Area fractions: fewer objects may be larger; most targets land within 8–35 % of the image.
         (double Min, double Max) fraction = wanted switch { 1 => (0.10, 0.35), 2 => (0.08, 0.24), _ => (0.07, 0.17) };
 

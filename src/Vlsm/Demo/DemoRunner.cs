@@ -1,0 +1,297 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Vlsm.Adapters;
+using Vlsm.Data;
+using Vlsm.Data.Synthetic;
+using Vlsm.Evaluation;
+using Vlsm.Inference;
+using Vlsm.IO;
+using Vlsm.Models.ClipSeg;
+using Vlsm.Text;
+using Vlsm.Training;
+
+namespace Vlsm.Demo;
+
+/// <param name="OutDir">Where data, runs, results.json and examples.png go.</param>
+/// <param name="CacheDir">Where the pretrained model folder is kept between runs.</param>
+/// <param name="Retrain">Pretrain even when the cache has the model.</param>
+public sealed record DemoOptions(string OutDir, string CacheDir, ulong Seed = 1, bool Quick = false, bool Retrain = false)
+{
+    /// <summary>$VLSM_CACHE, else $XDG_CACHE_HOME/vlsm, else ~/.cache/vlsm; the demo keeps its models under demo/.</summary>
+    public static string DefaultCacheDir()
+    {
+        string? root = Environment.GetEnvironmentVariable("VLSM_CACHE");
+        if (string.IsNullOrEmpty(root))
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            root = string.IsNullOrEmpty(xdg)
+                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "vlsm")
+                : Path.Combine(xdg, "vlsm");
+        }
+        return Path.Combine(root, "demo");
+    }
+}
+
+/// <summary>Scores of one model on the medical test split.</summary>
+/// <param name="PromptSwapDice">Dice against the record's own mask when the prompt names another object of the same image.</param>
+public sealed record DemoScores(double Dice, double IoU, double PromptSwapDice, int TestRecords, int SwapRecords);
+
+/// <summary>One row of the results table.</summary>
+public sealed record DemoMethodResult(
+    string Method, string Mode, string? Parts, long TrainableParameters, double TrainablePercent,
+    int Epochs, int BestEpoch, double WallSeconds, DemoScores Test);
+
+/// <summary>What the demo measured; written as results.json.</summary>
+public sealed record DemoResults(
+    string Recipe, ulong Seed, string ModelDescription, long TotalParameters, string Prompt,
+    bool PretrainedFromCache, double PretrainSeconds, double PretrainValDice, int PretrainEpochs,
+    DemoScores ZeroShot, IReadOnlyList<DemoMethodResult> Methods, string ExamplesImage)
+{
+    public const string FileName = "results.json";
+
+    public JsonObject ToJson()
+    {
+        static JsonObject Scores(DemoScores s) => new()
+        {
+            ["test_dice"] = Math.Round(s.Dice, 4),
+            ["test_iou"] = Math.Round(s.IoU, 4),
+            ["prompt_swap_dice"] = Math.Round(s.PromptSwapDice, 4),
+            ["test_records"] = s.TestRecords,
+            ["swap_records"] = s.SwapRecords,
+        };
+        var methods = new JsonArray();
+        foreach (var m in Methods)
+        {
+            var row = Scores(m.Test);
+            row["method"] = m.Method;
+            row["mode"] = m.Mode;
+            row["parts"] = m.Parts;
+            row["trainable_parameters"] = m.TrainableParameters;
+            row["trainable_percent"] = Math.Round(m.TrainablePercent, 3);
+            row["epochs"] = m.Epochs;
+            row["best_epoch"] = m.BestEpoch;
+            methods.Add(row);
+        }
+        // Wall times are kept apart: everything else is a function of the seed.
+        var timing = new JsonObject { ["pretrain_seconds"] = Math.Round(PretrainSeconds, 1), ["pretrained_from_cache"] = PretrainedFromCache };
+        foreach (var m in Methods) timing[m.Method + "_seconds"] = Math.Round(m.WallSeconds, 1);
+        return new JsonObject
+        {
+            ["recipe"] = Recipe,
+            ["seed"] = Seed,
+            ["model"] = ModelDescription,
+            ["total_parameters"] = TotalParameters,
+            ["prompt"] = Prompt,
+            ["pretrain"] = new JsonObject { ["epochs"] = PretrainEpochs, ["val_dice"] = Math.Round(PretrainValDice, 4) },
+            ["zero_shot"] = Scores(ZeroShot),
+            ["methods"] = methods,
+            ["examples"] = ExamplesImage,
+            ["timing"] = timing,
+        };
+    }
+}
+
+/// <summary>Stages of a demo run, for progress display.</summary>
+public interface IDemoObserver
+{
+    /// <summary>A stage starts ("pretraining", "fine-tuning dense VL", ...).</summary>
+    void Stage(string title);
+
+    /// <summary>The observer for the training run of the current stage.</summary>
+    ITrainingObserver Training { get; }
+}
+
+/// <summary>
+/// The paper's experiment in miniature: pretrain a small CLIPSeg end to end on synthetic natural
+/// scenes, move to synthetic "medical" scenes, evaluate zero-shot, fine-tune with four methods
+/// through the real trainer, and compare test Dice, IoU and prompt-swap Dice.
+/// </summary>
+public sealed class DemoRunner
+{
+    /// <summary>Split of the medical data whose records carry another object's prompts (prompt-swap evaluation).</summary>
+    public const string SwapSplit = "swap";
+
+    private readonly DemoOptions options;
+    private readonly DemoRecipe recipe;
+    private readonly IDemoObserver observer;
+
+    public DemoRunner(DemoOptions options, IDemoObserver observer, DemoRecipe? recipe = null)
+    {
+        this.options = options;
+        this.observer = observer;
+        this.recipe = recipe ?? (options.Quick ? DemoRecipe.Quick : DemoRecipe.Full);
+    }
+
+    public DemoRecipe Recipe => recipe;
+
+    public DemoResults Run(CancellationToken cancellation = default)
+    {
+        string outDir = Path.GetFullPath(options.OutDir);
+        if (File.Exists(outDir)) throw new VlsmException($"--out {options.OutDir} is a file; give a folder for the demo's data, runs and results.");
+        if (Directory.Exists(Path.Combine(outDir, "runs")))
+            throw new VlsmException($"{outDir} already holds a demo run; give a new or empty --out folder (or delete {Path.Combine(outDir, "runs")}).");
+        Directory.CreateDirectory(outDir);
+
+        string natural = Path.Combine(outDir, "data", "natural");
+        string medical = Path.Combine(outDir, "data", "medical");
+        string runs = Path.Combine(outDir, "runs");
+
+        var (modelDir, fromCache, pretrainSeconds, pretrainDice, pretrainEpochs) = Pretrained(natural, runs, cancellation);
+
+        observer.Stage($"domain shift: {recipe.MedicalScenes} synthetic medical scenes");
+        SyntheticDataset.Generate(medical, new SynthOptions(recipe.MedicalScenes, options.Seed + 1000, recipe.ImageSize, SynthStyle.Medical));
+        PromptSwap.WriteSplit(medical, "test", SwapSplit);
+
+        observer.Stage("zero-shot evaluation of the pretrained model");
+        var zeroShot = Score(modelDir, null, medical);
+
+        var methods = new List<DemoMethodResult>();
+        long total;
+        using (var probe = ClipSegLoader.Load(modelDir)) total = probe.parameters().Sum(p => p.numel());
+        foreach (var method in recipe.Methods)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            observer.Stage($"fine-tuning: {method.Name}");
+            var config = FineTuneConfig(method, modelDir, medical);
+            var run = new RunFolder(Path.Combine(runs, Slug(method.Name)));
+            var clock = Stopwatch.StartNew();
+            var result = new Trainer(config, run, observer.Training).Run(resume: false, cancellation);
+            double seconds = clock.Elapsed.TotalSeconds;
+            long trainable;
+            using (var adapted = new AdaptedClipSeg(ClipSegLoader.Load(modelDir), config.Spec())) // owns and disposes the base
+                trainable = adapted.TrainableParameterCount;
+            var scores = Score(modelDir, run.BestFile, medical);
+            methods.Add(new DemoMethodResult(method.Name, method.Mode, method.Parts, trainable, 100.0 * trainable / total,
+                result.EpochsCompleted, result.BestEpoch + 1, seconds, scores));
+        }
+
+        observer.Stage("drawing examples.png");
+        string examples = Path.Combine(outDir, "examples.png");
+        var best = recipe.Methods.First(m => m.Mode == "dense");
+        ExampleGrid.Write(examples, modelDir, Path.Combine(runs, Slug(best.Name), "best.safetensors"), best.Name, medical, recipe.Prompt);
+
+        var results = new DemoResults(recipe.Name, options.Seed, recipe.Describe(), total, recipe.Prompt,
+            fromCache, pretrainSeconds, pretrainDice, pretrainEpochs, zeroShot, methods, "examples.png");
+        AtomicFile.WriteAllText(Path.Combine(outDir, DemoResults.FileName),
+            results.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        return results;
+    }
+
+    /// <summary>The pretrained model folder: from the cache, or pretrained now and stored there.</summary>
+    private (string Dir, bool FromCache, double Seconds, double ValDice, int Epochs) Pretrained(string natural, string runs, CancellationToken cancellation)
+    {
+        string cached = Path.Combine(options.CacheDir, recipe.PretrainKey(options.Seed));
+        string info = Path.Combine(cached, PretrainInfoFile);
+        if (!options.Retrain && File.Exists(Path.Combine(cached, "model.safetensors")) && File.Exists(info))
+        {
+            observer.Stage($"pretrained model from the cache: {cached} (--retrain to pretrain again)");
+            var saved = JsonNode.Parse(File.ReadAllText(info))!;
+            return (cached, true, saved["seconds"]!.GetValue<double>(), saved["val_dice"]!.GetValue<double>(), saved["epochs"]!.GetValue<int>());
+        }
+
+        observer.Stage($"pretraining on {recipe.NaturalScenes} synthetic natural scenes: {recipe.Describe()}");
+        var clock = Stopwatch.StartNew();
+        SyntheticDataset.Generate(natural, new SynthOptions(recipe.NaturalScenes, options.Seed, recipe.ImageSize, SynthStyle.Natural, MinObjects: recipe.NaturalMinObjects));
+        string initial = Path.Combine(runs, "initial-model");
+        WriteInitialModel(initial);
+        var config = new TrainConfig
+        {
+            Model = initial,
+            Data = [natural],
+            Mode = "full",
+            Lr = recipe.PretrainLr,
+            BatchSize = recipe.BatchSize,
+            MaxEpochs = recipe.PretrainEpochs,
+            MinEpochs = recipe.PretrainEpochs,
+            Prompt = recipe.PretrainPrompt,
+            Loss = recipe.Loss,
+            Seed = (int)(options.Seed % int.MaxValue),
+        };
+        config.Validate();
+        var run = new RunFolder(Path.Combine(runs, "pretrain"));
+        var result = new Trainer(config, run, observer.Training).Run(resume: false, cancellation);
+        double seconds = clock.Elapsed.TotalSeconds;
+
+        // Staged next to the cache entry and renamed into place, so a killed run never leaves half a model there.
+        Directory.CreateDirectory(options.CacheDir);
+        string staging = cached + $".tmp-{Environment.ProcessId}";
+        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        var pretrained = ClipSegLoader.Load(initial);
+        using (AdapterFile.Load(pretrained, run.BestFile)) // full-mode weights into the base, which the wrapper owns
+            ClipSegLoader.SaveFolder(pretrained, staging, initial);
+        var infoJson = new JsonObject { ["seconds"] = Math.Round(seconds, 1), ["val_dice"] = result.BestValDice, ["epochs"] = result.EpochsCompleted };
+        File.WriteAllText(Path.Combine(staging, PretrainInfoFile), infoJson.ToJsonString());
+        if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);
+        Directory.Move(staging, cached);
+        return (cached, false, seconds, result.BestValDice, result.EpochsCompleted);
+    }
+
+    private const string PretrainInfoFile = "demo-pretrain.json";
+
+    /// <summary>A freshly initialised model as an HF folder, with the built-in CLIP vocabulary and a 96-px preprocessor.</summary>
+    private void WriteInitialModel(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        TorchSharp.torch.manual_seed((long)(options.Seed % long.MaxValue));
+        using var model = new ClipSegModel(recipe.ModelConfig());
+        ClipSegInitializer.Initialize(model, (long)(options.Seed % long.MaxValue));
+        ClipTokenizer.WriteBuiltInVocabulary(dir);
+        var preprocessor = new JsonObject
+        {
+            ["do_resize"] = true,
+            ["size"] = new JsonObject { ["height"] = recipe.ImageSize, ["width"] = recipe.ImageSize },
+            ["resample"] = 2,
+            ["do_rescale"] = true,
+            ["rescale_factor"] = 1.0 / 255,
+            ["do_normalize"] = true,
+            ["image_mean"] = new JsonArray(0.485, 0.456, 0.406),
+            ["image_std"] = new JsonArray(0.229, 0.224, 0.225),
+        };
+        File.WriteAllText(Path.Combine(dir, "preprocessor_config.json"), preprocessor.ToJsonString());
+        ClipSegLoader.SaveFolder(model, dir, dir);
+    }
+
+    private TrainConfig FineTuneConfig(DemoMethod method, string modelDir, string medical)
+    {
+        var config = new TrainConfig
+        {
+            Model = modelDir,
+            Data = [medical],
+            Mode = method.Mode,
+            Parts = method.Parts,
+            AdapterDim = method.Mode switch { "dense" => recipe.DenseAdapterDim, "shallow" => recipe.ShallowAdapterDim, _ => null },
+            CondAdapterDim = method.Mode == "shallow" ? recipe.ShallowAdapterDim : null,
+            Lr = method.Lr,
+            BatchSize = recipe.BatchSize,
+            MaxEpochs = recipe.FineTuneEpochs,
+            MinEpochs = recipe.FineTuneEpochs,
+            Prompt = recipe.Prompt,
+            Loss = recipe.Loss,
+            Seed = (int)(options.Seed % int.MaxValue),
+        };
+        config.Validate();
+        return config;
+    }
+
+    private DemoScores Score(string modelDir, string? adapter, string medical)
+    {
+        var predictor = ClipSegPredictor.FromFolder(modelDir, adapter);
+        try
+        {
+            var data = PooledDataset.Open([medical]);
+            var test = Evaluator.Plan(predictor, data, new EvaluationOptions { Split = "test", Prompt = recipe.Prompt, BatchSize = 32 }, modelDir, adapter).Run();
+            var swap = Evaluator.Plan(predictor, data, new EvaluationOptions { Split = SwapSplit, Prompt = recipe.Prompt, BatchSize = 32 }, modelDir, adapter).Run();
+            var t = test.Prompts[0].Datasets[0].Summary;
+            var s = swap.Prompts[0].Datasets[0].Summary;
+            return new DemoScores(t.Dice.Mean, t.IoU.Mean, s.Dice.Mean, t.N, s.N);
+        }
+        finally
+        {
+            if (predictor.Adapted is { } adapted) adapted.Dispose(); // disposes the base too
+            else predictor.Model.Dispose();
+        }
+    }
+
+    internal static string Slug(string name) => name.Replace(' ', '-').ToLowerInvariant();
+}
