@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -89,8 +88,8 @@ public enum CrisPadMask
 /// </summary>
 public sealed record CrisConfig
 {
-    public static readonly float[] ClipMean = [0.48145466f, 0.4578275f, 0.40821073f];
-    public static readonly float[] ClipStd = [0.26862954f, 0.26130258f, 0.27577711f];
+    public static readonly double[] ClipMean = [0.48145466, 0.4578275, 0.40821073];
+    public static readonly double[] ClipStd = [0.26862954, 0.26130258, 0.27577711];
 
     public required CrisClipConfig Clip { get; init; }
     public int WordLen { get; init; } = 77;
@@ -104,8 +103,8 @@ public sealed record CrisConfig
     public double Dropout { get; init; } = 0.2;
     public int ImgSize { get; init; } = 416;
     public bool FreezeEncoder { get; init; }
-    public IReadOnlyList<float> ImageMean { get; init; } = ClipMean;
-    public IReadOnlyList<float> ImageStd { get; init; } = ClipStd;
+    public IReadOnlyList<double> ImageMean { get; init; } = ClipMean;
+    public IReadOnlyList<double> ImageStd { get; init; } = ClipStd;
 
     /// <summary>The benchmarks' CRIS (vlsm-adapter <c>configs/model/cris.yaml</c>): CLIP RN50 at 416 px.</summary>
     public static CrisConfig Rn50 => new() { Clip = CrisClipConfig.Rn50 };
@@ -254,13 +253,13 @@ public sealed record CrisConfig
         return a.Select(n => n!.GetValue<int>()).ToArray();
     }
 
-    private static float[] Floats(JsonObject o, string key, IReadOnlyList<float> fallback)
+    private static double[] Floats(JsonObject o, string key, IReadOnlyList<double> fallback)
     {
         var node = o[key];
         if (node is null) return fallback.ToArray();
         if (node is not JsonArray a || a.Count != 3 || a.Any(n => n is not JsonValue v || !v.TryGetValue<double>(out _)))
             throw new FormatException($"{key} must be a list of 3 numbers (R, G, B), got {node.ToJsonString()}.");
-        return a.Select(n => (float)n!.GetValue<double>()).ToArray();
+        return a.Select(n => n!.GetValue<double>()).ToArray();
     }
 
     /// <summary>The consistency the forward pass needs, so a bad config fails here with the field named, not inside a convolution.</summary>
@@ -312,8 +311,8 @@ public sealed record CrisConfig
                 ["num_layers"] = NumLayers, ["num_head"] = NumHead, ["dim_ffn"] = DimFfn, ["dropout"] = Dropout, ["intermediate"] = false,
                 ["img_size"] = ImgSize, ["freeze_encoder"] = FreezeEncoder,
             },
-            ["image_mean"] = Array(ImageMean.Select(v => double.Parse(v.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture))),
-            ["image_std"] = Array(ImageStd.Select(v => double.Parse(v.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture))),
+            ["image_mean"] = Array(ImageMean),
+            ["image_std"] = Array(ImageStd),
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
