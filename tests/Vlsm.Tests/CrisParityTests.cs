@@ -17,18 +17,7 @@ public class CrisParityTests
     public CrisParityTests(ITestOutputHelper output) => this.output = output;
 
     /// <summary>Every CRIS model folder with a reference file in shared/parity and under $VLSM_PARITY_DIR.</summary>
-    public static IEnumerable<object[]> ModelFolders()
-    {
-        var roots = new List<string> { Fixtures.Parity };
-        if (Environment.GetEnvironmentVariable("VLSM_PARITY_DIR") is { Length: > 0 } extra) roots.Add(extra);
-        return roots
-            .SelectMany(r => Directory.EnumerateFiles(r, "config.json", SearchOption.AllDirectories))
-            .Select(Path.GetDirectoryName)
-            .Where(d => File.Exists(Path.Combine(d!, "reference.safetensors")) && CrisLoader.IsCrisFolder(d!))
-            .Distinct()
-            .Order(StringComparer.Ordinal)
-            .Select(d => new object[] { d! });
-    }
+    public static IEnumerable<object[]> ModelFolders() => Fixtures.ParityModelFolders(CrisLoader.IsCrisFolder);
 
     [Fact]
     public void SharedParityHasTheCrisTinyFolder() =>

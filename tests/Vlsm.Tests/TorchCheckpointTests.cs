@@ -13,20 +13,35 @@ public sealed class TorchCheckpointTests : IDisposable
 
     private static string CrisTiny => Path.Combine(Fixtures.Parity, "cris-tiny");
 
-    [Fact]
-    public void CrisTinyCheckpointHoldsExactlyTheTensorsOfModelSafetensors()
+    /// <summary>Each CRIS parity folder's distributed checkpoint (a .pth other than malicious.pth) with its folder.</summary>
+    public static IEnumerable<object[]> CrisCheckpoints() =>
+        CrisParityTests.ModelFolders()
+            .SelectMany(o => Directory.GetFiles((string)o[0], "*.pth").Where(f => Path.GetFileName(f) != "malicious.pth"))
+            .Select(f => new object[] { f });
+
+    [Theory]
+    [MemberData(nameof(CrisCheckpoints))]
+    public void ACrisCheckpointHoldsExactlyTheTensorsOfItsModelSafetensors(string checkpoint)
     {
-        var read = TorchCheckpoint.StripPrefix(TorchCheckpoint.ReadStateDict(Path.Combine(CrisTiny, "cris-tiny.pth")), "module.");
-        using var expected = SafetensorsFile.Open(Path.Combine(CrisTiny, "model.safetensors"));
+        var read = TorchCheckpoint.StripPrefix(TorchCheckpoint.ReadStateDict(checkpoint), "module.");
+        using var expected = SafetensorsFile.Open(Path.Combine(Path.GetDirectoryName(checkpoint)!, "model.safetensors"));
         Assert.Equal(expected.Names.Order(StringComparer.Ordinal), read.Select(t => t.Name).Order(StringComparer.Ordinal));
-        Assert.Equal(302, read.Count);
         foreach (var t in read)
         {
             using var a = t.ToTensor();
             using var b = expected.Load(t.Name);
             Assert.True(Bitwise.Equal(a, b), t.Name);
         }
+    }
+
+    [Fact]
+    public void CrisTinyCheckpointHasEveryParameterAndBatchNormCounter()
+    {
+        var read = TorchCheckpoint.ReadStateDict(Path.Combine(CrisTiny, "cris-tiny.pth"));
+        Assert.Equal(302, read.Count);
+        Assert.All(read, t => Assert.StartsWith("module.", t.Name));
         Assert.Equal(35, read.Count(t => t.Name.EndsWith(".num_batches_tracked") && t.Dtype == SafetensorsDtype.I64 && t.Shape.Length == 0));
+        Assert.Contains(CrisCheckpoints(), o => (string)o[0] == Path.Combine(CrisTiny, "cris-tiny.pth"));
     }
 
     [Fact]

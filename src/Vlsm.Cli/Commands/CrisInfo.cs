@@ -16,7 +16,7 @@ internal static class CrisInfo
         using var model = new CrisModel(config);
         var s = CrisSummary.Of(model);
         FineTuneMode? mode = modeName is null ? null : CrisCheckpointFile.CheckMode(FineTuneSpec.ParseMode(modeName));
-        long? trainable = mode is { } m ? model.named_parameters().Where(p => CrisCheckpointFile.IsTrained(m, p.name)).Sum(p => p.parameter.numel()) : null;
+        long? trainable = mode is { } m ? CrisCheckpointFile.TrainableParameterCount(model, m) : null;
         if (json)
         {
             var o = new JsonObject

@@ -138,7 +138,7 @@ internal sealed class CrisTraining : ITrainableSegmenter
 
     /// <summary>Backbone outputs served from the feature caches (decoder mode).</summary>
     internal long CacheHits => (visionCache?.Hits ?? 0) + (textCache?.Hits ?? 0);
-    public long TrainableParameterCount => TrainableNamed().Sum(p => p.Parameter.numel());
+    public long TrainableParameterCount => CrisCheckpointFile.TrainableParameterCount(model, mode);
     public long TotalParameterCount { get; }
     public ImagePreprocessor Preprocessor { get; }
 

@@ -125,6 +125,8 @@ public sealed class Trainer
             cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             model.SetTraining(true);
+            // Dropout (CRIS's decoder) draws from a generator seeded per epoch, so a resumed run draws what an uninterrupted one would.
+            manual_seed(config.Seed + 1 + epoch);
             observer.EpochStarted(epoch, config.MaxEpochs, trainLoader.BatchCount);
             double trainSum = 0;
             int trainCount = 0, step = 0;

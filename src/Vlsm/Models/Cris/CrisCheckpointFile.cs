@@ -15,18 +15,26 @@ public static class CrisCheckpointFile
 {
     public const string Format = "vlsm-cris";
 
-    /// <summary>Whether <paramref name="key"/> is a tensor that <paramref name="mode"/> trains (parameters and BatchNorm buffers).</summary>
-    public static bool IsTrained(FineTuneMode mode, string key) =>
-        mode == FineTuneMode.Full || CrisModel.HeadPrefixes.Any(p => key.StartsWith(p, StringComparison.Ordinal));
+    /// <summary>
+    /// Whether <paramref name="key"/> is a tensor that <paramref name="mode"/> trains (parameters and
+    /// BatchNorm buffers): everything but CLIP's unused <c>logit_scale</c> in full mode, neck, decoder
+    /// and projector in decoder mode.
+    /// </summary>
+    public static bool IsTrained(FineTuneMode mode, string key) => mode == FineTuneMode.Full
+        ? key != CrisModel.UnusedParameter
+        : CrisModel.HeadPrefixes.Any(p => key.StartsWith(p, StringComparison.Ordinal));
 
     /// <summary>The modes CRIS trains in; others are an error that says so.</summary>
     public static FineTuneMode CheckMode(FineTuneMode mode) => mode is FineTuneMode.Full or FineTuneMode.Decoder
         ? mode
         : throw new VlsmException($"CRIS trains in full or decoder mode (the benchmarks train all of it: --mode full or --preset cris); {FineTuneSpec.ModeName(mode)} adapters are CLIPSeg's.");
 
+    public static long TrainableParameterCount(CrisModel model, FineTuneMode mode) =>
+        model.named_parameters().Where(p => IsTrained(mode, p.name)).Sum(p => p.parameter.numel());
+
     public static void Save(string path, CrisModel model, FineTuneMode mode, IReadOnlyDictionary<string, string>? extraMetadata = null)
     {
-        long trainable = model.named_parameters().Where(p => IsTrained(mode, p.name)).Sum(p => p.parameter.numel());
+        long trainable = TrainableParameterCount(model, mode);
         var metadata = new Dictionary<string, string>
         {
             ["format"] = Format,

@@ -42,6 +42,9 @@ public sealed class CrisModel : nn.Module
     public CrisDecoder Decoder => decoder;
     public CrisProjector Projector => proj;
 
+    /// <summary>CLIP's contrastive temperature: loaded with the weights, never used for segmentation, so it never has a gradient.</summary>
+    public const string UnusedParameter = "backbone.logit_scale";
+
     /// <summary>The state-dict prefixes of the parts after the backbone (what decoder mode trains).</summary>
     public static readonly IReadOnlyList<string> HeadPrefixes = ["neck.", "decoder.", "proj."];
 
