@@ -123,30 +123,11 @@ public sealed record CrisConfig
     public static CrisConfig FromFile(string path) => Read(path).Config;
 
     /// <summary>The config, and whether the file gives the backbone sizes (a <c>clip</c> object) for the weights to be checked against.</summary>
-    public static (CrisConfig Config, bool HasClip) Read(string path)
-    {
-        if (!File.Exists(path))
-            throw new VlsmException($"{path}: CRIS config not found; a CRIS folder needs config.json with \"clip\" and \"cris\" objects (see vlsm convert cris).");
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new VlsmException($"{path}: not valid JSON ({e.Message}).", e);
-        }
-        if (root is not JsonObject obj || obj["cris"] is not JsonObject)
-            throw new VlsmException($"{path}: no \"cris\" object; not a CRIS config.");
-        try
-        {
-            return (Parse(obj), obj["clip"] is JsonObject);
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
-        {
-            throw new VlsmException($"{path}: {e.Message}", e);
-        }
-    }
+    public static (CrisConfig Config, bool HasClip) Read(string path) =>
+        ConfigJson.ParseFile(path, "CRIS config not found; a CRIS folder needs config.json with \"clip\" and \"cris\" objects (see vlsm convert cris).",
+            obj => obj["cris"] is JsonObject
+                ? (Parse(obj), obj["clip"] is JsonObject)
+                : throw new FormatException("no \"cris\" object; not a CRIS config."));
 
     /// <summary>Parses the config; a missing <c>clip</c> object gives RN50 sizes (the weights' sizes replace them on loading).</summary>
     public static CrisConfig Parse(JsonObject obj)
@@ -230,19 +211,7 @@ public sealed record CrisConfig
         return config;
     }
 
-    private static int Int(JsonObject o, string key, int fallback, string section)
-    {
-        var node = o[key];
-        if (node is null) return fallback;
-        try
-        {
-            return node.GetValue<int>();
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
-        {
-            throw new FormatException($"{section}.{key} must be an integer, got {node.ToJsonString()}.", e);
-        }
-    }
+    private static int Int(JsonObject o, string key, int fallback, string section) => ConfigJson.Int(o, key, fallback, $"{section}.{key}");
 
     private static int[] Ints(JsonObject o, string key, int count, IReadOnlyList<int> fallback, string section)
     {
