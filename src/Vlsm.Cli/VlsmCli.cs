@@ -14,7 +14,7 @@ public static class VlsmCli
 
     public static int Run(string[] args)
     {
-        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg) on a CPU.")
+        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg, CRIS) on a CPU.")
         {
             DemoCommand.Build(),
             PredictCommand.Build(),
@@ -26,6 +26,7 @@ public static class VlsmCli
             EvalCommand.Build(),
             PromptsCommand.Build(),
             SynthCommand.Build(),
+            ConvertCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -13,18 +13,7 @@ public class ClipSegParityTests
     public const double Tolerance = 1e-4;
 
     /// <summary>Every CLIPSeg model folder with a reference file in shared/parity and under $VLSM_PARITY_DIR.</summary>
-    public static IEnumerable<object[]> ModelFolders()
-    {
-        var roots = new List<string> { Fixtures.Parity };
-        if (Environment.GetEnvironmentVariable("VLSM_PARITY_DIR") is { Length: > 0 } extra) roots.Add(extra);
-        return roots
-            .SelectMany(r => Directory.EnumerateFiles(r, "config.json", SearchOption.AllDirectories))
-            .Select(Path.GetDirectoryName)
-            .Where(d => File.Exists(Path.Combine(d!, "reference.safetensors")) && IsClipSeg(d!))
-            .Distinct()
-            .Order(StringComparer.Ordinal)
-            .Select(d => new object[] { d! });
-    }
+    public static IEnumerable<object[]> ModelFolders() => Fixtures.ParityModelFolders(IsClipSeg);
 
     private static bool IsClipSeg(string dir) =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))?["model_type"]?.GetValue<string>() == "clipseg";

@@ -47,8 +47,8 @@ public sealed class DemoCliTests : IDisposable
         using (var png = File.OpenRead(Path.Combine(first, "examples.png")))
             Assert.True(png.Length > 1000);
         var grid = ImageCodec.DecodeRgb(Path.Combine(first, "examples.png"));
-        Assert.True(grid.Width > 2 * 64 && grid.Height > 64);
-        Assert.Contains("prompt-swap Dice", r.Stdout);
+        Assert.True(grid.Width > 4 * 64 && grid.Height > 64);
+        Assert.Contains("swap Dice", r.Stdout);
         Assert.Contains("dense VL", r.Stdout);
 
         // The swap split pairs each record's mask with another object's prompts from the same image.

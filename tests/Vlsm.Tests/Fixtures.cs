@@ -7,6 +7,23 @@ internal static class Fixtures
     public static readonly string Shared = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
     public static readonly string Parity = Path.Combine(Shared, "parity");
 
+    /// <summary>
+    /// Every model folder with a reference.safetensors under shared/parity and $VLSM_PARITY_DIR for
+    /// which <paramref name="isKind"/> is true, as xunit member data.
+    /// </summary>
+    public static IEnumerable<object[]> ParityModelFolders(Func<string, bool> isKind)
+    {
+        var roots = new List<string> { Parity };
+        if (Environment.GetEnvironmentVariable("VLSM_PARITY_DIR") is { Length: > 0 } extra) roots.Add(extra);
+        return roots
+            .SelectMany(r => Directory.EnumerateFiles(r, "config.json", SearchOption.AllDirectories))
+            .Select(f => Path.GetDirectoryName(f)!)
+            .Where(d => File.Exists(Path.Combine(d, "reference.safetensors")) && isKind(d))
+            .Distinct()
+            .Order(StringComparer.Ordinal)
+            .Select(d => new object[] { d });
+    }
+
     private static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -53,8 +53,9 @@ internal static class DemoCommand
         Console.WriteLine($"model: {r.ModelDescription}, {r.TotalParameters:N0} parameters");
         Console.WriteLine($"pretrained on synthetic natural scenes: {r.PretrainEpochs} epochs, val Dice {F(r.PretrainValDice, "0.000")}"
             + (r.PretrainedFromCache ? " (from the cache)" : $", {F(r.PretrainSeconds, "0")} s"));
-        Console.WriteLine($"test on synthetic medical scenes, prompt {r.Prompt}; prompt-swap Dice: prompt names another object of the image (low = the model reads the text)");
-        var table = new Table().AddColumns("method", "trainable params", "% of model", "epochs", "wall time", "test Dice", "test IoU", "prompt-swap Dice");
+        Console.WriteLine($"test split of the synthetic medical scenes, prompt {r.Prompt}. trained: parameters trained (% of the model);");
+        Console.WriteLine("swap Dice: Dice when the prompt names another object of the same image (low = the model reads the text)");
+        var table = new Table().AddColumns("method", "trained", "%", "epochs", "time", "Dice", "IoU", "swap Dice");
         foreach (var i in Enumerable.Range(1, 7)) table.Columns[i].RightAligned();
         table.AddRow("zero-shot", "0", "0", "-", "-", F(r.ZeroShot.Dice, "0.000"), F(r.ZeroShot.IoU, "0.000"), F(r.ZeroShot.PromptSwapDice, "0.000"));
         foreach (var m in r.Methods)

@@ -15,7 +15,7 @@ internal static class EvalCommand
 
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "HF CLIPSeg model folder (the base model).", Required = true };
+        var model = new Option<string>("--model") { Description = "Model folder (the base model): HF CLIPSeg, or CRIS (config.json with a \"cris\" object).", Required = true };
         var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference." };
         var run = new Option<string?>("--run") { Description = $"Training run folder: evaluates its {RunBestFile}." };
         var data = new Option<string[]>("--data")
@@ -37,10 +37,11 @@ internal static class EvalCommand
         var overlays = new Option<int>("--overlays") { Description = "Draw the N best and N worst cases by Dice under OUT/overlays/.", DefaultValueFactory = _ => 0 };
         var maskThreshold = DataOptions.MaskThreshold();
         var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
+        var padMask = ModelOptions.CrisPadMask();
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json, padMask,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -66,7 +67,7 @@ internal static class EvalCommand
             string modelDir = parse.GetValue(model)!;
             string? adapterFile = AdapterFile(parse.GetValue(adapter), parse.GetValue(run));
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
-            var predictor = ClipSegPredictor.FromFolder(modelDir, adapterFile);
+            var predictor = Segmenters.FromFolder(modelDir, adapterFile, Segmenters.ParsePadMask(parse.GetValue(padMask)));
             var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(modelDir),
                 adapterFile is null ? null : Path.GetFullPath(adapterFile));
 

@@ -15,8 +15,8 @@ internal static class InfoCommand
 
     public static Command Build()
     {
-        var model = new Option<string?>("--model") { Description = "HF CLIPSeg model folder (reads its config.json)." };
-        var arch = new Option<string?>("--arch") { Description = $"A built-in architecture with random weights: {string.Join(", ", Architectures.Keys)}." };
+        var model = new Option<string?>("--model") { Description = "Model folder, HF CLIPSeg or CRIS (reads its config.json)." };
+        var arch = new Option<string?>("--arch") { Description = $"A built-in architecture with random weights: {string.Join(", ", Architectures.Keys)}, {CrisInfo.Rn50}." };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var mode = new Option<string?>("--mode") { Description = "Fine-tuning mode to count trainable parameters for: shallow, dense, decoder, full." };
         var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c (default vlc)." };
@@ -28,6 +28,14 @@ internal static class InfoCommand
             string? dir = parse.GetValue(model), name = parse.GetValue(arch);
             if ((dir is null) == (name is null))
                 throw new VlsmException("give exactly one of --model DIR or --arch NAME.");
+            if (name == CrisInfo.Rn50 || (dir is not null && Vlsm.Models.Cris.CrisLoader.IsCrisFolder(dir)))
+            {
+                if (parse.GetValue(parts) is not null || parse.GetValue(adapterDim) is not null || parse.GetValue(condDim) is not null)
+                    throw new VlsmException("--parts, --adapter-dim and --cond-adapter-dim are CLIPSeg adapter settings; CRIS trains in full or decoder mode.");
+                return dir is null
+                    ? CrisInfo.Print(Vlsm.Models.Cris.CrisConfig.Rn50, $"{name} (random weights)", parse.GetValue(json), parse.GetValue(mode))
+                    : CrisInfo.Print(Vlsm.Models.Cris.CrisLoader.ReadConfig(dir), dir, parse.GetValue(json), parse.GetValue(mode));
+            }
             ClipSegConfig config;
             string source;
             if (dir is not null)
@@ -42,7 +50,7 @@ internal static class InfoCommand
             }
             else
             {
-                throw new VlsmException($"unknown --arch \"{name}\"; known: {string.Join(", ", Architectures.Keys)}.");
+                throw new VlsmException($"unknown --arch \"{name}\"; known: {string.Join(", ", Architectures.Keys)}, {CrisInfo.Rn50}.");
             }
             using var built = new ClipSegModel(config);
             var s = ClipSegSummary.Of(built);

@@ -11,16 +11,17 @@ internal static class PredictCommand
 
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "HF CLIPSeg model folder.", Required = true };
+        var model = new Option<string>("--model") { Description = "Model folder: HF CLIPSeg, or CRIS (config.json with a \"cris\" object).", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "What to segment, e.g. \"small pink polyp at the top left\".", Required = true };
         var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the mask.", DefaultValueFactory = _ => 0.5f };
         var probs = new Option<bool>("--probs") { Description = "Also write <name>.probs.npy (float32 sigmoid at model resolution)." };
         var outDir = new Option<string>("--out") { Description = "Output folder.", Required = true };
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
         var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference." };
+        var padMask = ModelOptions.CrisPadMask();
         var inputs = new Argument<string[]>("IMAGE") { Description = "Image files or folders of images.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Segment images with a text prompt; writes <name>.mask.png and <name>.overlay.png.")
-            { model, prompt, threshold, probs, outDir, batch, adapter, inputs };
+            { model, prompt, threshold, probs, outDir, batch, adapter, padMask, inputs };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             float thr = parse.GetValue(threshold);
@@ -31,7 +32,7 @@ internal static class PredictCommand
             string text = parse.GetValue(prompt)!;
             string dir = parse.GetValue(outDir)!;
             bool writeProbs = parse.GetValue(probs);
-            var predictor = ClipSegPredictor.FromFolder(parse.GetValue(model)!, parse.GetValue(adapter));
+            var predictor = Segmenters.FromFolder(parse.GetValue(model)!, parse.GetValue(adapter), Segmenters.ParsePadMask(parse.GetValue(padMask)));
             Directory.CreateDirectory(dir);
             int failed = 0;
             ProgressReporter.Run("predict", files.Count, advance =>

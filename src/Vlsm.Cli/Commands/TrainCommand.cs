@@ -9,10 +9,10 @@ internal static class TrainCommand
 {
     public static Command Build()
     {
-        var model = new Option<string?>("--model") { Description = "HF CLIPSeg model folder to fine-tune." };
+        var model = new Option<string?>("--model") { Description = "Model folder to fine-tune: HF CLIPSeg, or CRIS (full or decoder mode)." };
         var data = new Option<string[]>("--data") { Description = "Dataset root (medvlsm layout); repeat to pool datasets.", AllowMultipleArgumentsPerToken = false };
         var preset = new Option<string?>("--preset") { Description = $"Reference experiment: {string.Join(", ", TrainConfig.Presets.Keys)}." };
-        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset)." };
+        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset); CRIS: full or decoder." };
         var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c." };
         var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter width (default 512 shallow, 64 dense)." };
         var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional adapter width (default 256)." };
@@ -20,7 +20,7 @@ internal static class TrainCommand
         var freezeText = new Option<bool>("--freeze-text") { Description = "Full mode: keep the text tower fixed and train vision and decoder (for training from scratch)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (default 200); also lowers the minimum (10) to it when smaller." };
         var batch = new Option<int?>("--batch-size") { Description = "Batch size (default 32)." };
-        var lr = new Option<double?>("--lr") { Description = "Learning rate (default by mode: shallow 3e-4, dense 1e-3, decoder 1e-3, full 1e-5)." };
+        var lr = new Option<double?>("--lr") { Description = "Learning rate (default by mode: shallow 3e-4, dense 1e-3, decoder 1e-3, full 1e-5; CRIS full 1e-4)." };
         var prompt = new Option<string?>("--prompt") { Description = "Prompt key (p3), random (p1..pN per sample, default) or literal text." };
         var seed = new Option<int?>("--seed") { Description = "Seed for initialisation, shuffling and prompt choice (default 42)." };
         var precision = new Option<string?>("--precision") { Description = "fp32 (default) or bf16." };
@@ -29,13 +29,14 @@ internal static class TrainCommand
         var augment = new Option<bool>("--augment") { Description = "Flips, rotation, scale and colour jitter (off by default, as in the reference)." };
         var onError = new Option<string?>("--on-error") { Description = "fail (default) stops at an unusable record (e.g. image and mask sizes differ); skip skips and counts it." };
         var noCache = new Option<bool>("--no-feature-cache") { Description = "Recompute frozen tower outputs every epoch." };
+        var padMask = ModelOptions.CrisPadMask();
         var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
         var output = new Option<string?>("--out") { Description = "Run folder to create." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder after its last completed epoch." };
-        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full) on medvlsm-format datasets.")
+        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), or CRIS (full/decoder), on medvlsm-format datasets.")
         {
             model, data, preset, mode, parts, adapterDim, condDim, zeroInit, freezeText, epochs, batch, lr, prompt, seed, precision, loss,
-            maskThreshold, augment, onError, noCache, configFile, output, resume,
+            maskThreshold, augment, onError, noCache, padMask, configFile, output, resume,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -52,14 +53,14 @@ internal static class TrainCommand
             {
                 config = parse.GetValue(configFile) is { } file ? TrainConfig.FromYaml(file) : new TrainConfig();
                 if (parse.GetValue(preset) is { } name) config.ApplyPreset(name);
+                if (parse.GetValue(model) is { } md) config.Model = md;
                 if (parse.GetValue(mode) is { } m)
                 {
                     config.Preset = null;
                     config.Mode = m;
                     config.Parts = null;
-                    config.Lr = TrainConfig.DefaultLr(Adapters.FineTuneSpec.ParseMode(m));
+                    config.Lr = TrainConfig.DefaultLr(Adapters.FineTuneSpec.ParseMode(m), Models.Cris.CrisLoader.IsCrisFolder(config.Model));
                 }
-                if (parse.GetValue(model) is { } md) config.Model = md;
                 if (parse.GetValue(data) is { Length: > 0 } roots) config.Data = roots.ToList();
                 if (parse.GetValue(parts) is { } p) config.Parts = p;
                 if (parse.GetValue(adapterDim) is { } r) config.AdapterDim = r;
@@ -77,6 +78,7 @@ internal static class TrainCommand
                 if (parse.GetValue(augment)) config.Augment = true;
                 if (parse.GetValue(noCache)) config.FeatureCache = false;
                 if (parse.GetValue(onError) is { } oe) config.OnError = oe;
+                if (parse.GetValue(padMask) is { } pm) config.CrisPadMask = pm;
                 string outDir = parse.GetValue(output) ?? throw new VlsmException("--out RUN is required: the folder where the run is written.");
                 run = new RunFolder(outDir);
                 if (run.HasState) throw new VlsmException($"{run.Path} already holds a run; use --resume {outDir} to continue it, or another --out.");

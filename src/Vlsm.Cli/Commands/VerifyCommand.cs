@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Spectre.Console;
 using Vlsm.IO;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Models.Cris;
 
 namespace Vlsm.Cli.Commands;
 
@@ -11,19 +12,30 @@ internal static class VerifyCommand
 {
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "HF CLIPSeg model folder.", Required = true };
+        var model = new Option<string>("--model") { Description = "Model folder: HF CLIPSeg, or CRIS (config.json with a \"cris\" object).", Required = true };
         var reference = new Option<string>("--reference") { Description = "Safetensors file with inputs and expected outputs (shared/parity/README.md format).", Required = true };
         var tolerance = new Option<double>("--tolerance") { Description = "Largest allowed absolute difference.", DefaultValueFactory = _ => 1e-4 };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) to apply to the model." };
+        var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors, e.g. a run's best.safetensors) to apply to the model." };
         var cmd = new Command("verify", "Check a model against reference outputs (e.g. from the Python implementation).") { model, reference, tolerance, json, adapter };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             double tol = parse.GetValue(tolerance);
-            var m = ClipSegLoader.Load(parse.GetValue(model)!);
-            using var file = SafetensorsFile.Open(parse.GetValue(reference)!);
-            var adapted = parse.GetValue(adapter) is { } a ? Vlsm.Adapters.AdapterFile.Load(m, a) : null;
-            var results = ReferenceVerifier.Verify(m, file, adapted);
+            IReadOnlyList<TensorComparison> results;
+            if (CrisLoader.IsCrisFolder(parse.GetValue(model)!))
+            {
+                using var cris = CrisLoader.Load(parse.GetValue(model)!);
+                if (parse.GetValue(adapter) is { } checkpoint) CrisCheckpointFile.Apply(cris, checkpoint);
+                using var crisReference = SafetensorsFile.Open(parse.GetValue(reference)!);
+                results = CrisReferenceVerifier.Verify(cris, crisReference);
+            }
+            else
+            {
+                var m = ClipSegLoader.Load(parse.GetValue(model)!);
+                using var file = SafetensorsFile.Open(parse.GetValue(reference)!);
+                var adapted = parse.GetValue(adapter) is { } a ? Vlsm.Adapters.AdapterFile.Load(m, a) : null;
+                results = ReferenceVerifier.Verify(m, file, adapted);
+            }
             bool passed = results.Count > 0 && results.All(r => r.Within(tol));
             if (parse.GetValue(json))
             {

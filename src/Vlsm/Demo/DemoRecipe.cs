@@ -19,7 +19,7 @@ public sealed record DemoRecipe
     public required string Name { get; init; }
 
     /// <summary>Side of the square synthetic images and of the model input.</summary>
-    public int ImageSize { get; init; } = 96;
+    public int ImageSize { get; init; } = 64;
     public int PatchSize { get; init; } = 8;
     public int Width { get; init; } = 128;
     public int Layers { get; init; } = 4;
@@ -36,9 +36,9 @@ public sealed record DemoRecipe
     public int BatchSize { get; init; } = 16;
 
     /// <summary>Prompt key for pretraining (<see cref="Data.PromptChoice"/> syntax).</summary>
-    public string PretrainPrompt { get; init; } = "random";
+    public string PretrainPrompt { get; init; } = "p4";
 
-    /// <summary>Prompt key for fine-tuning and every evaluation: names the object's colour and shape, which differ between objects of a scene.</summary>
+    /// <summary>Prompt key for fine-tuning and every evaluation: "{size} {colour} {shape} {class}"; colour and shape differ between the objects of a scene.</summary>
     public string Prompt { get; init; } = "p4";
 
     /// <summary>Loss for every run: BCE on logits (the small model trains from scratch; the reference's double sigmoid is too weak a signal for that).</summary>
@@ -59,16 +59,16 @@ public sealed record DemoRecipe
     public static DemoRecipe Full { get; } = new()
     {
         Name = "full",
-        NaturalScenes = 600,
-        MedicalScenes = 300,
-        PretrainEpochs = 16,
-        FineTuneEpochs = 12,
+        NaturalScenes = 500,
+        MedicalScenes = 400,
+        PretrainEpochs = 25,
+        FineTuneEpochs = 20,
     };
 
     public static DemoRecipe Quick { get; } = new()
     {
         Name = "quick",
-        NaturalScenes = 120,
+        NaturalScenes = 80,
         MedicalScenes = 60,
         PretrainEpochs = 2,
         FineTuneEpochs = 1,

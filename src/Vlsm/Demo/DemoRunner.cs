@@ -200,6 +200,10 @@ public sealed class DemoRunner
             Model = initial,
             Data = [natural],
             Mode = "full",
+            // A text tower trained from scratch collapses to one embedding for every prompt before
+            // the decoder learns to use it; kept at its random initialisation, its prompt features
+            // stay distinct and the decoder learns to read them (measured; see README).
+            FreezeText = true,
             Lr = recipe.PretrainLr,
             BatchSize = recipe.BatchSize,
             MaxEpochs = recipe.PretrainEpochs,

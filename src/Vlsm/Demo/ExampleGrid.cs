@@ -1,6 +1,5 @@
 using SkiaSharp;
 using Vlsm.Data;
-using Vlsm.Evaluation;
 using Vlsm.Imaging;
 using Vlsm.Inference;
 using Vlsm.IO;
@@ -14,7 +13,10 @@ namespace Vlsm.Demo;
 /// </summary>
 public static class ExampleGrid
 {
-    private const int Scale = 2, Rows = 4, Columns = 4, Caption = 30, Header = 26, Gap = 6;
+    // Blue stands out on the red and pink tissue tones of the medical scenes.
+    private static readonly (byte R, byte G, byte B) PredictionColor = (0, 120, 255);
+
+    private const int Scale = 3, Rows = 4, Columns = 4, Caption = 30, Header = 26, Gap = 6;
 
     public static void Write(string path, string modelDir, string adapter, string methodName, string datasetRoot, string promptKey)
     {
@@ -41,7 +43,7 @@ public static class ExampleGrid
                 for (int k = 0; k < prompts.Count && row.Count < Columns; k++)
                 {
                     var mask = predictions[k].MaskAt(image.Width, image.Height, 0.5f);
-                    row.Add((Overlay.Tint(image, mask, CaseGallery.PredictionColor, 0.55f), prompts[k]));
+                    row.Add((Overlay.Tint(image, mask, PredictionColor, 0.6f), prompts[k]));
                 }
                 tiles.Add(row.ToArray());
             }
@@ -51,7 +53,7 @@ public static class ExampleGrid
             if (predictor.Adapted is { } adapted) adapted.Dispose();
             else predictor.Model.Dispose();
         }
-        Draw(path, tiles, $"{methodName}: prediction (red) for each object's prompt");
+        Draw(path, tiles, $"{methodName}: prediction (blue) for each object's prompt");
     }
 
     private static void Draw(string path, List<(RgbImage Image, string Caption)[]> rows, string title)
@@ -75,7 +77,7 @@ public static class ExampleGrid
                 using var bitmap = ToBitmap(rows[r][c].Image);
                 canvas.DrawBitmap(bitmap, new SKRect(x, y, x + tile, y + tile), new SKPaint { IsAntialias = false });
                 int line = 0;
-                foreach (var text in Wrap(rows[r][c].Caption, 30).Take(2))
+                foreach (var text in Wrap(rows[r][c].Caption, 34).Take(2))
                     canvas.DrawText(text, x, y + tile + 11 + 11 * line++, SKTextAlign.Left, small, ink);
             }
         }

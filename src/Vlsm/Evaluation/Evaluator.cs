@@ -3,7 +3,6 @@ using TorchSharp;
 using Vlsm.Data;
 using Vlsm.Imaging;
 using Vlsm.Inference;
-using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 using static Vlsm.Models.KeptScalars;
 
@@ -33,12 +32,12 @@ public sealed class Evaluator
     /// <summary>A thresholded prediction (0/255 at the model's output size) for one record and prompt.</summary>
     private sealed record Predicted(PromptColumn Column, string Text, GrayImage Mask);
 
-    private readonly ClipSegPredictor _predictor;
+    private readonly ISegmenter _predictor;
     private readonly IReadOnlyList<DatasetRecord> _records;
     private readonly Dictionary<RecordId, DatasetRecord> _byId;
     private readonly IReadOnlyList<PromptColumn> _prompts;
 
-    private Evaluator(ClipSegPredictor predictor, IReadOnlyList<DatasetRecord> records, IReadOnlyList<PromptColumn> prompts,
+    private Evaluator(ISegmenter predictor, IReadOnlyList<DatasetRecord> records, IReadOnlyList<PromptColumn> prompts,
         EvaluationOptions options, EvaluationInfo info)
     {
         _predictor = predictor;
@@ -69,7 +68,7 @@ public sealed class Evaluator
     /// the prompt key (named with its file and index); no record has any prompt key under
     /// <c>--prompt all</c>; two mask names would be saved to the same file.
     /// </exception>
-    public static Evaluator Plan(ClipSegPredictor predictor, PooledDataset data, EvaluationOptions options, string model, string? adapter)
+    public static Evaluator Plan(ISegmenter predictor, PooledDataset data, EvaluationOptions options, string model, string? adapter)
     {
         ArgumentNullException.ThrowIfNull(predictor);
         ArgumentNullException.ThrowIfNull(data);
@@ -223,7 +222,7 @@ public sealed class Evaluator
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
         using var pixels = tensor(batch.Images, new long[] { n, 3, batch.Height, batch.Width });
-        using var vision = EncodeImage(pixels);
+        using var vision = _predictor.EncodeImages(pixels);
         foreach (var column in _prompts)
         {
             var members = Enumerable.Range(0, n).Where(i => column.Applies(records[i])).ToArray();
@@ -232,11 +231,11 @@ public sealed class Evaluator
 
             // One scope per prompt: a batch evaluated under ten keys holds one key's tensors at a time.
             using var promptScope = NewDisposeScope();
-            var tokens = _predictor.Tokenizer.EncodeBatch(texts);
+            var tokens = _predictor.Tokenize(texts);
             var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
             var attention = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
-            using var subset = members.Length == n ? null : Subset(vision, members);
-            var logits = Decode(subset ?? vision, ids, attention);
+            using var subset = members.Length == n ? null : vision.Select(tensor(members.Select(i => (long)i).ToArray()));
+            var logits = _predictor.Decode(subset ?? vision, ids, attention);
             // Probability above the threshold, as ClipSegPredictor's masks; 0/255 to resize and save as is.
             var masks = ByteMask(GreaterThan(logits.sigmoid(), Options.Threshold));
             int h = (int)masks.shape[1], w = (int)masks.shape[2];
@@ -245,28 +244,6 @@ public sealed class Evaluator
                 result[members[k]].Add(new Predicted(column, texts[k], new GrayImage(w, h, bytes.AsSpan(k * w * h, w * h).ToArray())));
         }
         return result.Select(r => r.ToArray()).ToArray();
-    }
-
-    private VisionFeatures EncodeImage(Tensor pixels) =>
-        _predictor.Adapted is { } adapted ? adapted.EncodeImage(pixels) : _predictor.Model.EncodeImage(pixels);
-
-    /// <summary>Text tower and decoder (with adapters when loaded): the same computation as ClipSegPredictor's forward pass.</summary>
-    private Tensor Decode(VisionFeatures vision, Tensor ids, Tensor attention)
-    {
-        if (_predictor.Adapted is { } adapted)
-        {
-            using var text = adapted.EncodeText(ids, attention);
-            return adapted.Head(vision, text);
-        }
-        using var conditional = _predictor.Model.EncodeText(ids, attention);
-        return _predictor.Model.Decode(vision, conditional);
-    }
-
-    /// <summary>The vision features of some images of the batch (records lacking a key sit out that key's pass).</summary>
-    private static VisionFeatures Subset(VisionFeatures vision, int[] members)
-    {
-        using var index = tensor(members.Select(i => (long)i).ToArray());
-        return new VisionFeatures(vision.Activations.Select(a => a.index_select(0, index)).ToList(), vision.GridHeight, vision.GridWidth);
     }
 
     private ImageScore[][] Score(Batch batch, Predicted[][] predictions, CaseGallery? gallery)

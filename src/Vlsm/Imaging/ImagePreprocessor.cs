@@ -20,6 +20,12 @@ public sealed class ImagePreprocessor
         resample: ResampleFilter.Bilinear, doRescale: true, rescaleFactor: 1.0 / 255.0,
         doNormalize: true, mean: ImageNetMean, std: ImageNetStd);
 
+    /// <summary>Bilinear resize to <paramref name="width"/>x<paramref name="height"/>, rescale 1/255, normalise with <paramref name="mean"/> and <paramref name="std"/> (CRIS: CLIP's statistics at img_size).</summary>
+    public static ImagePreprocessor Resized(int width, int height, IReadOnlyList<float> mean, IReadOnlyList<float> std) => new(
+        doResize: true, width: width, height: height, shortestEdge: null, doCenterCrop: false,
+        resample: ResampleFilter.Bilinear, doRescale: true, rescaleFactor: 1.0 / 255.0,
+        doNormalize: true, mean: mean.ToArray(), std: std.ToArray());
+
     /// <summary>Model input width (after resizing and any center crop).</summary>
     public int Width { get; }
 

@@ -23,7 +23,7 @@ public sealed record Prediction(float[] Probabilities, int Width, int Height)
 }
 
 /// <summary>Text-prompted segmentation with a loaded CLIPSeg: images in, probabilities out.</summary>
-public sealed class ClipSegPredictor
+public sealed class ClipSegPredictor : ISegmenter
 {
     public ClipSegPredictor(ClipSegModel model, ClipTokenizer tokenizer, ImagePreprocessor preprocessor, AdaptedClipSeg? adapted = null)
     {
@@ -47,26 +47,31 @@ public sealed class ClipSegPredictor
         return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir), adapted);
     }
 
-    /// <summary>One forward pass over a batch; every image gets its prompt (one prompt per image).</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
+    /// <summary>Ids padded to the longest prompt, with the attention mask HF's CLIPSeg reads.</summary>
+    public TokenBatch Tokenize(IReadOnlyList<string> prompts) => Tokenizer.EncodeBatch(prompts);
+
+    public IImageFeatures EncodeImages(Tensor pixels) => new Images(Adapted is { } adapted ? adapted.EncodeImage(pixels) : Model.EncodeImage(pixels));
+
+    /// <summary>Text tower and decoder (with adapters when loaded).</summary>
+    public Tensor Decode(IImageFeatures images, Tensor inputIds, Tensor attentionMask)
     {
-        if (images.Count != prompts.Count)
-            throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
-        if (images.Count == 0) return Array.Empty<Prediction>();
-        using var scope = NewDisposeScope();
-        using var _ = inference_mode();
-        var tokens = Tokenizer.EncodeBatch(prompts);
-        var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
-        var mask = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
-        var chw = Preprocessor.ToChwBatch(images);
-        var pixels = tensor(chw, new long[] { images.Count, 3, Preprocessor.Height, Preprocessor.Width });
-        var logits = Adapted is null ? Model.Forward(pixels, ids, mask) : Adapted.Forward(pixels, ids, mask);
-        var probs = logits.sigmoid().contiguous();
-        int h = (int)probs.shape[1], w = (int)probs.shape[2];
-        var all = probs.data<float>().ToArray();
-        var result = new Prediction[images.Count];
-        for (int i = 0; i < images.Count; i++)
-            result[i] = new Prediction(all.AsSpan(i * h * w, h * w).ToArray(), w, h);
-        return result;
+        var vision = ((Images)images).Features;
+        if (Adapted is { } adapted)
+        {
+            using var text = adapted.EncodeText(inputIds, attentionMask);
+            return adapted.Head(vision, text);
+        }
+        using var conditional = Model.EncodeText(inputIds, attentionMask);
+        return Model.Decode(vision, conditional);
+    }
+
+    private sealed class Images(VisionFeatures features) : IImageFeatures
+    {
+        public VisionFeatures Features { get; } = features;
+
+        public IImageFeatures Select(Tensor index) =>
+            new Images(new VisionFeatures(Features.Activations.Select(a => a.index_select(0, index)).ToList(), Features.GridHeight, Features.GridWidth));
+
+        public void Dispose() => Features.Dispose();
     }
 }

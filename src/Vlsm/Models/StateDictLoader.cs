@@ -13,23 +13,37 @@ public static class StateDictLoader
     /// Copies every tensor of <paramref name="file"/> into the parameter or buffer of the same name,
     /// converting floating-point data to the target's dtype. Missing keys, unexpected keys and
     /// shape mismatches are errors that name them; keys for which <paramref name="ignore"/> is true
-    /// are skipped (e.g. the <c>position_ids</c> buffers older HF checkpoints carry).
+    /// are skipped (e.g. the <c>position_ids</c> buffers older HF checkpoints carry); targets for
+    /// which <paramref name="optional"/> is true may be absent and keep their value (e.g. BatchNorm's
+    /// <c>num_batches_tracked</c>, which older checkpoints lack).
     /// </summary>
-    public static void LoadStrict(nn.Module module, SafetensorsFile file, Func<string, bool>? ignore = null)
+    public static void LoadStrict(nn.Module module, SafetensorsFile file, Func<string, bool>? ignore = null, Func<string, bool>? optional = null)
     {
         var targets = module.state_dict();
         var fileKeys = file.Names.Where(n => ignore is null || !ignore(n)).ToList();
-        var missing = targets.Keys.Where(k => !file.Contains(k)).ToList();
-        var unexpected = fileKeys.Where(k => !targets.ContainsKey(k)).ToList();
+        CheckStrict(file.Path, fileKeys, k => file.Entry(k).Shape, targets, optional);
+        Copy(file, targets, fileKeys);
+    }
+
+    /// <summary>
+    /// The checks of <see cref="LoadStrict"/> for tensors that are not in a safetensors file yet (a
+    /// converted checkpoint): the same keys as <paramref name="targets"/> (those for which
+    /// <paramref name="optional"/> is true may be absent), each of the target's shape.
+    /// </summary>
+    public static void CheckStrict(string source, IReadOnlyList<string> keys, Func<string, long[]> shapeOf,
+        IReadOnlyDictionary<string, Tensor> targets, Func<string, bool>? optional = null)
+    {
+        var present = keys.ToHashSet(StringComparer.Ordinal);
+        var missing = targets.Keys.Where(k => !present.Contains(k) && (optional is null || !optional(k))).ToList();
+        var unexpected = keys.Where(k => !targets.ContainsKey(k)).ToList();
         if (missing.Count > 0 || unexpected.Count > 0)
         {
             var parts = new List<string>();
             if (missing.Count > 0) parts.Add($"missing {missing.Count} key(s): {Listing(missing)}");
             if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count} key(s): {Listing(unexpected)}");
-            throw new VlsmException($"{file.Path}: keys do not match the model; {string.Join("; ", parts)}.");
+            throw new VlsmException($"{source}: keys do not match the model; {string.Join("; ", parts)}.");
         }
-        CheckShapes(file, targets, fileKeys);
-        Copy(file, targets, fileKeys);
+        CheckShapes(source, shapeOf, targets, keys);
     }
 
     /// <summary>
@@ -50,18 +64,18 @@ public static class StateDictLoader
             if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count} key(s): {Listing(unexpected)}");
             throw new VlsmException($"{file.Path}: does not fit this model; {string.Join("; ", parts)}.");
         }
-        CheckShapes(file, targets, fileKeys);
+        CheckShapes(file.Path, k => file.Entry(k).Shape, targets, fileKeys);
         Copy(file, targets, fileKeys);
     }
 
-    private static void CheckShapes(SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
+    private static void CheckShapes(string source, Func<string, long[]> shapeOf, IReadOnlyDictionary<string, Tensor> targets, IEnumerable<string> keys)
     {
         foreach (var key in keys)
         {
-            var entry = file.Entry(key);
+            var shape = shapeOf(key);
             var target = targets[key];
-            if (!entry.Shape.SequenceEqual(target.shape))
-                throw new VlsmException($"{file.Path}: tensor \"{key}\" has shape [{string.Join(", ", entry.Shape)}], the architecture expects [{string.Join(", ", target.shape)}].");
+            if (!shape.SequenceEqual(target.shape))
+                throw new VlsmException($"{source}: tensor \"{key}\" has shape [{string.Join(", ", shape)}], the architecture expects [{string.Join(", ", target.shape)}].");
         }
     }
 

@@ -54,6 +54,10 @@ public sealed class TrainConfig
     public string TrainSplit { get; set; } = "train";
     public string ValSplit { get; set; } = "val";
 
+    public const string DefaultCrisPadMask = "reference";
+    /// <summary>CRIS only: "reference" (the reference's mask of ids equal to 0) or "fixed" (mask the padding).</summary>
+    public string CrisPadMask { get; set; } = DefaultCrisPadMask;
+
     /// <summary>Presets named like the VLSM-Adapter experiments, with the paper's learning rates.</summary>
     public static IReadOnlyDictionary<string, Action<TrainConfig>> Presets { get; } = new Dictionary<string, Action<TrainConfig>>
     {
@@ -65,11 +69,17 @@ public sealed class TrainConfig
         ["clipseg_dense_adapter_vlc"] = c => c.SetMode("dense", "vlc", 1e-3),
         ["clipseg"] = c => c.SetMode("decoder", null, 1e-3),
         ["clipseg_full"] = c => c.SetMode("full", null, 1e-5),
+        ["cris"] = c => c.SetMode("full", null, CrisFullLr),
+        ["cris_decoder"] = c => c.SetMode("decoder", null, 1e-3),
     };
 
+    /// <summary>VLSM-Adapter trains all of CRIS at 1e-4.</summary>
+    public const double CrisFullLr = 1e-4;
+
     /// <summary>The paper's learning rate for a mode (full: 1e-5, our choice).</summary>
-    public static double DefaultLr(FineTuneMode mode) => mode switch
+    public static double DefaultLr(FineTuneMode mode, bool cris = false) => mode switch
     {
+        FineTuneMode.Full when cris => CrisFullLr,
         FineTuneMode.Shallow => 3e-4,
         FineTuneMode.Dense => 1e-3,
         FineTuneMode.Decoder => 1e-3,
@@ -125,6 +135,7 @@ public sealed class TrainConfig
         Check(WeightDecay >= 0, $"weight_decay must be non-negative, got {WeightDecay}.");
         Check(GradClip > 0, $"grad_clip must be positive, got {GradClip}.");
         Check(Precision is "fp32" or "bf16", $"precision \"{Precision}\" is not one of fp32, bf16.");
+        Check(CrisPadMask is "reference" or "fixed", $"cris_pad_mask \"{CrisPadMask}\" is not one of reference, fixed.");
         Check(OnError is "fail" or "skip", $"on_error \"{OnError}\" is not one of fail, skip.");
         Check(MaskThreshold == "soft" || (int.TryParse(MaskThreshold, NumberStyles.Integer, CultureInfo.InvariantCulture, out int t) && t is >= 0 and < 255),
             $"mask_threshold \"{MaskThreshold}\" must be an integer 0..254 or \"soft\".");

@@ -3,9 +3,7 @@ using TorchSharp;
 using Vlsm.Adapters;
 using Vlsm.Data;
 using Vlsm.Evaluation;
-using Vlsm.Imaging;
 using Vlsm.IO;
-using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
 using static TorchSharp.torch;
 using static Vlsm.Models.KeptScalars;
@@ -54,12 +52,8 @@ public sealed class Trainer
         config.Validate();
         manual_seed(config.Seed);
 
-        var baseModel = ClipSegLoader.Load(config.Model);
-        var tokenizer = ClipTokenizer.FromFolder(config.Model);
-        var preprocessor = ImagePreprocessor.FromFolder(config.Model);
-        var spec = config.Spec();
-        using var model = new AdaptedClipSeg(baseModel, spec);
-        if (config.Precision == "bf16") model.UseBf16Towers();
+        using var model = TrainableSegmenters.Open(config, run);
+        var preprocessor = model.Preprocessor;
 
         var data = PooledDataset.Open(config.Data);
         var trainRecords = data.RequiredRecords(config.TrainSplit);
@@ -82,12 +76,6 @@ public sealed class Trainer
         var valLoader = new BatchLoader(valRecords, new SampleLoader(preprocessor, sampleOptions with { Augment = AugmentOptions.None }, prompt),
             new BatchLoaderOptions { BatchSize = config.BatchSize, Shuffle = false, Seed = config.Seed });
 
-        using var visionCache = config.FeatureCache && !config.Augment && CachedTowers.VisionIsFrozen(spec)
-            ? new FeatureCache((long)config.FeatureCacheMemoryMb << 20, Path.Combine(run.CacheDir, "vision")) : null;
-        using var textCache = config.FeatureCache && CachedTowers.TextIsFrozen(spec)
-            ? new FeatureCache(64L << 20, Path.Combine(run.CacheDir, "text")) : null;
-        var towers = new CachedTowers(model, visionCache, textCache);
-
         using var optimizer = new AdamW(model.TrainableNamed(), config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay);
         var plateau = new ReduceLrOnPlateau(config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold);
         var early = new EarlyStopping(config.EarlyStoppingPatience, config.EarlyStoppingMinDelta);
@@ -105,7 +93,7 @@ public sealed class Trainer
                 return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", run.Path);
             }
             string checkpoint = run.File(state.Checkpoint);
-            AdapterFile.LoadInto(model, Path.Combine(checkpoint, "weights.safetensors"));
+            model.LoadInto(Path.Combine(checkpoint, "weights.safetensors"));
             using (var opt = SafetensorsFile.Open(Path.Combine(checkpoint, "optimizer.safetensors")))
                 optimizer.Restore(state.OptimizerStep, opt.LoadAll());
             optimizer.LearningRate = state.Lr;
@@ -120,13 +108,13 @@ public sealed class Trainer
             AtomicFile.WriteAllText(run.ConfigFile, config.ToYaml());
         }
 
-        observer.RunStarted($"{spec} on {string.Join(", ", data.Datasets.Select(d => d.Name))}: {trainRecords.Count} train / {valRecords.Count} val records, " +
-            $"{model.TrainableParameterCount:N0} trainable parameters ({100.0 * model.TrainableParameterCount / baseModel.parameters().Sum(p => p.numel()):0.00} %)");
+        observer.RunStarted($"{model.Description} on {string.Join(", ", data.Datasets.Select(d => d.Name))}: {trainRecords.Count} train / {valRecords.Count} val records, " +
+            $"{model.TrainableParameterCount:N0} trainable parameters ({100.0 * model.TrainableParameterCount / model.TotalParameterCount:0.00} %)");
         var tensorboard = torch.utils.tensorboard.SummaryWriter(run.TensorBoardDir);
         if (!resume)
         {
             // The untrained model's validation score: the baseline every epoch is compared with.
-            var (startLoss, startDice, _) = Validate(model, towers, tokenizer, valLoader, loss, cancellation);
+            var (startLoss, startDice, _) = Validate(model, valLoader, loss, cancellation);
             state = state with { StartValDice = startDice };
             observer.Message($"before training: val loss {startLoss:0.0000}, val Dice {startDice:0.0000}");
         }
@@ -137,7 +125,9 @@ public sealed class Trainer
         {
             cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
-            model.train();
+            model.SetTraining(true);
+            // Dropout (CRIS's decoder) draws from a generator seeded per epoch, so a resumed run draws what an uninterrupted one would.
+            manual_seed(config.Seed + 1 + epoch);
             observer.EpochStarted(epoch, config.MaxEpochs, trainLoader.BatchCount);
             double trainSum = 0;
             int trainCount = 0, step = 0;
@@ -147,7 +137,7 @@ public sealed class Trainer
                 double value;
                 using (var scope = NewDisposeScope())
                 {
-                    var logits = Forward(model, towers, tokenizer, batch, out var target);
+                    var logits = model.Forward(batch, out var target);
                     var l = loss.Compute(logits, target);
                     value = l.item<float>();
                     if (!double.IsFinite(value))
@@ -167,7 +157,7 @@ public sealed class Trainer
             if (epoch == state.EpochsCompleted && skipped.SkippedCount > 0)
                 observer.Message($"skipped {skipped.SkippedCount} unusable training record(s) (--on-error skip), e.g. {skipped.Skipped[0].Id.ImgName}: {skipped.Skipped[0].Reason}");
 
-            var (valLoss, valDice, valIoU) = Validate(model, towers, tokenizer, valLoader, loss, cancellation);
+            var (valLoss, valDice, valIoU) = Validate(model, valLoader, loss, cancellation);
             double lrUsed = optimizer.LearningRate;
             optimizer.LearningRate = plateau.Step(valLoss, optimizer.LearningRate);
             bool best = early.Observe(valDice);
@@ -177,10 +167,10 @@ public sealed class Trainer
             string checkpointDir = run.CheckpointDir(epoch + 1);
             Directory.CreateDirectory(checkpointDir);
             var epochMeta = new Dictionary<string, string> { ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            AdapterFile.Save(Path.Combine(checkpointDir, "weights.safetensors"), model, epochMeta);
+            model.Save(Path.Combine(checkpointDir, "weights.safetensors"), epochMeta);
             SafetensorsWriter.Save(Path.Combine(checkpointDir, "optimizer.safetensors"), optimizer.StateTensors());
-            if (best) AdapterFile.Save(run.BestFile, model, epochMeta);
-            AdapterFile.Save(run.LastFile, model, epochMeta);
+            if (best) model.Save(run.BestFile, epochMeta);
+            model.Save(run.LastFile, epochMeta);
             run.WriteMetrics(rows);
             run.WriteCurves(rows);
 
@@ -220,13 +210,11 @@ public sealed class Trainer
     /// <summary>Logits for a batch and the target at the logits' resolution.</summary>
     internal static Tensor Forward(AdaptedClipSeg model, CachedTowers towers, ClipTokenizer tokenizer, Batch batch, out Tensor target)
     {
-        var pixels = tensor(batch.Images, new long[] { batch.Count, 3, batch.Height, batch.Width });
-        var masks = tensor(batch.Masks, new long[] { batch.Count, batch.Height, batch.Width });
+        var (pixels, masks) = TrainableSegmenters.Tensors(batch);
         var tokens = tokenizer.EncodeBatch(batch.Prompts);
         var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
         var attention = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
-        var keys = batch.Records.Select(r => $"{r.Dataset}/{r.Split}/{r.Index}").ToList();
-        using var vision = towers.Vision(pixels, keys);
+        using var vision = towers.Vision(pixels, TrainableSegmenters.RecordKeys(batch));
         using var text = towers.Text(ids, attention, batch.Prompts, p =>
         {
             var one = tokenizer.EncodeBatch(new[] { p });
@@ -235,17 +223,14 @@ public sealed class Trainer
         var logits = model.Head(vision, text);
         // Models whose head outputs a coarser grid than the input (e.g. patch 8 with the complex
         // head) are trained against the mask resized (nearest) to the logits.
-        target = logits.shape[1] == masks.shape[1] && logits.shape[2] == masks.shape[2]
-            ? masks
-            : nn.functional.interpolate(masks.unsqueeze(1), new[] { logits.shape[1], logits.shape[2] }, mode: InterpolationMode.Nearest).squeeze(1);
+        target = TrainableSegmenters.TargetFor(logits, masks);
         return logits;
     }
 
     /// <summary>Mean loss, mean per-image Dice and IoU (threshold 0.5, network resolution) over the validation split.</summary>
-    private static (double Loss, double Dice, double IoU) Validate(AdaptedClipSeg model, CachedTowers towers, ClipTokenizer tokenizer,
-        BatchLoader loader, DiceBceLoss loss, CancellationToken cancellation)
+    private static (double Loss, double Dice, double IoU) Validate(ITrainableSegmenter model, BatchLoader loader, DiceBceLoss loss, CancellationToken cancellation)
     {
-        model.eval();
+        model.SetTraining(false);
         double lossSum = 0, diceSum = 0, iouSum = 0;
         int n = 0;
         // Validation prompts come from epoch 0's draw every time so epochs are compared on the same task.
@@ -253,7 +238,7 @@ public sealed class Trainer
         {
             using var scope = NewDisposeScope();
             using var _ = inference_mode();
-            var logits = Forward(model, towers, tokenizer, batch, out var target);
+            var logits = model.Forward(batch, out var target);
             lossSum += loss.Compute(logits, target).item<float>() * batch.Count;
             var predicted = GreaterThan(logits, 0).contiguous().data<bool>().ToArray();
             var truth = GreaterThan(target, 0.5).contiguous().data<bool>().ToArray();

@@ -72,30 +72,8 @@ public sealed record ClipSegConfig
     /// <summary>Number of vision encoder layers whose output the decoder can see.</summary>
     public int VisionLayersNeeded => ExtractLayers.Max() + 1;
 
-    public static ClipSegConfig FromFile(string path)
-    {
-        if (!File.Exists(path))
-            throw new VlsmException($"{path}: model config not found; a CLIPSeg model folder needs the config.json of its HF checkpoint.");
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new VlsmException($"{path}: not valid JSON ({e.Message}).", e);
-        }
-        if (root is not JsonObject obj)
-            throw new VlsmException($"{path}: expected a JSON object.");
-        try
-        {
-            return Parse(obj);
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
-        {
-            throw new VlsmException($"{path}: {e.Message}", e);
-        }
-    }
+    public static ClipSegConfig FromFile(string path) =>
+        ConfigJson.ParseFile(path, "model config not found; a CLIPSeg model folder needs the config.json of its HF checkpoint.", Parse);
 
     public static ClipSegConfig Parse(JsonObject obj)
     {
@@ -147,19 +125,7 @@ public sealed record ClipSegConfig
         }
     }
 
-    private static int Int(JsonObject o, string key, int fallback)
-    {
-        var node = o[key];
-        if (node is null) return fallback;
-        try
-        {
-            return node.GetValue<int>();
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
-        {
-            throw new FormatException($"\"{key}\" must be an integer, got {node.ToJsonString()}.", e);
-        }
-    }
+    private static int Int(JsonObject o, string key, int fallback) => ConfigJson.Int(o, key, fallback, $"\"{key}\"");
 
     private void Validate()
     {

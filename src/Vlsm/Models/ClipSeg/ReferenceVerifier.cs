@@ -66,6 +66,17 @@ public static class ReferenceVerifier
             }
         }
 
+        Compare(reference, produced, results);
+        return results;
+    }
+
+    /// <summary>
+    /// Adds a comparison for every output tensor of <paramref name="reference"/> (all but the
+    /// inputs) not yet in <paramref name="results"/>: its largest absolute difference from the
+    /// tensor of that name in <paramref name="produced"/>, or the problem that prevents one.
+    /// </summary>
+    public static void Compare(SafetensorsFile reference, IReadOnlyDictionary<string, Tensor> produced, List<TensorComparison> results)
+    {
         foreach (var name in reference.Names)
         {
             if (name is "input_ids" or "attention_mask" or "pixel_values") continue;
@@ -85,6 +96,5 @@ public static class ReferenceVerifier
             double diff = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>();
             results.Add(new TensorComparison(name, diff, double.IsNaN(diff) ? "output contains NaN" : null));
         }
-        return results;
     }
 }

@@ -1,0 +1,32 @@
+using System.CommandLine;
+using Vlsm.Models.Cris;
+
+namespace Vlsm.Cli.Commands;
+
+/// <summary><c>vlsm convert …</c>: checkpoints in other formats to model folders.</summary>
+internal static class ConvertCommand
+{
+    public static Command Build() => new("convert", "Convert checkpoints to model folders (safetensors + config.json).")
+    {
+        BuildCris(),
+    };
+
+    private static Command BuildCris()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "CRIS checkpoint as torch.save wrote it (.pth/.bin state dict; a module. prefix is removed).", Required = true };
+        var config = new Option<string?>("--config") { Description = "CRIS config.json (\"clip\" and \"cris\" objects); default: config.json beside the checkpoint." };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write (model.safetensors, config.json, vocab.json, merges.txt).", Required = true };
+        var cmd = new Command("cris", "Convert a PyTorch CRIS checkpoint, read without running its pickle, to a CRIS model folder.") { checkpoint, config, outDir };
+        cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
+        {
+            var r = CrisConverter.Convert(parse.GetValue(checkpoint)!, parse.GetValue(config), parse.GetValue(outDir)!);
+            var clip = r.Config.Clip;
+            Console.WriteLine($"wrote {r.OutDir}: {r.Tensors} tensors" + (r.StrippedPrefix ? " (module. prefix removed)" : "")
+                + (r.AddedStepCounters > 0 ? $", {r.AddedStepCounters} missing num_batches_tracked set to 0" : "")
+                + $"; CLIP ResNet [{string.Join(", ", clip.VisionLayers)}] width {clip.VisionWidth}, text {clip.TransformerLayers}x{clip.TransformerWidth}, "
+                + $"img_size {r.Config.ImgSize}; settings from {r.ConfigSource}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

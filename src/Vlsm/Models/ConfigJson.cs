@@ -1,0 +1,52 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Vlsm.Models;
+
+/// <summary>Reading model <c>config.json</c> files: errors are one line naming the file and the field.</summary>
+internal static class ConfigJson
+{
+    /// <summary>
+    /// Parses <paramref name="path"/> as a JSON object and hands it to <paramref name="parse"/>, whose
+    /// <see cref="FormatException"/>s (and JSON type errors) become messages naming the file.
+    /// </summary>
+    /// <param name="missing">What to say after the path when the file does not exist.</param>
+    public static T ParseFile<T>(string path, string missing, Func<JsonObject, T> parse)
+    {
+        if (!File.Exists(path)) throw new VlsmException($"{path}: {missing}");
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException e)
+        {
+            throw new VlsmException($"{path}: not valid JSON ({e.Message}).", e);
+        }
+        if (root is not JsonObject obj)
+            throw new VlsmException($"{path}: expected a JSON object.");
+        try
+        {
+            return parse(obj);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
+        {
+            throw new VlsmException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The integer at <paramref name="key"/>, or <paramref name="fallback"/> when absent; <paramref name="label"/> names it in errors.</summary>
+    public static int Int(JsonObject o, string key, int fallback, string label)
+    {
+        var node = o[key];
+        if (node is null) return fallback;
+        try
+        {
+            return node.GetValue<int>();
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new FormatException($"{label} must be an integer, got {node.ToJsonString()}.", e);
+        }
+    }
+}
