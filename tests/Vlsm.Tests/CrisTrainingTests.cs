@@ -40,6 +40,7 @@ public sealed class CrisTrainingFixture : IDisposable
     public void Dispose() => Directory.Delete(Root, recursive: true);
 }
 
+[Collection(GlobalRngCollection.Name)]
 public sealed class CrisTrainingTests : IClassFixture<CrisTrainingFixture>
 {
     private readonly CrisTrainingFixture fx;

@@ -52,6 +52,7 @@ internal sealed class SilentObserver : ITrainingObserver
     public void Message(string text) => Messages.Add(text);
 }
 
+[Collection(GlobalRngCollection.Name)]
 public sealed class TrainingTests : IClassFixture<TrainingFixture>
 {
     private readonly TrainingFixture fx;
