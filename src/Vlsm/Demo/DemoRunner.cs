@@ -195,23 +195,11 @@ public sealed class DemoRunner
         SyntheticDataset.Generate(natural, new SynthOptions(recipe.NaturalScenes, options.Seed, recipe.ImageSize, SynthStyle.Natural, MinObjects: recipe.NaturalMinObjects));
         string initial = Path.Combine(runs, "initial-model");
         WriteInitialModel(initial);
-        var config = new TrainConfig
-        {
-            Model = initial,
-            Data = [natural],
-            Mode = "full",
-            // A text tower trained from scratch collapses to one embedding for every prompt before
-            // the decoder learns to use it; kept at its random initialisation, its prompt features
-            // stay distinct and the decoder learns to read them (measured; see README).
-            FreezeText = true,
-            Lr = recipe.PretrainLr,
-            BatchSize = recipe.BatchSize,
-            MaxEpochs = recipe.PretrainEpochs,
-            MinEpochs = recipe.PretrainEpochs,
-            Prompt = recipe.PretrainPrompt,
-            Loss = recipe.Loss,
-            Seed = (int)(options.Seed % int.MaxValue),
-        };
+        var config = RunConfig(initial, natural, "full", recipe.PretrainLr, recipe.PretrainEpochs, recipe.PretrainPrompt);
+        // A text tower trained from scratch collapses to one embedding for every prompt before
+        // the decoder learns to use it; kept at its random initialisation, its prompt features
+        // stay distinct and the decoder learns to read them (measured; see README).
+        config.FreezeText = true;
         config.Validate();
         var run = new RunFolder(Path.Combine(runs, "pretrain"));
         var result = new Trainer(config, run, observer.Training).Run(resume: false, cancellation);
@@ -258,25 +246,28 @@ public sealed class DemoRunner
 
     private TrainConfig FineTuneConfig(DemoMethod method, string modelDir, string medical)
     {
-        var config = new TrainConfig
-        {
-            Model = modelDir,
-            Data = [medical],
-            Mode = method.Mode,
-            Parts = method.Parts,
-            AdapterDim = method.Mode switch { "dense" => recipe.DenseAdapterDim, "shallow" => recipe.ShallowAdapterDim, _ => null },
-            CondAdapterDim = method.Mode == "shallow" ? recipe.ShallowAdapterDim : null,
-            Lr = method.Lr,
-            BatchSize = recipe.BatchSize,
-            MaxEpochs = recipe.FineTuneEpochs,
-            MinEpochs = recipe.FineTuneEpochs,
-            Prompt = recipe.Prompt,
-            Loss = recipe.Loss,
-            Seed = (int)(options.Seed % int.MaxValue),
-        };
+        var config = RunConfig(modelDir, medical, method.Mode, method.Lr, recipe.FineTuneEpochs, recipe.Prompt);
+        config.Parts = method.Parts;
+        config.AdapterDim = method.Mode switch { "dense" => recipe.DenseAdapterDim, "shallow" => recipe.ShallowAdapterDim, _ => null };
+        config.CondAdapterDim = method.Mode == "shallow" ? recipe.ShallowAdapterDim : null;
         config.Validate();
         return config;
     }
+
+    /// <summary>What every demo run shares: fixed epochs (no early stop), the recipe's batch size and loss, the demo's seed.</summary>
+    private TrainConfig RunConfig(string model, string data, string mode, double lr, int epochs, string prompt) => new()
+    {
+        Model = model,
+        Data = [data],
+        Mode = mode,
+        Lr = lr,
+        BatchSize = recipe.BatchSize,
+        MaxEpochs = epochs,
+        MinEpochs = epochs,
+        Prompt = prompt,
+        Loss = recipe.Loss,
+        Seed = (int)(options.Seed % int.MaxValue),
+    };
 
     private DemoScores Score(string modelDir, string? adapter, string medical)
     {
