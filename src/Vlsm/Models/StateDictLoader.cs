@@ -29,7 +29,7 @@ public static class StateDictLoader
             throw new VlsmException($"{file.Path}: keys do not match the model; {string.Join("; ", parts)}.");
         }
         CheckShapes(file, targets, fileKeys);
-        Copy(file, targets, fileKeys);
+        Copy(module, file, targets, fileKeys);
     }
 
     /// <summary>
@@ -51,7 +51,7 @@ public static class StateDictLoader
             throw new VlsmException($"{file.Path}: does not fit this model; {string.Join("; ", parts)}.");
         }
         CheckShapes(file, targets, fileKeys);
-        Copy(file, targets, fileKeys);
+        Copy(module, file, targets, fileKeys);
     }
 
     private static void CheckShapes(SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
@@ -65,7 +65,7 @@ public static class StateDictLoader
         }
     }
 
-    private static void Copy(SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
+    private static void Copy(nn.Module module, SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
     {
         using var _ = no_grad();
         foreach (var key in keys)
@@ -74,6 +74,14 @@ public static class StateDictLoader
             using var loaded = file.Load(key, target.dtype);
             target.copy_(loaded);
         }
+        ClearDerivedCaches(module);
+    }
+
+    /// <summary>Drops what the module and its submodules derived from their weights (call after changing weights or dtypes in place).</summary>
+    public static void ClearDerivedCaches(nn.Module module)
+    {
+        foreach (var m in module.modules().Prepend(module))
+            if (m is IDerivedTensorCache cache) cache.ClearCache();
     }
 
     private static string Listing(IReadOnlyList<string> keys) =>
