@@ -4,6 +4,7 @@ using Spectre.Console;
 using Vlsm.Data;
 using Vlsm.Evaluation;
 using Vlsm.Inference;
+using Vlsm.Models.ClipSeg;
 
 namespace Vlsm.Cli.Commands;
 
@@ -38,10 +39,11 @@ internal static class EvalCommand
         var maskThreshold = DataOptions.MaskThreshold();
         var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
         var padMask = ModelOptions.CrisPadMask();
+        var precision = PrecisionOption.Create();
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json, padMask,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json, padMask, precision,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -63,11 +65,12 @@ internal static class EvalCommand
                 Overlays = overlayCount,
             };
             options.Validate();
+            var towerDtype = TowerPrecision.Parse(parse.GetValue(precision)!);
 
             string modelDir = parse.GetValue(model)!;
             string? adapterFile = AdapterFile(parse.GetValue(adapter), parse.GetValue(run));
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
-            var predictor = Segmenters.FromFolder(modelDir, adapterFile, Segmenters.ParsePadMask(parse.GetValue(padMask)));
+            var predictor = Segmenters.FromFolder(modelDir, adapterFile, Segmenters.ParsePadMask(parse.GetValue(padMask)), towerDtype);
             var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(modelDir),
                 adapterFile is null ? null : Path.GetFullPath(adapterFile));
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Vlsm.Imaging;
 using Vlsm.Inference;
 using Vlsm.IO;
+using Vlsm.Models.ClipSeg;
 
 namespace Vlsm.Cli.Commands;
 
@@ -19,20 +20,22 @@ internal static class PredictCommand
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
         var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference." };
         var padMask = ModelOptions.CrisPadMask();
+        var precision = PrecisionOption.Create();
         var inputs = new Argument<string[]>("IMAGE") { Description = "Image files or folders of images.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Segment images with a text prompt; writes <name>.mask.png and <name>.overlay.png.")
-            { model, prompt, threshold, probs, outDir, batch, adapter, padMask, inputs };
+            { model, prompt, threshold, probs, outDir, batch, adapter, padMask, precision, inputs };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             float thr = parse.GetValue(threshold);
             int batchSize = parse.GetValue(batch);
             if (batchSize < 1) throw new VlsmException($"--batch-size must be at least 1, got {batchSize}.");
             if (thr is < 0 or > 1) throw new VlsmException($"--threshold must be within [0, 1], got {thr}.");
+            var towerDtype = TowerPrecision.Parse(parse.GetValue(precision)!);
             var files = CollectImages(parse.GetValue(inputs)!);
             string text = parse.GetValue(prompt)!;
             string dir = parse.GetValue(outDir)!;
             bool writeProbs = parse.GetValue(probs);
-            var predictor = Segmenters.FromFolder(parse.GetValue(model)!, parse.GetValue(adapter), Segmenters.ParsePadMask(parse.GetValue(padMask)));
+            var predictor = Segmenters.FromFolder(parse.GetValue(model)!, parse.GetValue(adapter), Segmenters.ParsePadMask(parse.GetValue(padMask)), towerDtype);
             Directory.CreateDirectory(dir);
             int failed = 0;
             ProgressReporter.Run("predict", files.Count, advance =>

@@ -80,7 +80,7 @@ public sealed class AdaptedClipSeg : nn.Module
     }
 
     /// <summary>The dtype the CLIP towers compute in (float32, or bfloat16 after <see cref="UseBf16Towers"/>).</summary>
-    public ScalarType TowerDtype { get; private set; } = ScalarType.Float32;
+    public ScalarType TowerDtype => base_model.TowerDtype;
 
     /// <summary>
     /// Runs the frozen CLIP towers (and the text projection) in bfloat16; adapters, decoder, loss
@@ -91,38 +91,23 @@ public sealed class AdaptedClipSeg : nn.Module
     {
         if (Spec.Mode == FineTuneMode.Full)
             throw new VlsmException("bf16 applies to frozen towers; full mode trains them, so use --precision fp32.");
-        base_model.Clip.VisionModel.to(ScalarType.BFloat16);
-        base_model.Clip.TextModel.to(ScalarType.BFloat16);
-        base_model.Clip.TextProjection.to(ScalarType.BFloat16);
-        base_model.ClearCaches();
-        ApplyFreezing();
-        TowerDtype = ScalarType.BFloat16;
+        base_model.SetTowerDtype(ScalarType.BFloat16);
     }
 
     private bool VisionNeedsGradient => Spec.Mode == FineTuneMode.Full || (dense?.VisionHooks is not null);
     private bool TextNeedsGradient => (Spec.Mode == FineTuneMode.Full && !Spec.FreezeText) || (dense?.LanguageHooks is not null);
 
-    /// <summary>Vision hidden states at extract_layers (dense V adapters applied inside the tower).</summary>
+    /// <summary>Vision hidden states at extract_layers, in float32 (dense V adapters applied inside the tower).</summary>
     public VisionFeatures EncodeImage(Tensor pixelValues)
     {
         using var _ = VisionNeedsGradient ? null : no_grad();
-        if (TowerDtype == ScalarType.Float32) return base_model.EncodeImage(pixelValues, dense?.VisionHooks);
-        using var narrow = pixelValues.to(TowerDtype);
-        using var features = base_model.EncodeImage(narrow, dense?.VisionHooks);
-        return new VisionFeatures(features.Activations.Select(a => a.to(ScalarType.Float32)).ToList(), features.GridHeight, features.GridWidth);
+        return base_model.EncodeImage(pixelValues, dense?.VisionHooks);
     }
 
-    /// <summary>The conditional embedding before adapters, and the pooled text states shallow L needs.</summary>
+    /// <summary>The conditional embedding before adapters, and the pooled text states shallow L needs, in float32.</summary>
     public TextFeatures EncodeText(Tensor inputIds, Tensor? attentionMask)
     {
         using var _ = TextNeedsGradient ? null : no_grad();
-        if (TowerDtype == ScalarType.Float32) return EncodeTextInTowerDtype(inputIds, attentionMask);
-        using var features = EncodeTextInTowerDtype(inputIds, attentionMask);
-        return new TextFeatures(features.Conditional.to(ScalarType.Float32), features.PooledHidden?.Select(h => h.to(ScalarType.Float32)).ToList());
-    }
-
-    private TextFeatures EncodeTextInTowerDtype(Tensor inputIds, Tensor? attentionMask)
-    {
         if (shallow?.TextExtract is null)
             return new TextFeatures(base_model.EncodeText(inputIds, attentionMask, dense?.LanguageHooks), null);
 
@@ -131,9 +116,14 @@ public sealed class AdaptedClipSeg : nn.Module
         var (pooled, hidden) = base_model.Clip.TextModel.Forward(inputIds, attentionMask, keep);
         using (pooled)
         {
-            var conditional = base_model.Clip.TextProjection.forward(pooled);
+            using var projected = base_model.Clip.TextProjection.forward(pooled);
+            var conditional = ClipSegModel.Widen(projected);
             using var positions = ClipTextTransformer.EndPositions(inputIds);
-            var atPooled = layers.Select(i => ClipTextTransformer.AtPositions(hidden[i + 1], positions)).ToList();
+            var atPooled = layers.Select(i =>
+            {
+                using var h = ClipTextTransformer.AtPositions(hidden[i + 1], positions);
+                return ClipSegModel.Widen(h);
+            }).ToList();
             foreach (var h in hidden.Values) h.Dispose();
             return new TextFeatures(conditional, atPooled);
         }

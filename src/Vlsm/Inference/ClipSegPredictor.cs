@@ -40,10 +40,15 @@ public sealed class ClipSegPredictor : ISegmenter
     public ClipTokenizer Tokenizer { get; }
     public ImagePreprocessor Preprocessor { get; }
 
-    public static ClipSegPredictor FromFolder(string modelDir, string? adapterFile = null)
+    /// <param name="towerDtype">BFloat16 runs the CLIP towers in bf16 (faster, logits within about 1e-2); the decoder and adapters stay float32.</param>
+    public static ClipSegPredictor FromFolder(string modelDir, string? adapterFile = null, ScalarType towerDtype = ScalarType.Float32)
     {
         var model = ClipSegLoader.Load(modelDir);
         var adapted = adapterFile is null ? null : AdapterFile.Load(model, adapterFile);
+        // Prediction needs no gradients; frozen weights let the model keep what it derives from
+        // them (stacked q/k/v, resized position embeddings) from one batch to the next.
+        foreach (var p in ((nn.Module?)adapted ?? model).parameters()) p.requires_grad = false;
+        model.SetTowerDtype(towerDtype);
         return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir), adapted);
     }
 

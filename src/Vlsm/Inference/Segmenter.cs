@@ -35,11 +35,17 @@ public static class Segmenters
     /// object, else an HF CLIPSeg folder) with the trained weights of <paramref name="checkpoint"/>.
     /// </summary>
     /// <param name="padMask">CRIS's padding mask; null for the default. Refused for CLIPSeg.</param>
-    public static ISegmenter FromFolder(string modelDir, string? checkpoint = null, CrisPadMask? padMask = null)
+    /// <param name="towerDtype">CLIPSeg: the dtype its CLIP towers compute in (bf16 for speed); CRIS computes in float32 only.</param>
+    public static ISegmenter FromFolder(string modelDir, string? checkpoint = null, CrisPadMask? padMask = null, ScalarType towerDtype = ScalarType.Float32)
     {
-        if (CrisLoader.IsCrisFolder(modelDir)) return CrisPredictor.FromFolder(modelDir, checkpoint, padMask ?? CrisPadMask.Reference);
+        if (CrisLoader.IsCrisFolder(modelDir))
+        {
+            if (towerDtype != ScalarType.Float32)
+                throw new VlsmException($"{modelDir} is a CRIS model, which computes in fp32 only; use --precision fp32.");
+            return CrisPredictor.FromFolder(modelDir, checkpoint, padMask ?? CrisPadMask.Reference);
+        }
         if (padMask is not null) throw new VlsmException($"--cris-pad-mask applies to CRIS models; {modelDir} is a CLIPSeg model.");
-        return ClipSegPredictor.FromFolder(modelDir, checkpoint);
+        return ClipSegPredictor.FromFolder(modelDir, checkpoint, towerDtype);
     }
 
     /// <summary>Parses <c>--cris-pad-mask</c>: reference or fixed.</summary>

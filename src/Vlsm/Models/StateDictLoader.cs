@@ -22,7 +22,7 @@ public static class StateDictLoader
         var targets = module.state_dict();
         var fileKeys = file.Names.Where(n => ignore is null || !ignore(n)).ToList();
         CheckStrict(file.Path, fileKeys, k => file.Entry(k).Shape, targets, optional);
-        Copy(file, targets, fileKeys);
+        Copy(module, file, targets, fileKeys);
     }
 
     /// <summary>
@@ -65,7 +65,7 @@ public static class StateDictLoader
             throw new VlsmException($"{file.Path}: does not fit this model; {string.Join("; ", parts)}.");
         }
         CheckShapes(file.Path, k => file.Entry(k).Shape, targets, fileKeys);
-        Copy(file, targets, fileKeys);
+        Copy(module, file, targets, fileKeys);
     }
 
     private static void CheckShapes(string source, Func<string, long[]> shapeOf, IReadOnlyDictionary<string, Tensor> targets, IEnumerable<string> keys)
@@ -79,7 +79,7 @@ public static class StateDictLoader
         }
     }
 
-    private static void Copy(SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
+    private static void Copy(nn.Module module, SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
     {
         using var _ = no_grad();
         foreach (var key in keys)
@@ -88,6 +88,14 @@ public static class StateDictLoader
             using var loaded = file.Load(key, target.dtype);
             target.copy_(loaded);
         }
+        ClearDerivedCaches(module);
+    }
+
+    /// <summary>Drops what the module and its submodules derived from their weights (call after changing weights or dtypes in place).</summary>
+    public static void ClearDerivedCaches(nn.Module module)
+    {
+        foreach (var m in module.modules().Prepend(module))
+            if (m is IDerivedTensorCache cache) cache.ClearCache();
     }
 
     private static string Listing(IReadOnlyList<string> keys) =>

@@ -25,19 +25,28 @@ public static class ClipActivation
         _ => throw new VlsmException($"hidden_act \"{name}\" is not supported; use one of {string.Join(", ", Supported)}."),
     };
 
+    /// <summary>x · sigmoid(1.702 x), with one temporary: the product is taken in place unless autograd needs the sigmoid.</summary>
     private static Tensor QuickGelu(Tensor x)
     {
-        using var scaled = Times(x, 1.702);
-        using var gate = functional.sigmoid(scaled);
-        return x.mul(gate);
+        var s = Times(x, 1.702);
+        s.sigmoid_();
+        if (!x.requires_grad) return s.mul_(x);
+        using (s) return x.mul(s);
     }
 }
 
+
 /// <summary>HF <c>CLIPAttention</c>: separate q/k/v/out projections with bias, q scaled by head_dim^-0.5.</summary>
-public sealed class ClipAttention : nn.Module
+/// <remarks>
+/// q, k and v are computed with one matrix product over their stacked weights (the state dict
+/// keeps the three HF tensors). Frozen weights are stacked once and kept until
+/// <see cref="ClearCache"/>; trainable ones are stacked on every call so gradients reach them.
+/// </remarks>
+public sealed class ClipAttention : nn.Module, IDerivedTensorCache
 {
     private readonly Linear k_proj, v_proj, q_proj, out_proj;
     private readonly int heads;
+    private (Tensor Weight, Tensor Bias)? fused;
 
     public ClipAttention(int hidden, int heads) : base(nameof(ClipAttention))
     {
@@ -54,13 +63,50 @@ public sealed class ClipAttention : nn.Module
     {
         long b = x.shape[0], l = x.shape[1], d = x.shape[2];
         long hd = d / heads;
-        using var q = q_proj.forward(x).view(b, l, heads, hd).transpose(1, 2);
-        using var k = k_proj.forward(x).view(b, l, heads, hd).transpose(1, 2);
-        using var v = v_proj.forward(x).view(b, l, heads, hd).transpose(1, 2);
+        using var qkv = ProjectQkv(x);
+        // (B, L, 3·D) → q, k, v as (B, heads, L, head_dim) views.
+        var split = qkv.view(b, l, 3, heads, hd).permute(2, 0, 3, 1, 4).unbind(0);
+        using var q = split[0];
+        using var k = split[1];
+        using var v = split[2];
         // SDPA's default scale is head_dim^-0.5, the same as HF's explicit q scaling.
         using var o = functional.scaled_dot_product_attention(q, k, v, mask);
         using var merged = o.transpose(1, 2).reshape(b, l, d);
         return out_proj.forward(merged);
+    }
+
+    private Tensor ProjectQkv(Tensor x)
+    {
+        if (fused is { } cached) return functional.linear(x, cached.Weight, cached.Bias);
+        bool frozen = new[] { q_proj, k_proj, v_proj }.All(p => !p.weight!.requires_grad && !p.bias!.requires_grad);
+        if (!frozen)
+        {
+            using var weight = cat(new[] { q_proj.weight!, k_proj.weight!, v_proj.weight! }, 0);
+            using var bias = cat(new[] { q_proj.bias!, k_proj.bias!, v_proj.bias! }, 0);
+            return functional.linear(x, weight, bias);
+        }
+        // Built outside inference mode so the stacked weights may also serve autograd (dense adapters train through frozen layers).
+        using (inference_mode(false))
+        using (no_grad())
+        {
+            fused = (cat(new[] { q_proj.weight!, k_proj.weight!, v_proj.weight! }, 0).DetachFromDisposeScope(),
+                cat(new[] { q_proj.bias!, k_proj.bias!, v_proj.bias! }, 0).DetachFromDisposeScope());
+        }
+        return functional.linear(x, fused.Value.Weight, fused.Value.Bias);
+    }
+
+    public void ClearCache()
+    {
+        if (fused is not { } f) return;
+        f.Weight.Dispose();
+        f.Bias.Dispose();
+        fused = null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) ClearCache();
+        base.Dispose(disposing);
     }
 }
 

@@ -73,7 +73,32 @@ public sealed class ClipSegModel : nn.Module
     public ClipModel Clip => clip;
     public ClipSegDecoder Decoder => decoder;
 
-    /// <summary>Vision hidden states at <c>extract_layers</c>; encoder layers past the deepest one are skipped.</summary>
+    /// <summary>The dtype the CLIP towers and the text projection compute in (see <see cref="SetTowerDtype"/>).</summary>
+    public ScalarType TowerDtype { get; private set; } = ScalarType.Float32;
+
+    /// <summary>
+    /// Casts the CLIP towers and the text projection to <paramref name="dtype"/> (bfloat16: about
+    /// three times the matrix throughput on CPUs with bf16 instructions) and keeps no float32 copy;
+    /// the decoder stays float32. <see cref="EncodeImage"/> and <see cref="EncodeText"/> still take
+    /// float32 inputs and return float32. Parameters keep their requires_grad flags.
+    /// </summary>
+    public void SetTowerDtype(ScalarType dtype)
+    {
+        if (dtype == TowerDtype) return;
+        // Module.to replaces (and disposes) the parameters it converts, so the flags are restored by name.
+        var flags = named_parameters().ToDictionary(p => p.name, p => p.parameter.requires_grad);
+        clip.VisionModel.to(dtype);
+        clip.TextModel.to(dtype);
+        clip.TextProjection.to(dtype);
+        foreach (var (name, p) in named_parameters()) p.requires_grad = flags[name];
+        TowerDtype = dtype;
+        ClearCaches();
+    }
+
+    /// <summary>A tower output as float32 (the decoder's and the adapters' dtype).</summary>
+    internal static Tensor Widen(Tensor t) => t.dtype == ScalarType.Float32 ? t.alias() : t.to(ScalarType.Float32);
+
+    /// <summary>Vision hidden states at <c>extract_layers</c>, in float32; encoder layers past the deepest one are skipped.</summary>
     public VisionFeatures EncodeImage(Tensor pixelValues, Func<int, EncoderLayerHooks>? hooks = null)
     {
         int p = Config.Vision.PatchSize;
@@ -82,19 +107,21 @@ public sealed class ClipSegModel : nn.Module
         if (pixelValues.shape[2] % p != 0 || pixelValues.shape[3] % p != 0)
             throw new VlsmException($"image size {pixelValues.shape[2]}x{pixelValues.shape[3]} is not a multiple of the patch size {p}.");
         var keep = Config.ExtractLayers.Select(i => i + 1).ToHashSet();
-        var hidden = clip.VisionModel.Forward(pixelValues, keep, hooks);
-        var activations = Config.ExtractLayers.Select(i => hidden[i + 1].alias()).ToList();
+        using var input = pixelValues.to(TowerDtype);
+        var hidden = clip.VisionModel.Forward(input, keep, hooks);
+        var activations = Config.ExtractLayers.Select(i => Widen(hidden[i + 1])).ToList();
         foreach (var h in hidden.Values) h.Dispose();
         return new VisionFeatures(activations, pixelValues.shape[2] / p, pixelValues.shape[3] / p);
     }
 
-    /// <summary>The conditional embedding: text_projection of the pooled text state.</summary>
+    /// <summary>The conditional embedding, in float32: text_projection of the pooled text state.</summary>
     public Tensor EncodeText(Tensor inputIds, Tensor? attentionMask, Func<int, EncoderLayerHooks>? hooks = null)
     {
         var (pooled, hidden) = clip.TextModel.Forward(inputIds, attentionMask, null, hooks);
         foreach (var h in hidden.Values) h.Dispose();
         using (pooled)
-            return clip.TextProjection.forward(pooled);
+        using (var projected = clip.TextProjection.forward(pooled))
+            return Widen(projected);
     }
 
     public Tensor Decode(VisionFeatures vision, Tensor conditional) =>
@@ -108,6 +135,6 @@ public sealed class ClipSegModel : nn.Module
         return Decode(vision, conditional);
     }
 
-    /// <summary>Call after changing weights or dtypes in place so cached derived tensors are rebuilt.</summary>
-    public void ClearCaches() => clip.VisionModel.Embeddings.ClearCache();
+    /// <summary>Call after changing weights or dtypes in place so cached derived tensors (interpolated position embeddings, stacked q/k/v weights) are rebuilt.</summary>
+    public void ClearCaches() => StateDictLoader.ClearDerivedCaches(this);
 }

@@ -8,7 +8,7 @@ namespace Vlsm.Models.ClipSeg;
 
 #pragma warning disable IDE1006 // field names are HF state-dict keys
 
-public sealed class ClipVisionEmbeddings : nn.Module
+public sealed class ClipVisionEmbeddings : nn.Module, IDerivedTensorCache
 {
     private readonly Parameter class_embedding;
     private readonly Conv2d patch_embedding;

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace Vlsm.Tests;
+
+/// <summary>
+/// The benchmark's --quick mode (the CI smoke test of bench/Vlsm.Bench) runs to the end and writes
+/// the JSON document with every key. Timings are not asserted: they depend on the machine and its
+/// load. The bf16 accuracy figures are: bf16 towers must agree with fp32 on the same input.
+/// </summary>
+public sealed class BenchQuickTests : IDisposable
+{
+    private readonly string tmp = Directory.CreateTempSubdirectory("vlsm-bench-quick-").FullName;
+
+    public void Dispose() => Directory.Delete(tmp, recursive: true);
+
+    private static readonly string[] ResultKeys =
+    {
+        "infer_b1_fp32_s", "infer_b8_fp32_s", "infer_b8_bf16_s",
+        "train_shallow_vlc_b4_s", "train_shallow_vlc_b4_bf16_s", "train_shallow_vlc_b4_cached_s",
+        "train_dense_vl_b4_s", "train_dense_vl_b4_bf16_s", "train_dense_vl_b4_peak_rss_mb", "train_dense_vl_b4_bf16_peak_rss_mb",
+        "loader_images_per_s",
+        "bf16_vs_fp32_logits_max_abs_diff", "bf16_vs_fp32_mask_agreement",
+    };
+
+    [Fact]
+    public async Task QuickModeWritesEveryKeyWithAPositiveNumber()
+    {
+        string json = Path.Combine(tmp, "bench.json");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "Vlsm.Bench.dll"), "--quick", "--json", json }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        try
+        {
+            await p.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException("the quick bench did not finish in 10 minutes");
+        }
+        Assert.True(p.ExitCode == 0, await stdout + await stderr);
+
+        var root = JsonNode.Parse(File.ReadAllText(json))!;
+        var machine = root["machine"]!.AsObject();
+        Assert.Equal(["threads", "gemm_gflops_fp32", "gemm_gflops_bf16"], machine.Select(kv => kv.Key));
+        Assert.Equal(2, machine["threads"]!.GetValue<int>());
+        Assert.True(machine["gemm_gflops_fp32"]!.GetValue<double>() > 0);
+        Assert.True(machine["gemm_gflops_bf16"]!.GetValue<double>() > 0);
+
+        var results = root["results"]!.AsObject();
+        Assert.Equal(ResultKeys.Order(StringComparer.Ordinal), results.Select(kv => kv.Key).Order(StringComparer.Ordinal));
+        foreach (var key in ResultKeys)
+            Assert.True(results[key]!.GetValue<double>() > 0, $"{key} = {results[key]}");
+
+        // Random weights, batch 8 at 352x352: bf16 towers must stay close to fp32 (measured: 0.0021, 99.998 %).
+        Assert.True(results["bf16_vs_fp32_logits_max_abs_diff"]!.GetValue<double>() < 5e-2);
+        double agreement = results["bf16_vs_fp32_mask_agreement"]!.GetValue<double>();
+        Assert.InRange(agreement, 0.99, 1.0);
+        // Both runs really happened, in the child processes that measure peak RSS.
+        Assert.True(results["train_dense_vl_b4_bf16_peak_rss_mb"]!.GetValue<double>() > 100);
+    }
+}
