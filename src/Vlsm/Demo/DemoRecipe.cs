@@ -45,7 +45,7 @@ public sealed record DemoRecipe
     public string Loss { get; init; } = "dice-bce";
 
     /// <summary>Adapter width for the small model (the paper's 64 for dense, 512 for shallow, scaled to width 128).</summary>
-    public int DenseAdapterDim { get; init; } = 16;
+    public int DenseAdapterDim { get; init; } = 32;
     public int ShallowAdapterDim { get; init; } = 32;
 
     public IReadOnlyList<DemoMethod> Methods { get; init; } =
@@ -62,7 +62,7 @@ public sealed record DemoRecipe
         NaturalScenes = 500,
         MedicalScenes = 400,
         PretrainEpochs = 25,
-        FineTuneEpochs = 20,
+        FineTuneEpochs = 25,
     };
 
     public static DemoRecipe Quick { get; } = new()
