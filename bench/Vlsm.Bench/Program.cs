@@ -152,10 +152,14 @@ static double GemmGflops(ScalarType dtype)
     using var scope = NewDisposeScope();
     var a = randn(2048, 2048).to(dtype);
     var b = randn(2048, 2048).to(dtype);
-    double s = Bench.Median(5, () => Bench.Time(() =>
+    void Product()
     {
         using var c = a.matmul(b);
         c.sum().to(ScalarType.Float32).item<float>();
-    }));
+    }
+    // A ceiling is the best the hardware does: warm up (thread pool, kernel selection), then take
+    // the fastest of several runs, so a stray background task cannot lower it.
+    Product();
+    double s = Enumerable.Range(0, 15).Min(_ => Bench.Time(Product));
     return 2.0 * 2048 * 2048 * 2048 / s / 1e9;
 }
