@@ -100,7 +100,6 @@ public static class AdapterFile
         }
         var expected = model.TrainableNamed().Select(p => p.Name).ToHashSet();
         StateDictLoader.LoadSubset(model.Base, file, model.Spec.Mode == FineTuneMode.Full ? ClipSegLoader.IsIgnoredKey : null, requireAll: expected);
-        model.Base.ClearCaches();
     }
 
     private static void CheckBase(SafetensorsFile file, ClipSegConfig config)

@@ -144,11 +144,9 @@ public sealed class DemoRunner
         PromptSwap.WriteSplit(medical, "test", SwapSplit);
 
         observer.Stage("zero-shot evaluation of the pretrained model");
-        var zeroShot = Score(modelDir, null, medical);
+        var (zeroShot, _, total) = Score(modelDir, null, medical);
 
         var methods = new List<DemoMethodResult>();
-        long total;
-        using (var probe = ClipSegLoader.Load(modelDir)) total = probe.parameters().Sum(p => p.numel());
         foreach (var method in recipe.Methods)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -158,10 +156,7 @@ public sealed class DemoRunner
             var clock = Stopwatch.StartNew();
             var result = new Trainer(config, run, observer.Training).Run(resume: false, cancellation);
             double seconds = clock.Elapsed.TotalSeconds;
-            long trainable;
-            using (var adapted = new AdaptedClipSeg(ClipSegLoader.Load(modelDir), config.Spec())) // owns and disposes the base
-                trainable = adapted.TrainableParameterCount;
-            var scores = Score(modelDir, run.BestFile, medical);
+            var (scores, trainable, _) = Score(modelDir, run.BestFile, medical);
             methods.Add(new DemoMethodResult(method.Name, method.Mode, method.Parts, trainable, 100.0 * trainable / total,
                 result.EpochsCompleted, result.BestEpoch + 1, seconds, scores));
         }
@@ -169,7 +164,7 @@ public sealed class DemoRunner
         observer.Stage("drawing examples.png");
         string examples = Path.Combine(outDir, "examples.png");
         var best = recipe.Methods.First(m => m.Mode == "dense");
-        ExampleGrid.Write(examples, modelDir, Path.Combine(runs, Slug(best.Name), "best.safetensors"), best.Name, medical, recipe.Prompt);
+        ExampleGrid.Write(examples, modelDir, new RunFolder(Path.Combine(runs, Slug(best.Name))).BestFile, best.Name, medical, recipe.Prompt);
 
         var results = new DemoResults(recipe.Name, options.Seed, recipe.Describe(), total, recipe.Prompt,
             fromCache, pretrainSeconds, pretrainDice, pretrainEpochs, zeroShot, methods, "examples.png");
@@ -269,23 +264,17 @@ public sealed class DemoRunner
         Seed = (int)(options.Seed % int.MaxValue),
     };
 
-    private DemoScores Score(string modelDir, string? adapter, string medical)
+    /// <summary>Test and prompt-swap scores of the model with <paramref name="adapter"/>, and its trainable and total parameter counts (the file's spec).</summary>
+    private (DemoScores Scores, long Trainable, long Total) Score(string modelDir, string? adapter, string medical)
     {
-        var predictor = ClipSegPredictor.FromFolder(modelDir, adapter);
-        try
-        {
-            var data = PooledDataset.Open([medical]);
-            var test = Evaluator.Plan(predictor, data, new EvaluationOptions { Split = "test", Prompt = recipe.Prompt, BatchSize = 32 }, modelDir, adapter).Run();
-            var swap = Evaluator.Plan(predictor, data, new EvaluationOptions { Split = SwapSplit, Prompt = recipe.Prompt, BatchSize = 32 }, modelDir, adapter).Run();
-            var t = test.Prompts[0].Datasets[0].Summary;
-            var s = swap.Prompts[0].Datasets[0].Summary;
-            return new DemoScores(t.Dice.Mean, t.IoU.Mean, s.Dice.Mean, t.N, s.N);
-        }
-        finally
-        {
-            if (predictor.Adapted is { } adapted) adapted.Dispose(); // disposes the base too
-            else predictor.Model.Dispose();
-        }
+        using var predictor = ClipSegPredictor.FromFolder(modelDir, adapter);
+        var data = PooledDataset.Open([medical]);
+        var test = Evaluator.Plan(predictor, data, new EvaluationOptions { Split = "test", Prompt = recipe.Prompt, BatchSize = 32 }, modelDir, adapter).Run();
+        var swap = Evaluator.Plan(predictor, data, new EvaluationOptions { Split = SwapSplit, Prompt = recipe.Prompt, BatchSize = 32 }, modelDir, adapter).Run();
+        var t = test.Prompts[0].Datasets[0].Summary;
+        var s = swap.Prompts[0].Datasets[0].Summary;
+        long total = predictor.Model.parameters().Sum(p => p.numel());
+        return (new DemoScores(t.Dice.Mean, t.IoU.Mean, s.Dice.Mean, t.N, s.N), predictor.Adapted?.TrainableParameterCount ?? 0, total);
     }
 
     internal static string Slug(string name) => name.Replace(' ', '-').ToLowerInvariant();

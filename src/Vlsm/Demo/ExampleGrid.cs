@@ -30,28 +30,20 @@ public static class ExampleGrid
             .ToList();
         if (scenes.Count == 0) throw new VlsmException($"{datasetRoot}: no test image has two or more objects to show.");
 
-        var predictor = ClipSegPredictor.FromFolder(modelDir, adapter);
+        using var predictor = ClipSegPredictor.FromFolder(modelDir, adapter);
         var tiles = new List<(RgbImage Image, string Caption)[]>();
-        try
+        foreach (var scene in scenes)
         {
-            foreach (var scene in scenes)
+            var (image, _) = scene[0].Decode();
+            var prompts = scene.Select(r => r.Annotation.Prompts.TryGetValue(promptKey, out var p) && p.Count > 0 ? p[0] : "").ToList();
+            var predictions = predictor.Predict(Enumerable.Repeat(image, prompts.Count).ToList(), prompts);
+            var row = new List<(RgbImage, string)> { (image, "image") };
+            for (int k = 0; k < prompts.Count && row.Count < Columns; k++)
             {
-                var (image, _) = scene[0].Decode();
-                var prompts = scene.Select(r => r.Annotation.Prompts.TryGetValue(promptKey, out var p) && p.Count > 0 ? p[0] : "").ToList();
-                var predictions = predictor.Predict(Enumerable.Repeat(image, prompts.Count).ToList(), prompts);
-                var row = new List<(RgbImage, string)> { (image, "image") };
-                for (int k = 0; k < prompts.Count && row.Count < Columns; k++)
-                {
-                    var mask = predictions[k].MaskAt(image.Width, image.Height, 0.5f);
-                    row.Add((Overlay.Tint(image, mask, PredictionColor, 0.6f), prompts[k]));
-                }
-                tiles.Add(row.ToArray());
+                var mask = predictions[k].MaskAt(image.Width, image.Height, 0.5f);
+                row.Add((Overlay.Tint(image, mask, PredictionColor, 0.6f), prompts[k]));
             }
-        }
-        finally
-        {
-            if (predictor.Adapted is { } adapted) adapted.Dispose();
-            else predictor.Model.Dispose();
+            tiles.Add(row.ToArray());
         }
         Draw(path, tiles, $"{methodName}: prediction (blue) for each object's prompt");
     }

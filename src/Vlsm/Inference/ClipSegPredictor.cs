@@ -23,7 +23,7 @@ public sealed record Prediction(float[] Probabilities, int Width, int Height)
 }
 
 /// <summary>Text-prompted segmentation with a loaded CLIPSeg: images in, probabilities out.</summary>
-public sealed class ClipSegPredictor : ISegmenter
+public sealed class ClipSegPredictor : ISegmenter, IDisposable
 {
     public ClipSegPredictor(ClipSegModel model, ClipTokenizer tokenizer, ImagePreprocessor preprocessor, AdaptedClipSeg? adapted = null)
     {
@@ -50,6 +50,13 @@ public sealed class ClipSegPredictor : ISegmenter
         foreach (var p in ((nn.Module?)adapted ?? model).parameters()) p.requires_grad = false;
         model.SetTowerDtype(towerDtype);
         return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir), adapted);
+    }
+
+    /// <summary>Releases the model (the adapted wrapper owns the base, so disposing it disposes both).</summary>
+    public void Dispose()
+    {
+        if (Adapted is { } adapted) adapted.Dispose();
+        else Model.Dispose();
     }
 
     /// <summary>Ids padded to the longest prompt, with the attention mask HF's CLIPSeg reads.</summary>
