@@ -26,16 +26,14 @@ public static class PromptSwap
 
     public static IReadOnlyList<AnnotationRecord> Swap(IReadOnlyList<AnnotationRecord> records)
     {
-        var byImage = records.Select((r, i) => (r, i)).GroupBy(x => x.r.ImgName, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.Select(x => x.r).ToList(), StringComparer.Ordinal);
+        var byImage = records.GroupBy(r => r.ImgName, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var result = new List<AnnotationRecord>();
         foreach (var record in records)
         {
             var siblings = byImage[record.ImgName];
             if (siblings.Count < 2) continue;
-            int k = siblings.IndexOf(record);
-            var other = siblings[(k + 1) % siblings.Count];
-            result.Add(record with { Prompts = other.Prompts });
+            var next = siblings[(siblings.IndexOf(record) + 1) % siblings.Count];
+            result.Add(record with { Prompts = next.Prompts });
         }
         return result;
     }
