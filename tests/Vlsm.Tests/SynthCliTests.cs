@@ -24,11 +24,23 @@ public sealed class SynthCliTests : IDisposable
         Assert.Contains("test 3 images", r.Stdout);
     }
 
+    [Fact]
+    public void MinObjectsGivesEveryImageThatManyRecords()
+    {
+        string dir = Path.Combine(tmp, "three");
+        var r = CliRunner.Run("synth", "--out", dir, "--n", "12", "--seed", "3", "--min-objects", "3");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var records = new[] { "train", "val", "test" }.SelectMany(n => AnnotationFile.Read(Path.Combine(dir, "anns", n + ".json"))).ToList();
+        Assert.Equal(36, records.Count);
+        Assert.All(records.GroupBy(x => x.ImgName), g => Assert.Equal(3, g.Count()));
+    }
+
     [Theory]
     [InlineData("--style", "cartoon", "'cartoon'")]
     [InlineData("--n", "0", "--n must be at least 1")]
     [InlineData("--split", "0.5,0.5", "'0.5,0.5'")]
     [InlineData("--size", "8", "--size must be within")]
+    [InlineData("--min-objects", "4", "--min-objects must be within 1..--max-objects (3), got 4")]
     public void BadOptionsGiveOneLineNamingTheValue(string option, string value, string expected)
     {
         var args = new List<string> { "synth", "--out", Path.Combine(tmp, "x"), "--n", "3", "--seed", "1" };

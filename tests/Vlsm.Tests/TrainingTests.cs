@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Vlsm.Data.Synthetic;
+using Vlsm.IO;
 using Vlsm.Training;
 
 namespace Vlsm.Tests;
@@ -202,6 +203,27 @@ public sealed class TrainingTests : IClassFixture<TrainingFixture>
         var refused = CliRunner.Run("train", "--config", Path.Combine(first, "config.yaml"), "--out", first);
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("--resume", refused.Stderr);
+    }
+
+    [Fact]
+    public void FreezeTextTrainsFullModeWithoutTheTextTower()
+    {
+        var dir = Path.Combine(fx.Root, "cli-freeze-text");
+        var r = CliRunner.Run("train", "--model", fx.Pretrained, "--data", fx.Medical, "--mode", "full", "--freeze-text",
+            "--epochs", "1", "--batch-size", "16", "--prompt", "p3", "--out", dir);
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.Contains("full (text tower frozen)", r.Stdout);
+        Assert.Contains("freeze_text: true", File.ReadAllText(Path.Combine(dir, "config.yaml")));
+        using var best = SafetensorsFile.Open(Path.Combine(dir, "best.safetensors"));
+        Assert.Equal("true", best.Metadata["freeze_text"]);
+        Assert.DoesNotContain(best.Names, n => n.StartsWith("clip.text_model.") || n.StartsWith("clip.text_projection."));
+        Assert.Contains(best.Names, n => n.StartsWith("clip.vision_model."));
+
+        var refused = CliRunner.Run("train", "--model", fx.Pretrained, "--data", fx.Medical, "--mode", "decoder", "--freeze-text",
+            "--out", Path.Combine(fx.Root, "cli-freeze-decoder"));
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("freeze text applies to full mode only", refused.Stderr);
+        Assert.Contains("mode decoder", refused.Stderr);
     }
 
     [Fact]
