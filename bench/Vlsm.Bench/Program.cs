@@ -34,6 +34,9 @@ if (Value("--child") is { } child)
     return 0;
 }
 
+// The probe runs at the process's first convolution; here it is the first libtorch work of all,
+// so this figure includes libtorch's own first-use costs that any first convolution pays.
+double firstProbeMs = Vlsm.Tensors.SafeConvolution.Probe.Milliseconds;
 var results = new JsonObject();
 var extra = new JsonObject();
 double gemmFp32 = GemmGflops(ScalarType.Float32);
@@ -41,6 +44,7 @@ double gemmBf16 = GemmGflops(ScalarType.BFloat16);
 Console.WriteLine($"threads {threads}; 2048x2048 matmul: fp32 {gemmFp32:0.0} GFLOP/s, bf16 {gemmBf16:0.0} GFLOP/s");
 
 MeasureInference();
+ConvolutionBench.Measure(extra, inferRepeats, warmUp: !quick);
 
 foreach (var key in TrainingMeasurement.Keys)
 {
@@ -76,9 +80,11 @@ if (!quick && MemoryGrowth.Measure() is { } growth)
     Console.WriteLine($"resident memory growth of a training run from step 20 to step 200: {growth:0.00} %");
 }
 
+var machine = new JsonObject { ["threads"] = threads, ["gemm_gflops_fp32"] = Math.Round(gemmFp32, 1), ["gemm_gflops_bf16"] = Math.Round(gemmBf16, 1) };
+ConvolutionBench.DescribeMachine(machine, firstProbeMs);
 var root = new JsonObject
 {
-    ["machine"] = new JsonObject { ["threads"] = threads, ["gemm_gflops_fp32"] = Math.Round(gemmFp32, 1), ["gemm_gflops_bf16"] = Math.Round(gemmBf16, 1) },
+    ["machine"] = machine,
     ["results"] = results,
     ["extra"] = extra,
 };

@@ -8,7 +8,7 @@ public static class VlsmCli
 {
     public static readonly Option<bool> Verbose = new("--verbose")
     {
-        Description = "Show stack traces on errors.",
+        Description = "Show stack traces on errors, and which convolution path this CPU needs.",
         Recursive = true,
     };
 
@@ -27,6 +27,7 @@ public static class VlsmCli
             PromptsCommand.Build(),
             SynthCommand.Build(),
             ConvertCommand.Build(),
+            EnvCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -39,6 +40,7 @@ public static class VlsmCli
     public static int Guard(ParseResult parse, Func<int> body)
     {
         bool verbose = parse.GetValue(Verbose);
+        if (verbose) Tensors.SafeConvolution.PathChosen += description => Console.Error.WriteLine($"convolution path: {description}");
         try
         {
             return body();

@@ -46,7 +46,10 @@ public sealed class BenchQuickTests : IDisposable
 
         var root = JsonNode.Parse(File.ReadAllText(json))!;
         var machine = root["machine"]!.AsObject();
-        Assert.Equal(["threads", "gemm_gflops_fp32", "gemm_gflops_bf16"], machine.Select(kv => kv.Key));
+        Assert.Equal(["threads", "gemm_gflops_fp32", "gemm_gflops_bf16", "cpu", "libtorch", "convolution_path", "convolution_probe_first_ms"], machine.Select(kv => kv.Key));
+        Assert.False(string.IsNullOrEmpty(machine["cpu"]!["model"]!.GetValue<string>()));
+        Assert.Contains(machine["convolution_path"]!.GetValue<string>(), new[] { "direct", "padded" });
+        Assert.True(machine["convolution_probe_first_ms"]!.GetValue<double>() > 0);
         Assert.Equal(2, machine["threads"]!.GetValue<int>());
         Assert.True(machine["gemm_gflops_fp32"]!.GetValue<double>() > 0);
         Assert.True(machine["gemm_gflops_bf16"]!.GetValue<double>() > 0);
@@ -62,5 +65,10 @@ public sealed class BenchQuickTests : IDisposable
         Assert.InRange(agreement, 0.99, 1.0);
         // Both runs really happened, in the child processes that measure peak RSS.
         Assert.True(results["train_dense_vl_b4_bf16_peak_rss_mb"]!.GetValue<double>() > 100);
+
+        // The convolution workaround's cost was measured on both paths.
+        var extra = root["extra"]!.AsObject();
+        foreach (var key in new[] { "convolution_probe_ms", "cris_rn50_forward_b2_direct_s", "cris_rn50_forward_b2_padded_s", "cris_rn50_forward_padded_over_direct" })
+            Assert.True(extra[key]!.GetValue<double>() > 0, $"{key} = {extra[key]}");
     }
 }

@@ -167,6 +167,20 @@ public sealed class CrisTrainingTests : IClassFixture<CrisTrainingFixture>
     }
 
     [Fact]
+    public void ThreeEpochsOfFullTrainingStayFiniteAndLowerTheLoss()
+    {
+        // The neck's CoordConv (66 input channels here) gave NaN and order-1 errors on CPUs with
+        // oneDNN's convolution bug until it went through the safe convolution path.
+        var run = new RunFolder(NewDir("finite"));
+        new Trainer(fx.Config("full", 3), run, new SilentObserver()).Run(false);
+        var rows = run.ReadMetrics();
+        Assert.Equal(3, rows.Count);
+        foreach (var r in rows)
+            Assert.True(double.IsFinite(r.TrainLoss) && double.IsFinite(r.ValLoss) && double.IsFinite(r.ValDice), $"epoch {r.Epoch}: {r.ToCsv()}");
+        Assert.True(rows[^1].TrainLoss < rows[0].TrainLoss, string.Join(" | ", rows.Select(r => r.ToCsv())));
+    }
+
+    [Fact]
     public void AResumedFullRunEndsLikeAnUninterruptedOne()
     {
         // Full mode: dropout in the decoder, BatchNorm statistics everywhere, AdamW state.

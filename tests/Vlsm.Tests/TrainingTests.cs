@@ -65,16 +65,19 @@ public sealed class TrainingTests : IClassFixture<TrainingFixture>
     private static string[] WithoutSeconds(string metricsFile) =>
         File.ReadAllLines(metricsFile).Select(l => string.Join(',', l.Split(',')[..^1])).ToArray();
 
+    // The tiny fixture's decoder works at width 8, so decoder-only training gains less: +0.093 (0.348
+    // to 0.441) with right convolutions, at learning rates 3e-3 to 3e-2. It cleared +0.1 only while
+    // oneDNN's wrong convolution gradients (docs/known-issues.md) reached it on Zen 5.
     [Theory]
-    [InlineData("decoder", null, 1e-2)]
-    [InlineData("dense", "vc", 1e-2)]
-    [InlineData("full", null, 3e-3)]
-    public void FineTuningOnANewDomainRaisesValidationDice(string mode, string? parts, double lr)
+    [InlineData("decoder", null, 1e-2, 0.05)]
+    [InlineData("dense", "vc", 1e-2, 0.1)]
+    [InlineData("full", null, 3e-3, 0.1)]
+    public void FineTuningOnANewDomainRaisesValidationDice(string mode, string? parts, double lr, double minimumRise)
     {
         var run = NewRun(mode);
         var result = new Trainer(TrainingFixture.Config(fx.Pretrained, fx.Medical, mode, lr, 15, parts), run, new SilentObserver()).Run(false);
         Assert.NotNull(result.StartValDice);
-        Assert.True(result.BestValDice > result.StartValDice + 0.1,
+        Assert.True(result.BestValDice > result.StartValDice + minimumRise,
             $"{mode}: best val Dice {result.BestValDice:0.000} vs {result.StartValDice:0.000} before training");
         Assert.Equal(15, run.ReadMetrics().Count);
         foreach (var f in new[] { run.ConfigFile, run.BestFile, run.LastFile, run.CurvesFile, run.StateFile })

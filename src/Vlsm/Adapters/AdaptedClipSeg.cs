@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
 
 namespace Vlsm.Adapters;
 

@@ -4,7 +4,7 @@ using Vlsm.Data;
 using Vlsm.Imaging;
 using Vlsm.Inference;
 using static TorchSharp.torch;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
 
 namespace Vlsm.Evaluation;
 

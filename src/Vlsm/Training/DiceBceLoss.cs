@@ -1,6 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
 
 namespace Vlsm.Training;
 

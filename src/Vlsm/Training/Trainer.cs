@@ -6,7 +6,7 @@ using Vlsm.Evaluation;
 using Vlsm.IO;
 using Vlsm.Text;
 using static TorchSharp.torch;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
 
 namespace Vlsm.Training;
 

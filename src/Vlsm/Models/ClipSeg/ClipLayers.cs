@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
 
 namespace Vlsm.Models.ClipSeg;
 

@@ -2,7 +2,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -28,15 +29,15 @@ public sealed class ClipSegDecoder : nn.Module
         {
             int k = p / 4;
             transposed_convolution = Sequential(
-                ("0", Conv2d(c.ReduceDim, c.ReduceDim, 3, padding: 1)),
+                ("0", new SafeConv2d(c.ReduceDim, c.ReduceDim, 3, padding: 1)),
                 ("1", ReLU()),
-                ("2", ConvTranspose2d(c.ReduceDim, c.ReduceDim / 2, k, stride: k)),
+                ("2", new SafeConvTranspose2d(c.ReduceDim, c.ReduceDim / 2, k, stride: k)),
                 ("3", ReLU()),
-                ("4", ConvTranspose2d(c.ReduceDim / 2, 1, k, stride: k)));
+                ("4", new SafeConvTranspose2d(c.ReduceDim / 2, 1, k, stride: k)));
         }
         else
         {
-            transposed_convolution = ConvTranspose2d(c.ReduceDim, 1, p, stride: p);
+            transposed_convolution = new SafeConvTranspose2d(c.ReduceDim, 1, p, stride: p);
         }
         reduces = new ModuleList<Linear>();
         layers = new ModuleList<ClipSegDecoderLayer>();

@@ -2,7 +2,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -11,7 +12,7 @@ namespace Vlsm.Models.ClipSeg;
 public sealed class ClipVisionEmbeddings : nn.Module, IDerivedTensorCache
 {
     private readonly Parameter class_embedding;
-    private readonly Conv2d patch_embedding;
+    private readonly SafeConv2d patch_embedding;
     private readonly Embedding position_embedding;
     private readonly int patchSize;
     private readonly int pretrainGrid;
@@ -22,7 +23,7 @@ public sealed class ClipVisionEmbeddings : nn.Module, IDerivedTensorCache
         patchSize = c.PatchSize;
         pretrainGrid = c.ImageSize / c.PatchSize;
         class_embedding = new Parameter(randn(c.HiddenSize));
-        patch_embedding = Conv2d(c.NumChannels, c.HiddenSize, c.PatchSize, stride: c.PatchSize, bias: false);
+        patch_embedding = new SafeConv2d(c.NumChannels, c.HiddenSize, c.PatchSize, stride: c.PatchSize, bias: false);
         position_embedding = Embedding(pretrainGrid * pretrainGrid + 1, c.HiddenSize);
         RegisterComponents();
     }

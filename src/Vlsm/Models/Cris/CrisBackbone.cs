@@ -2,7 +2,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.Cris;
 
@@ -16,7 +17,7 @@ internal sealed class CrisBottleneck : Module<Tensor, Tensor>
 {
     public const int Expansion = 4;
 
-    private readonly Conv2d conv1, conv2, conv3;
+    private readonly SafeConv2d conv1, conv2, conv3;
     private readonly BatchNorm2d bn1, bn2, bn3;
     private readonly ConvBn? downsample;
     private readonly int stride;
@@ -24,11 +25,11 @@ internal sealed class CrisBottleneck : Module<Tensor, Tensor>
     public CrisBottleneck(int inplanes, int planes, int stride) : base(nameof(CrisBottleneck))
     {
         this.stride = stride;
-        conv1 = Conv2d(inplanes, planes, 1, bias: false);
+        conv1 = new SafeConv2d(inplanes, planes, 1, bias: false);
         bn1 = BatchNorm2d(planes);
-        conv2 = Conv2d(planes, planes, 3, padding: 1, bias: false);
+        conv2 = new SafeConv2d(planes, planes, 3, padding: 1, bias: false);
         bn2 = BatchNorm2d(planes);
-        conv3 = Conv2d(planes, planes * Expansion, 1, bias: false);
+        conv3 = new SafeConv2d(planes, planes * Expansion, 1, bias: false);
         bn3 = BatchNorm2d(planes * Expansion);
         if (stride > 1 || inplanes != planes * Expansion) downsample = new ConvBn(inplanes, planes * Expansion, 1, relu: false);
         RegisterComponents();
@@ -123,7 +124,7 @@ public sealed class CrisVisionFeatures : IDisposable
 /// <summary>CLIP's ModifiedResNet as CRIS uses it: 3-conv stem, four bottleneck stages, the CRIS attention pool.</summary>
 internal sealed class CrisResNet : nn.Module
 {
-    private readonly Conv2d conv1, conv2, conv3;
+    private readonly SafeConv2d conv1, conv2, conv3;
     private readonly BatchNorm2d bn1, bn2, bn3;
     private readonly ModuleList<CrisBottleneck> layer1, layer2, layer3, layer4;
     private readonly CrisAttentionPool attnpool;
@@ -131,11 +132,11 @@ internal sealed class CrisResNet : nn.Module
     public CrisResNet(CrisClipConfig c) : base(nameof(CrisResNet))
     {
         int width = c.VisionWidth;
-        conv1 = Conv2d(3, width / 2, 3, stride: 2, padding: 1, bias: false);
+        conv1 = new SafeConv2d(3, width / 2, 3, stride: 2, padding: 1, bias: false);
         bn1 = BatchNorm2d(width / 2);
-        conv2 = Conv2d(width / 2, width / 2, 3, padding: 1, bias: false);
+        conv2 = new SafeConv2d(width / 2, width / 2, 3, padding: 1, bias: false);
         bn2 = BatchNorm2d(width / 2);
-        conv3 = Conv2d(width / 2, width, 3, padding: 1, bias: false);
+        conv3 = new SafeConv2d(width / 2, width, 3, padding: 1, bias: false);
         bn3 = BatchNorm2d(width);
         int inplanes = width;
         ModuleList<CrisBottleneck> Stage(int planes, int blocks, int stride)

@@ -2,7 +2,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Vlsm.Models.KeptScalars;
+using static Vlsm.Tensors.KeptScalars;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.Cris;
 
@@ -168,7 +169,7 @@ public sealed class CrisProjector : nn.Module
             new ConvBn(inDim * 2, inDim * 2, 3, 1),
             Upsample(scale_factor: up, mode: UpsampleMode.Bilinear, align_corners: false),
             new ConvBn(inDim * 2, inDim, 3, 1),
-            Conv2d(inDim, inDim, 1));
+            new SafeConv2d(inDim, inDim, 1));
         txt = Linear(c.WordDim, inDim * CrisConfig.KernelSize * CrisConfig.KernelSize + 1);
         RegisterComponents();
     }
@@ -182,7 +183,7 @@ public sealed class CrisProjector : nn.Module
         var weight = kernel.narrow(1, 0, kernel.shape[1] - 1).reshape(b, c, CrisConfig.KernelSize, CrisConfig.KernelSize);
         var bias = kernel.select(1, kernel.shape[1] - 1);
         // Every sample's map is one group of a single grouped convolution, with its own kernel.
-        var output = functional.conv2d(v.reshape(1, b * c, h, w), weight, bias, padding: [CrisConfig.KernelSize / 2, CrisConfig.KernelSize / 2], groups: b);
+        var output = SafeConvolution.Conv2d(v.reshape(1, b * c, h, w), weight, bias, ConvolutionGeometry.Square(padding: CrisConfig.KernelSize / 2, groups: b));
         return output.transpose(0, 1).MoveToOuterDisposeScope();
     }
 }

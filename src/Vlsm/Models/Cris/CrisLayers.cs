@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.Cris;
 
@@ -28,13 +29,13 @@ internal abstract class IndexedBlock : Module<Tensor, Tensor>
 /// </summary>
 internal sealed class ConvBn : IndexedBlock
 {
-    private readonly Conv2d conv;
+    private readonly SafeConv2d conv;
     private readonly BatchNorm2d bn;
     private readonly bool relu;
 
     public ConvBn(long inChannels, long outChannels, long kernel, long padding = 0, bool relu = true) : base(nameof(ConvBn))
     {
-        conv = Conv2d(inChannels, outChannels, kernel, padding: padding, bias: false);
+        conv = new SafeConv2d(inChannels, outChannels, kernel, padding: padding, bias: false);
         bn = BatchNorm2d(outChannels);
         this.relu = relu;
         register_module("0", conv);

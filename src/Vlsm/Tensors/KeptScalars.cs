@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Vlsm.Models;
+namespace Vlsm.Tensors;
 
 /// <summary>
 /// Arithmetic whose Scalar arguments stay reachable until the native kernel has read them.

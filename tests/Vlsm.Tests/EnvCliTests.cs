@@ -1,0 +1,72 @@
+using System.Text.Json.Nodes;
+
+namespace Vlsm.Tests;
+
+/// <summary><c>vlsm env</c> and the convolution path's reporting, run as a user runs them.</summary>
+public sealed class EnvCliTests
+{
+    private static string CrisTiny => Path.Combine(Fixtures.Parity, "cris-tiny");
+
+    [Fact]
+    public void EnvJsonHasWhatABugReportNeeds()
+    {
+        var r = CliRunner.Run("env", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var json = JsonNode.Parse(r.Stdout)!;
+        Assert.StartsWith(".NET 10", json["dotnet"]!.GetValue<string>());
+        Assert.Matches(@"^\d+\.\d+", json["libtorch"]!.GetValue<string>());
+        Assert.Matches("^[0-9a-f]{40}$", json["commit"]!.GetValue<string>());
+        Assert.False(string.IsNullOrWhiteSpace(json["cpu"]!["model"]!.GetValue<string>()));
+        Assert.NotNull(json["cpu"]!["instruction_sets"]!.AsArray());
+        Assert.True(json["torch_threads"]!.GetValue<int>() >= 1);
+        Assert.True(json["gemm_gflops_fp32"]!.GetValue<double>() > 0);
+        Assert.True(json["gemm_gflops_bf16"]!.GetValue<double>() > 0);
+        // The path follows the probe's verdict.
+        var probe = json["convolution_probe"]!;
+        bool right = probe["direct_is_correct"]!.GetValue<bool>();
+        Assert.Equal(right ? "direct" : "padded", json["convolution_path"]!.GetValue<string>());
+        Assert.True(probe["milliseconds"]!.GetValue<double>() > 0);
+        if (!right) Assert.False(string.IsNullOrEmpty(probe["failing_case"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public void EnvTableNamesTheConvolutionPath()
+    {
+        var r = CliRunner.Run("env");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("convolution", r.Stdout);
+        Assert.Contains("instruction sets", r.Stdout);
+        Assert.Matches("direct|padded", r.Stdout);
+    }
+
+    [Fact]
+    public void VerboseSaysWhichConvolutionPathIsInUse()
+    {
+        var args = new[] { "verify", "--model", CrisTiny, "--reference", Path.Combine(CrisTiny, "reference.safetensors") };
+        var quiet = CliRunner.Run(args);
+        Assert.True(quiet.ExitCode == 0, quiet.Stderr);
+        Assert.DoesNotContain("convolution path", quiet.Stderr);
+        var verbose = CliRunner.Run([.. args, "--verbose"]);
+        Assert.True(verbose.ExitCode == 0, verbose.Stderr);
+        Assert.Matches("convolution path: (direct|padded) \\(probe: ", verbose.Stderr);
+    }
+
+    [Fact]
+    public void AForcedPathIsReportedAsForced()
+    {
+        var r = CliRunner.RunWith(Environment.CurrentDirectory, new Dictionary<string, string> { ["VLSM_CONVOLUTION"] = "padded" }, "env", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var json = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal("padded", json["convolution_path"]!.GetValue<string>());
+        Assert.Contains("forced by VLSM_CONVOLUTION", json["convolution_detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void AnUnknownForcedPathIsRefusedByName()
+    {
+        var r = CliRunner.RunWith(Environment.CurrentDirectory, new Dictionary<string, string> { ["VLSM_CONVOLUTION"] = "fastest" }, "env");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("VLSM_CONVOLUTION=fastest", r.Stderr);
+        Assert.Contains("direct, padded or auto", r.Stderr);
+    }
+}

@@ -1,0 +1,111 @@
+using Vlsm.Demo;
+using Vlsm.IO;
+using Vlsm.Models.ClipSeg;
+using Vlsm.Models.Cris;
+using Vlsm.Tensors;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace Vlsm.Tests;
+
+/// <summary>
+/// Every convolution every model computes, for the parity fixtures and the real architectures at
+/// their real input sizes: each shape a forward pass of batch 2 uses is recorded, then repeated on
+/// random data through the convolution path, forward and backward (input, weight and bias
+/// gradients), against float64. On a CPU with libtorch's oneDNN bug this fails for CRIS's
+/// CoordConv (66 or 514 input channels) unless the channel-padded path is in use.
+/// </summary>
+[Collection(GlobalRngCollection.Name)]
+public class ModelConvolutionTests
+{
+    private readonly ITestOutputHelper output;
+
+    public ModelConvolutionTests(ITestOutputHelper output) => this.output = output;
+
+    public static IEnumerable<object[]> Models() =>
+        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50" }.Select(m => new object[] { m });
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void EveryConvolutionShapeMatchesFloat64(string model)
+    {
+        var calls = RecordConvolutions(model);
+        Assert.NotEmpty(calls);
+        var failures = new List<string>();
+        ulong seed = 0;
+        foreach (var call in calls)
+        {
+            foreach (var path in ConvolutionPathTests.Paths())
+            {
+                var errors = ConvolutionCheck.Run(call, path, ++seed);
+                output.WriteLine($"{SafeConvolution.Name(path)} {call.Key}: {errors}");
+                if (!(errors.Max <= ConvolutionPathTests.Tolerance)) failures.Add($"{SafeConvolution.Name(path)}: {call.Key}: {errors}");
+            }
+        }
+        Assert.True(failures.Count == 0, $"{failures.Count} of {calls.Count} shapes off: {string.Join("; ", failures)}");
+    }
+
+    /// <summary>The distinct convolutions of one batch-2 forward pass of <paramref name="model"/>, in float32.</summary>
+    internal static List<ConvolutionCall> RecordConvolutions(string model)
+    {
+        var seen = new Dictionary<string, ConvolutionCall>();
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        manual_seed(1);
+        SafeConvolution.Observer = call => seen.TryAdd(call.Key, call);
+        try
+        {
+            switch (model)
+            {
+                case "cris-tiny":
+                    RunCris(new CrisModel(CrisLoader.ReadConfig(Path.Combine(Fixtures.Parity, model))));
+                    break;
+                case "cris-rn50":
+                    RunCris(new CrisModel(CrisConfig.Rn50));
+                    break;
+                case "demo":
+                    RunClipSeg(new ClipSegModel(DemoRecipe.Full.ModelConfig()), DemoRecipe.Full.ImageSize);
+                    break;
+                case "clipseg-rd64-refined":
+                    RunClipSeg(new ClipSegModel(ClipSegConfig.Rd64Refined), 352);
+                    break;
+                default:
+                    string dir = Path.Combine(Fixtures.Parity, model);
+                    using (var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors")))
+                        RunClipSeg(new ClipSegModel(ClipSegLoader.ReadConfig(dir)), (int)reference.Entry("pixel_values").Shape[2]);
+                    break;
+            }
+        }
+        finally
+        {
+            SafeConvolution.Observer = null;
+        }
+        return seen.Values.ToList();
+    }
+
+    private static void RunClipSeg(ClipSegModel model, int size)
+    {
+        using (model)
+        {
+            model.eval();
+            var ids = full([2, 6], 49407L, dtype: ScalarType.Int64);
+            ids[TensorIndex.Colon, 0] = tensor(49406L);
+            ids[TensorIndex.Colon, 1] = tensor(320L);
+            model.Forward(randn(2, 3, size, size), ids, ones(2, 6, dtype: ScalarType.Int64));
+        }
+    }
+
+    private static void RunCris(CrisModel model)
+    {
+        using (model)
+        {
+            model.eval();
+            long size = model.Config.ImgSize;
+            var ids = zeros([2, model.Config.WordLen], dtype: ScalarType.Int64);
+            ids[TensorIndex.Colon, 0] = tensor(49406L);
+            ids[TensorIndex.Colon, 1] = tensor(320L);
+            ids[TensorIndex.Colon, 2] = tensor(49407L);
+            model.Forward(randn(2, 3, size, size), ids);
+        }
+    }
+}
