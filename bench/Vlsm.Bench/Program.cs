@@ -30,7 +30,7 @@ if (Value("--child") == MemoryGrowth.ChildKey)
 }
 if (Value("--child") is { } child)
 {
-    Console.WriteLine(TrainingMeasurement.Run(child, Value("--precision") ?? TowerPrecision.Fp32, trainRepeats, warmUp: !quick).ToJsonString());
+    Console.WriteLine(TrainingMeasurement.Run(child, Value("--precision") ?? "fp32", trainRepeats, warmUp: !quick).ToJsonString());
     return 0;
 }
 

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using TorchSharp;
-using Vlsm.Adapters;
+using Vlsm.Data;
+using Vlsm.Imaging;
+using Vlsm.Models;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Text;
 using Vlsm.Training;
-using static TorchSharp.torch;
 
 namespace Vlsm.Bench;
 
@@ -21,8 +22,9 @@ internal static class PeakRss
 }
 
 /// <summary>
-/// One training step (forward, reference loss, backward, clip at 0.5, AdamW) at batch 4, 352x352,
-/// of random-weight clipseg-rd64-refined, in a child process of its own so its peak RSS is its own.
+/// One training step of the library (<see cref="TrainingSession.TrainStep"/>: forward, reference
+/// loss, backward, clip at 0.5, AdamW) at batch 4, 352x352, of random-weight clipseg-rd64-refined,
+/// in a child process of its own so its peak RSS is its own.
 /// </summary>
 internal static class TrainingMeasurement
 {
@@ -37,25 +39,50 @@ internal static class TrainingMeasurement
     };
 
     /// <summary>The measurement itself (in the child): median step time, peak RSS, and for shallow fp32 the step with the feature cache warm.</summary>
-    public static JsonObject Run(string key, string precision, int repeats, bool warmUp)
+    public static JsonObject Run(string key, string precisionName, int repeats, bool warmUp)
     {
         var spec = Spec(key);
-        using var adapted = new AdaptedClipSeg(new ClipSegModel(ClipSegConfig.Rd64Refined), spec);
-        if (precision == TowerPrecision.Bf16) adapted.UseBf16Towers();
-        adapted.train();
-        using var optimizer = optim.AdamW(adapted.TrainableParameters(), lr: 1e-3, weight_decay: 1e-3);
-        var result = new JsonObject
+        var precision = ComputePrecisions.Parse(precisionName);
+        string scratch = Directory.CreateTempSubdirectory("vlsm-bench-train-").FullName;
+        try
         {
-            ["spec"] = $"{spec} {precision}",
-            ["seconds"] = Math.Round(Bench.Median(repeats, () => TrainStep(adapted, optimizer), warmUp), 4),
-            ["peak_rss_mb"] = PeakRss.Megabytes(),
-        };
-        if (spec.Mode == FineTuneMode.Shallow && precision == TowerPrecision.Fp32)
-        {
-            // With the feature cache warm only the head runs: adapters, decoder, loss, backward, AdamW.
-            result["cached_seconds"] = Math.Round(Bench.Median(repeats, () => CachedTrainStep(adapted, optimizer), warmUp), 4);
+            ClipTokenizer.WriteBuiltInVocabulary(scratch);
+            var run = new RunFolder(scratch);
+            var setup = new TrainingSetup { Spec = spec, CacheDirectory = run.CacheDir, FeatureCache = true };
+            var model = ClipSegFamily.Instance.Trainable(new ClipSegModel(ClipSegConfig.Rd64Refined), ClipTokenizer.FromFolder(scratch), ImagePreprocessor.Default, precision, setup);
+            var plan = new TrainingPlan(
+                new ModelSection("random clipseg-rd64-refined", ClipSegFamily.Instance, spec, precision, new Dictionary<string, string>()),
+                new DataSection([], "train", "val", PromptChoice.Literal(""), MaskMode.Binary, 127, false, OnError.Fail),
+                new OptimizationSection(Batch, 1e-3, 0.9, 0.999, 1e-8, 1e-3, 0.5),
+                new ScheduleSection(1, 1, 0.3, 5, 1e-4, 20, 1e-4),
+                BceInput.Reference, 0, new CacheSection(true, 2048L << 20));
+            using var session = new TrainingSession(plan, model, run, new Silent());
+            session.Model.SetTraining(true);
+            int fresh = 0;
+            // Each uncached step gets records never seen, so the frozen towers run (and their outputs are stored).
+            var result = new JsonObject
+            {
+                ["spec"] = $"{spec} {precisionName}",
+                ["seconds"] = Math.Round(Bench.Median(repeats, () =>
+                {
+                    var batch = RandomBatch(fresh++);
+                    return Bench.Time(() => session.TrainStep(batch));
+                }, warmUp), 4),
+                ["peak_rss_mb"] = PeakRss.Megabytes(),
+            };
+            if (spec.Mode == FineTuneMode.Shallow && precision == ComputePrecision.Fp32)
+            {
+                // The same records again: the feature cache serves the towers, and only the head runs.
+                var cachedBatch = RandomBatch(-1);
+                session.TrainStep(cachedBatch);
+                result["cached_seconds"] = Math.Round(Bench.Median(repeats, () => Bench.Time(() => session.TrainStep(cachedBatch)), warmUp), 4);
+            }
+            return result;
         }
-        return result;
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
     }
 
     /// <summary>Runs <see cref="Run"/> in a child process of this program and returns its result.</summary>
@@ -73,31 +100,35 @@ internal static class TrainingMeasurement
         return (JsonObject)JsonNode.Parse(output.Trim().Split('\n').Last())!;
     }
 
-    /// <summary>Loss, backward, clipping and the optimizer step, timed from the point the logits are asked for.</summary>
-    private static double Update(AdaptedClipSeg model, optim.Optimizer optimizer, Func<Tensor> logits, Tensor target)
+    /// <summary>A batch of random 352x352 images, 12-token prompts and binary masks, as the data loader hands them over; <paramref name="id"/> names its records.</summary>
+    private static Batch RandomBatch(int id)
     {
-        var clock = Stopwatch.StartNew();
-        optimizer.zero_grad();
-        var loss = new DiceBceLoss().Compute(logits(), target);
-        loss.backward();
-        nn.utils.clip_grad_norm_(model.TrainableParameters(), 0.5);
-        optimizer.step();
-        return clock.Elapsed.TotalSeconds;
+        var (pixels, ids, mask, target) = Bench.RandomBatch(Batch);
+        using (pixels)
+        using (ids)
+        using (mask)
+        using (target)
+        {
+            return new Batch
+            {
+                Index = 0,
+                Width = 352,
+                Height = 352,
+                Images = pixels.data<float>().ToArray(),
+                Masks = target.data<float>().ToArray(),
+                Prompts = Enumerable.Repeat("a small pink polyp at the top left of the image", Batch).ToList(),
+                Records = Enumerable.Range(0, Batch).Select(i => new RecordId("bench", "train", id * Batch + i, $"{id}-{i}.png", $"{id}-{i}.png")).ToList(),
+                OriginalSizes = Enumerable.Repeat((352, 352), Batch).ToList(),
+            };
+        }
     }
 
-    private static double CachedTrainStep(AdaptedClipSeg model, optim.Optimizer optimizer)
+    private sealed class Silent : ITrainingObserver
     {
-        using var scope = NewDisposeScope();
-        var (pixels, ids, mask, target) = Bench.RandomBatch(Batch);
-        using var vision = model.EncodeImage(pixels);
-        using var text = model.EncodeText(ids, mask);
-        return Update(model, optimizer, () => model.Head(vision, text), target);
-    }
-
-    private static double TrainStep(AdaptedClipSeg model, optim.Optimizer optimizer)
-    {
-        using var scope = NewDisposeScope();
-        var (pixels, ids, mask, target) = Bench.RandomBatch(Batch);
-        return Update(model, optimizer, () => model.Forward(pixels, ids, mask), target);
+        public void RunStarted(string description) { }
+        public void EpochStarted(int epoch, int maxEpochs, int steps) { }
+        public void StepCompleted(int epoch, int step, int steps, double loss, double lr, double imagesPerSecond) { }
+        public void EpochCompleted(EpochMetrics metrics, bool best) { }
+        public void Message(string text) { }
     }
 }

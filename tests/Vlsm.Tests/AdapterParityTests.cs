@@ -1,6 +1,6 @@
-using Vlsm.Adapters;
-using Vlsm.IO;
+using Vlsm.Models;
 using Vlsm.Models.ClipSeg;
+using Vlsm.IO;
 
 namespace Vlsm.Tests;
 

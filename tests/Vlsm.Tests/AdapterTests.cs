@@ -1,7 +1,7 @@
 using TorchSharp;
-using Vlsm.Adapters;
-using Vlsm.IO;
+using Vlsm.Models;
 using Vlsm.Models.ClipSeg;
+using Vlsm.IO;
 using static TorchSharp.torch;
 
 namespace Vlsm.Tests;

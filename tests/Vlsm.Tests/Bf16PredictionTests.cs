@@ -1,9 +1,8 @@
 using TorchSharp;
-using Vlsm.Adapters;
-using Vlsm.Inference;
-using Vlsm.IO;
 using Vlsm.Models;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Inference;
+using Vlsm.IO;
 using static TorchSharp.torch;
 
 namespace Vlsm.Tests;

@@ -1,3 +1,4 @@
+using Vlsm.Models.ClipSeg;
 using Vlsm.Imaging;
 using Vlsm.Inference;
 using Vlsm.IO;

@@ -13,10 +13,7 @@ public class ClipSegParityTests
     public const double Tolerance = 1e-4;
 
     /// <summary>Every CLIPSeg model folder with a reference file in shared/parity and under $VLSM_PARITY_DIR.</summary>
-    public static IEnumerable<object[]> ModelFolders() => Fixtures.ParityModelFolders(IsClipSeg);
-
-    private static bool IsClipSeg(string dir) =>
-        JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))?["model_type"]?.GetValue<string>() == "clipseg";
+    public static IEnumerable<object[]> ModelFolders() => Fixtures.ParityFoldersOf(ClipSegFamily.Instance);
 
     [Fact]
     public void SharedParityHasTheThreeClipSegFolders()

@@ -17,7 +17,7 @@ public class CrisParityTests
     public CrisParityTests(ITestOutputHelper output) => this.output = output;
 
     /// <summary>Every CRIS model folder with a reference file in shared/parity and under $VLSM_PARITY_DIR.</summary>
-    public static IEnumerable<object[]> ModelFolders() => Fixtures.ParityModelFolders(CrisLoader.IsCrisFolder);
+    public static IEnumerable<object[]> ModelFolders() => Fixtures.ParityFoldersOf(CrisFamily.Instance);
 
     [Fact]
     public void SharedParityHasTheCrisTinyFolder() =>

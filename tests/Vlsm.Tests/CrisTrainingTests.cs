@@ -104,7 +104,7 @@ public sealed class CrisTrainingTests : IClassFixture<CrisTrainingFixture>
         new Trainer(fx.Config("decoder"), decoderRun, new SilentObserver()).Run(resume: false);
         using var decoded = CrisLoader.Load(fx.Model);
         var decoderMode = CrisCheckpointFile.Apply(decoded, decoderRun.BestFile);
-        Assert.Equal(Vlsm.Adapters.FineTuneMode.Decoder, decoderMode);
+        Assert.Equal(Vlsm.Models.FineTuneMode.Decoder, decoderMode);
         using (var file = SafetensorsFile.Open(decoderRun.BestFile))
             Assert.All(file.Names, n => Assert.True(CrisModel.HeadPrefixes.Any(p => n.StartsWith(p)), n));
         var afterDecoder = decoded.state_dict();
@@ -115,7 +115,7 @@ public sealed class CrisTrainingTests : IClassFixture<CrisTrainingFixture>
         var fullRun = new RunFolder(NewDir("full"));
         new Trainer(fx.Config("full"), fullRun, new SilentObserver()).Run(resume: false);
         using var full = CrisLoader.Load(fx.Model);
-        Assert.Equal(Vlsm.Adapters.FineTuneMode.Full, CrisCheckpointFile.Apply(full, fullRun.BestFile));
+        Assert.Equal(Vlsm.Models.FineTuneMode.Full, CrisCheckpointFile.Apply(full, fullRun.BestFile));
         var afterFull = full.state_dict();
         Assert.False(Bitwise.Equal(start["backbone.visual.conv1.weight"], afterFull["backbone.visual.conv1.weight"]));
         Assert.False(Bitwise.Equal(start["backbone.visual.bn1.running_var"], afterFull["backbone.visual.bn1.running_var"]));
@@ -129,13 +129,13 @@ public sealed class CrisTrainingTests : IClassFixture<CrisTrainingFixture>
         // Same weights, same batches: the loss from cached backbone outputs (filled in epoch 0, hit
         // in epoch 1) against the loss from running the backbone on the batch.
         var config = fx.Config("decoder");
-        using var cached = new CrisTraining(config, new RunFolder(NewDir("cached")));
+        using var cached = Session(config, "cached");
         config.FeatureCache = false;
-        using var direct = new CrisTraining(config, new RunFolder(NewDir("direct")));
-        cached.SetTraining(false);
-        direct.SetTraining(false);
+        using var direct = Session(config, "direct");
+        cached.Model.SetTraining(false);
+        direct.Model.SetTraining(false);
         var records = MedvlsmDataset.Open(fx.Data).RequiredRecords("train");
-        var loader = new BatchLoader(records, new SampleLoader(cached.Preprocessor, new SampleOptions(), PromptChoice.Parse("random")),
+        var loader = new BatchLoader(records, new SampleLoader(cached.Model.Preprocessor, new SampleOptions(), PromptChoice.Parse("random")),
             new BatchLoaderOptions { BatchSize = 8, Seed = 3 });
         var loss = new DiceBceLoss();
         int compared = 0;
@@ -145,15 +145,25 @@ public sealed class CrisTrainingTests : IClassFixture<CrisTrainingFixture>
             {
                 using var scope = NewDisposeScope();
                 using var _ = inference_mode();
-                double a = loss.Compute(cached.Forward(batch, out var t1), t1).item<float>();
-                double b = loss.Compute(direct.Forward(batch, out var t2), t2).item<float>();
+                var (l1, t1) = cached.Forward(batch);
+                var (l2, t2) = direct.Forward(batch);
+                double a = loss.Compute(l1, t1).item<float>();
+                double b = loss.Compute(l2, t2).item<float>();
                 Assert.True(Math.Abs(a - b) < 1e-5, $"epoch {epoch}: cached {a} vs recomputed {b}");
                 compared++;
             }
         }
         Assert.Equal(2 * loader.BatchCount, compared);
-        Assert.True(cached.CacheHits >= records.Count, $"the second epoch should hit the cache ({cached.CacheHits} hits)");
-        Assert.Equal(0, direct.CacheHits);
+        long hits = ((CrisTraining)cached.Model).CacheHits;
+        Assert.True(hits >= records.Count, $"the second epoch should hit the cache ({hits} hits)");
+        Assert.Equal(0, ((CrisTraining)direct.Model).CacheHits);
+    }
+
+    private TrainingSession Session(TrainConfig config, string name)
+    {
+        var plan = TrainingPlan.Resolve(config);
+        var run = new RunFolder(NewDir(name));
+        return new TrainingSession(plan, TrainingSession.Open(plan, run), run, new SilentObserver());
     }
 
     /// <summary>Cancels the run once an epoch is complete, as a killed process would stop.</summary>

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Vlsm.Data;
-using Vlsm.Demo;
+using Vlsm.Apps.Demo;
 using Vlsm.Imaging;
 
 namespace Vlsm.Tests;

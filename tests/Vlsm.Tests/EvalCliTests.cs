@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Vlsm.Models.ClipSeg;
 using Vlsm.Data;
 using Vlsm.Imaging;
 using Vlsm.Inference;

@@ -1,4 +1,5 @@
 using TorchSharp;
+using Vlsm.Models.ClipSeg;
 using Vlsm.Data;
 using Vlsm.Evaluation;
 using Vlsm.Imaging;

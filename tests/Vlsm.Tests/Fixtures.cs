@@ -24,6 +24,22 @@ internal static class Fixtures
             .Select(d => new object[] { d });
     }
 
+    /// <summary>The parity folders whose config.json names <paramref name="family"/> (through the registry, as every command finds a family).</summary>
+    public static IEnumerable<object[]> ParityFoldersOf(Vlsm.Models.IModelFamily family) => ParityModelFolders(dir => FamilyOf(dir) == family);
+
+    /// <summary>The family of a model folder, or null for a family vlsm does not have (yet).</summary>
+    public static Vlsm.Models.IModelFamily? FamilyOf(string dir)
+    {
+        try
+        {
+            return Vlsm.Models.Registry.ModelFamilies.ForFolder(dir);
+        }
+        catch (VlsmException)
+        {
+            return null;
+        }
+    }
+
     private static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -1,4 +1,4 @@
-using Vlsm.Demo;
+using Vlsm.Apps.Demo;
 using Vlsm.IO;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using TorchSharp;
+using Vlsm.Models.ClipSeg;
 using Vlsm.Imaging;
 using Vlsm.Inference;
 

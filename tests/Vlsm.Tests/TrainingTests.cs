@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Vlsm.Data.Synthetic;
 using Vlsm.IO;
+using Vlsm.Models;
+using Vlsm.Models.ClipSeg;
 using Vlsm.Training;
 
 namespace Vlsm.Tests;
@@ -113,21 +115,18 @@ public sealed class TrainingTests : IClassFixture<TrainingFixture>
     public void FeatureCacheGivesTheSameLossesAsRecomputing(string mode, string? parts)
     {
         // Same weights, same batches: the loss from cached tower outputs (filled in epoch 0, hit
-        // in epoch 1) against the loss from running the towers on the batch.
-        var baseModel = Vlsm.Models.ClipSeg.ClipSegLoader.Load(fx.Pretrained);
-        var spec = mode == "decoder" ? Vlsm.Adapters.FineTuneSpec.Create(Vlsm.Adapters.FineTuneMode.Decoder)
-            : Vlsm.Adapters.FineTuneSpec.Create(Vlsm.Adapters.FineTuneSpec.ParseMode(mode), parts, 16);
-        using var model = new Vlsm.Adapters.AdaptedClipSeg(baseModel, spec);
-        model.eval();
-        var tokenizer = Vlsm.Text.ClipTokenizer.FromFolder(fx.Pretrained);
-        var preprocessor = Vlsm.Imaging.ImagePreprocessor.FromFolder(fx.Pretrained);
+        // in epoch 1) against the loss from running the towers on the batch. Both models are
+        // opened from the same plan and seed, so random adapter weights are equal too.
+        var config = TrainingFixture.Config(fx.Pretrained, fx.Medical, mode, 1e-3, 1, parts);
+        if (mode != "decoder") config.AdapterDim = 16;
+        using var cached = Session(config, "cached-" + mode);
+        config.FeatureCache = false;
+        using var direct = Session(config, "direct-" + mode);
+        cached.Model.SetTraining(false);
+        direct.Model.SetTraining(false);
         var records = Vlsm.Data.MedvlsmDataset.Open(fx.Medical).RequiredRecords("train");
-        var loader = new Vlsm.Data.BatchLoader(records, new Vlsm.Data.SampleLoader(preprocessor, new Vlsm.Data.SampleOptions(), Vlsm.Data.PromptChoice.Parse("random")),
+        var loader = new Vlsm.Data.BatchLoader(records, new Vlsm.Data.SampleLoader(cached.Model.Preprocessor, new Vlsm.Data.SampleOptions(), Vlsm.Data.PromptChoice.Parse("random")),
             new Vlsm.Data.BatchLoaderOptions { BatchSize = 16, Seed = 3 });
-        using var visionCache = new FeatureCache(1L << 30, Path.Combine(fx.Root, "vc-" + mode));
-        using var textCache = new FeatureCache(1L << 20, Path.Combine(fx.Root, "tc-" + mode));
-        var cached = new CachedTowers(model, CachedTowers.VisionIsFrozen(spec) ? visionCache : null, CachedTowers.TextIsFrozen(spec) ? textCache : null);
-        var direct = new CachedTowers(model, null, null);
         var loss = new DiceBceLoss();
         int compared = 0;
         for (int epoch = 0; epoch < 2; epoch++)
@@ -136,14 +135,24 @@ public sealed class TrainingTests : IClassFixture<TrainingFixture>
             {
                 using var scope = TorchSharp.torch.NewDisposeScope();
                 using var _ = TorchSharp.torch.inference_mode();
-                double a = loss.Compute(Trainer.Forward(model, cached, tokenizer, batch, out var t1), t1).item<float>();
-                double b = loss.Compute(Trainer.Forward(model, direct, tokenizer, batch, out var t2), t2).item<float>();
+                var (l1, t1) = cached.Forward(batch);
+                var (l2, t2) = direct.Forward(batch);
+                double a = loss.Compute(l1, t1).item<float>();
+                double b = loss.Compute(l2, t2).item<float>();
                 Assert.True(Math.Abs(a - b) < 1e-5, $"{mode} epoch {epoch}: cached {a} vs recomputed {b}");
                 compared++;
             }
         }
         Assert.True(compared >= 2 * loader.BatchCount);
-        Assert.True(visionCache.Hits + textCache.Hits > 0, "the second epoch should hit the cache");
+        var training = (ClipSegTraining)cached.Model;
+        Assert.True(training.CacheHits > 0, "the second epoch should hit the cache");
+    }
+
+    private TrainingSession Session(TrainConfig config, string name)
+    {
+        var plan = TrainingPlan.Resolve(config);
+        var run = NewRun(name);
+        return new TrainingSession(plan, TrainingSession.Open(plan, run), run, new SilentObserver());
     }
 
     [Fact]

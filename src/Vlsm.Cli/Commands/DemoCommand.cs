@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
-using Vlsm.Demo;
+using Vlsm.Apps.Demo;
 using Vlsm.Training;
 
 namespace Vlsm.Cli.Commands;

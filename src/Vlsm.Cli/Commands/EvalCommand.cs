@@ -4,21 +4,17 @@ using Spectre.Console;
 using Vlsm.Data;
 using Vlsm.Evaluation;
 using Vlsm.Inference;
-using Vlsm.Models.ClipSeg;
 
 namespace Vlsm.Cli.Commands;
 
 /// <summary><c>vlsm eval</c>: Dice, IoU and HD95 of a model (optionally with trained weights) on a dataset split.</summary>
 internal static class EvalCommand
 {
-    /// <summary>The adapter file a training run folder holds (the checkpoint with the best validation score).</summary>
-    public const string RunBestFile = "best.safetensors";
-
     public static Command Build()
     {
-        var model = new Option<string>("--model") { Description = "Model folder (the base model): HF CLIPSeg, or CRIS (config.json with a \"cris\" object).", Required = true };
-        var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference." };
-        var run = new Option<string?>("--run") { Description = $"Training run folder: evaluates its {RunBestFile}." };
+        var model = ModelOptions.Model("Model folder (the base model), of any family vlsm knows (config.json's model_type); not needed with --run.");
+        var adapter = ModelOptions.Adapter();
+        var run = ModelOptions.Run();
         var data = new Option<string[]>("--data")
         {
             Description = "Dataset folder (images/, masks/, anns/); repeat for several datasets: one summary each and their mean.",
@@ -65,14 +61,13 @@ internal static class EvalCommand
                 Overlays = overlayCount,
             };
             options.Validate();
-            var towerDtype = TowerPrecision.Parse(parse.GetValue(precision)!);
+            var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
 
-            string modelDir = parse.GetValue(model)!;
-            string? adapterFile = AdapterFile(parse.GetValue(adapter), parse.GetValue(run));
+            var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
-            var predictor = Segmenters.FromFolder(modelDir, adapterFile, Segmenters.ParsePadMask(parse.GetValue(padMask)), towerDtype);
-            var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(modelDir),
-                adapterFile is null ? null : Path.GetFullPath(adapterFile));
+            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse.GetValue(padMask)));
+            var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(reference.ModelDirectory),
+                reference.Weights is null ? null : Path.GetFullPath(reference.Weights));
 
             bool asJson = parse.GetValue(json);
             var report = RunWithProgress(evaluator, asJson);
@@ -90,20 +85,6 @@ internal static class EvalCommand
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>The adapter file to load: --adapter as given, or RUN/best.safetensors, which must exist.</summary>
-    private static string? AdapterFile(string? adapter, string? run)
-    {
-        if (adapter is not null && run is not null)
-            throw new VlsmException($"give --adapter or --run, not both (--run {run} means --adapter {Path.Combine(run, RunBestFile)}).");
-        if (run is null) return adapter;
-        if (!Directory.Exists(run))
-            throw new VlsmException($"--run {run}: no such training run folder; give the folder vlsm train wrote, or an adapter file with --adapter.");
-        string best = Path.Combine(run, RunBestFile);
-        if (!File.Exists(best))
-            throw new VlsmException($"{best} not found: the run folder has no best checkpoint (has its training finished an epoch with validation?). Give an adapter or checkpoint file with --adapter.");
-        return best;
     }
 
     private static EvaluationReport RunWithProgress(Evaluator evaluator, bool asJson)

@@ -1,12 +1,46 @@
 using System.CommandLine;
+using Vlsm.Models;
+using Vlsm.Models.Cris;
 
 namespace Vlsm.Cli.Commands;
 
-/// <summary>Options about how a model runs, shared by predict, eval and train.</summary>
+/// <summary>Options about which model runs and how, shared by predict, eval and train.</summary>
 internal static class ModelOptions
 {
     public static Option<string?> CrisPadMask() => new("--cris-pad-mask")
     {
         Description = "CRIS only: reference (default; masks ids equal to 0 as the reference does, so padding is attended) or fixed (masks the padding after the end token).",
     };
+
+    public static Option<string?> Model(string what) => new("--model") { Description = what };
+
+    public static Option<string?> Run() => new("--run")
+    {
+        Description = "Training run folder: its best.safetensors on the model its config.yaml names (no --model needed).",
+    };
+
+    public static Option<string?> Adapter() => new("--adapter")
+    {
+        Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference.",
+    };
+
+    /// <summary>The family options given on the command line, by their config keys.</summary>
+    public static IReadOnlyDictionary<string, string> FamilyOptions(string? crisPadMask)
+    {
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (crisPadMask is not null) options[CrisFamily.PadMaskOption] = crisPadMask;
+        return options;
+    }
+
+    public static ComputePrecision Precision(string name)
+    {
+        try
+        {
+            return ComputePrecisions.Parse(name);
+        }
+        catch (VlsmException)
+        {
+            throw new VlsmException($"--precision must be fp32 or bf16, got \"{name}\".");
+        }
+    }
 }

@@ -9,9 +9,9 @@ internal static class TrainCommand
 {
     public static Command Build()
     {
-        var model = new Option<string?>("--model") { Description = "Model folder to fine-tune: HF CLIPSeg, or CRIS (full or decoder mode)." };
+        var model = new Option<string?>("--model") { Description = "Model folder to fine-tune, of any family vlsm knows (config.json's model_type)." };
         var data = new Option<string[]>("--data") { Description = "Dataset root (medvlsm layout); repeat to pool datasets.", AllowMultipleArgumentsPerToken = false };
-        var preset = new Option<string?>("--preset") { Description = $"Reference experiment: {string.Join(", ", TrainConfig.Presets.Keys)}." };
+        var preset = new Option<string?>("--preset") { Description = $"Reference experiment: {string.Join(", ", Models.Registry.ModelFamilies.Presets.Select(p => p.Name))}." };
         var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset); CRIS: full or decoder." };
         var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c." };
         var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter width (default 512 shallow, 64 dense)." };
@@ -40,50 +40,34 @@ internal static class TrainCommand
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
-            TrainConfig config;
-            RunFolder run;
-            bool resuming = parse.GetValue(resume) is not null;
-            if (resuming)
+            var request = new TrainingRequest
             {
-                run = new RunFolder(parse.GetValue(resume)!);
-                if (!run.HasState) throw new VlsmException($"{run.Path}: no state.json; nothing to resume (a run folder gets one after its first epoch).");
-                config = TrainConfig.FromYaml(run.ConfigFile);
-            }
-            else
-            {
-                config = parse.GetValue(configFile) is { } file ? TrainConfig.FromYaml(file) : new TrainConfig();
-                if (parse.GetValue(preset) is { } name) config.ApplyPreset(name);
-                if (parse.GetValue(model) is { } md) config.Model = md;
-                if (parse.GetValue(mode) is { } m)
-                {
-                    config.Preset = null;
-                    config.Mode = m;
-                    config.Parts = null;
-                    config.Lr = TrainConfig.DefaultLr(Adapters.FineTuneSpec.ParseMode(m), Models.Cris.CrisLoader.IsCrisFolder(config.Model));
-                }
-                if (parse.GetValue(data) is { Length: > 0 } roots) config.Data = roots.ToList();
-                if (parse.GetValue(parts) is { } p) config.Parts = p;
-                if (parse.GetValue(adapterDim) is { } r) config.AdapterDim = r;
-                if (parse.GetValue(condDim) is { } c) config.CondAdapterDim = c;
-                if (parse.GetValue(zeroInit)) config.ZeroInitFc2 = true;
-                if (parse.GetValue(freezeText)) config.FreezeText = true;
-                if (parse.GetValue(epochs) is { } e) config.SetEpochs(e);
-                if (parse.GetValue(batch) is { } b) config.BatchSize = b;
-                if (parse.GetValue(lr) is { } l) config.Lr = l;
-                if (parse.GetValue(prompt) is { } pr) config.Prompt = pr;
-                if (parse.GetValue(seed) is { } s) config.Seed = s;
-                if (parse.GetValue(precision) is { } pc) config.Precision = pc;
-                if (parse.GetValue(loss) is { } ls) config.Loss = ls;
-                if (parse.GetValue(maskThreshold) is { } mt) config.MaskThreshold = mt;
-                if (parse.GetValue(augment)) config.Augment = true;
-                if (parse.GetValue(noCache)) config.FeatureCache = false;
-                if (parse.GetValue(onError) is { } oe) config.OnError = oe;
-                if (parse.GetValue(padMask) is { } pm) config.CrisPadMask = pm;
-                string outDir = parse.GetValue(output) ?? throw new VlsmException("--out RUN is required: the folder where the run is written.");
-                run = new RunFolder(outDir);
-                if (run.HasState) throw new VlsmException($"{run.Path} already holds a run; use --resume {outDir} to continue it, or another --out.");
-                config.Validate();
-            }
+                ConfigFile = parse.GetValue(configFile),
+                Out = parse.GetValue(output),
+                Resume = parse.GetValue(resume),
+                Preset = parse.GetValue(preset),
+                Model = parse.GetValue(model),
+                Mode = parse.GetValue(mode),
+                Data = parse.GetValue(data),
+                Parts = parse.GetValue(parts),
+                AdapterDim = parse.GetValue(adapterDim),
+                CondAdapterDim = parse.GetValue(condDim),
+                ZeroInit = parse.GetValue(zeroInit),
+                FreezeText = parse.GetValue(freezeText),
+                Epochs = parse.GetValue(epochs),
+                BatchSize = parse.GetValue(batch),
+                Lr = parse.GetValue(lr),
+                Prompt = parse.GetValue(prompt),
+                Seed = parse.GetValue(seed),
+                Precision = parse.GetValue(precision),
+                Loss = parse.GetValue(loss),
+                MaskThreshold = parse.GetValue(maskThreshold),
+                Augment = parse.GetValue(augment),
+                NoFeatureCache = parse.GetValue(noCache),
+                OnError = parse.GetValue(onError),
+                FamilyOptions = ModelOptions.FamilyOptions(parse.GetValue(padMask)),
+            };
+            var (config, run, resuming) = request.Prepare();
             TrainResult result;
             if (ProgressReporter.Interactive)
             {

@@ -3,6 +3,7 @@ using TorchSharp;
 using Vlsm.Data;
 using Vlsm.Imaging;
 using Vlsm.Inference;
+using Vlsm.Models;
 using static TorchSharp.torch;
 using static Vlsm.Tensors.KeptScalars;
 
@@ -84,7 +85,18 @@ public sealed class Evaluator
             records.AddRange(split);
         }
 
-        var prompts = options.EvaluatesAllPrompts ? EveryKey(records, options.Split) : [SinglePrompt(records, options.Prompt)];
+        PromptColumn[] prompts;
+        if (!predictor.Family.TakesText)
+        {
+            // A text-free model: one column, no prompt read from the records.
+            if (options.Prompt != PromptChoice.RandomSpec)
+                throw new VlsmException($"--prompt {options.Prompt}: {predictor.Family.Name} models read no text; leave --prompt out.");
+            prompts = [new PromptColumn("", PromptChoice.Literal(""))];
+        }
+        else
+        {
+            prompts = options.EvaluatesAllPrompts ? EveryKey(records, options.Split) : [SinglePrompt(records, options.Prompt)];
+        }
         if (options.MasksDirectory is not null) CheckMaskNamesDiffer(records);
 
         var info = new EvaluationInfo(model, adapter, options.Prompt, options.Split, options.Threshold, options.MaskThreshold,
@@ -231,13 +243,10 @@ public sealed class Evaluator
 
             // One scope per prompt: a batch evaluated under ten keys holds one key's tensors at a time.
             using var promptScope = NewDisposeScope();
-            var tokens = _predictor.Tokenize(texts);
-            var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
-            var attention = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
             using var subset = members.Length == n ? null : vision.Select(tensor(members.Select(i => (long)i).ToArray()));
-            var logits = _predictor.Decode(subset ?? vision, ids, attention);
-            // Probability above the threshold, as ClipSegPredictor's masks; 0/255 to resize and save as is.
-            var masks = ByteMask(GreaterThan(logits.sigmoid(), Options.Threshold));
+            var logits = _predictor.Decode(subset ?? vision, _predictor.Family.TakesText ? texts : null);
+            // The one mask rule of validation and predict; 0/255 to resize and save as is.
+            var masks = ByteMask(MaskRule.Foreground(logits, Options.Threshold));
             int h = (int)masks.shape[1], w = (int)masks.shape[2];
             var bytes = masks.data<byte>().ToArray();
             for (int k = 0; k < members.Length; k++)

@@ -1,5 +1,6 @@
 using System.Globalization;
-using Vlsm.Adapters;
+using Vlsm.Models;
+using Vlsm.Models.Registry;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
@@ -58,88 +59,37 @@ public sealed class TrainConfig
     /// <summary>CRIS only: "reference" (the reference's mask of ids equal to 0) or "fixed" (mask the padding).</summary>
     public string CrisPadMask { get; set; } = DefaultCrisPadMask;
 
-    /// <summary>Presets named like the VLSM-Adapter experiments, with the paper's learning rates.</summary>
-    public static IReadOnlyDictionary<string, Action<TrainConfig>> Presets { get; } = new Dictionary<string, Action<TrainConfig>>
+    /// <summary>Options of the model's family, as <see cref="IModelFamily.Options"/> keys (only those set away from their defaults).</summary>
+    public IReadOnlyDictionary<string, string> FamilyOptions()
     {
-        ["clipseg_shallow_adapter_v"] = c => c.SetMode("shallow", "v", 3e-4),
-        ["clipseg_shallow_adapter_vl"] = c => c.SetMode("shallow", "vl", 3e-4),
-        ["clipseg_shallow_adapter_vlc"] = c => c.SetMode("shallow", "vlc", 3e-4),
-        ["clipseg_dense_adapter_v"] = c => c.SetMode("dense", "v", 1e-3),
-        ["clipseg_dense_adapter_vl"] = c => c.SetMode("dense", "vl", 1e-3),
-        ["clipseg_dense_adapter_vlc"] = c => c.SetMode("dense", "vlc", 1e-3),
-        ["clipseg"] = c => c.SetMode("decoder", null, 1e-3),
-        ["clipseg_full"] = c => c.SetMode("full", null, 1e-5),
-        ["cris"] = c => c.SetMode("full", null, CrisFullLr),
-        ["cris_decoder"] = c => c.SetMode("decoder", null, 1e-3),
-    };
-
-    /// <summary>VLSM-Adapter trains all of CRIS at 1e-4.</summary>
-    public const double CrisFullLr = 1e-4;
-
-    /// <summary>The paper's learning rate for a mode (full: 1e-5, our choice).</summary>
-    public static double DefaultLr(FineTuneMode mode, bool cris = false) => mode switch
-    {
-        FineTuneMode.Full when cris => CrisFullLr,
-        FineTuneMode.Shallow => 3e-4,
-        FineTuneMode.Dense => 1e-3,
-        FineTuneMode.Decoder => 1e-3,
-        _ => 1e-5,
-    };
-
-    private void SetMode(string mode, string? parts, double lr)
-    {
-        Mode = mode;
-        Parts = parts;
-        Lr = lr;
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (CrisPadMask != DefaultCrisPadMask) options[Models.Cris.CrisFamily.PadMaskOption] = CrisPadMask;
+        return options;
     }
 
+    /// <summary>Sets family options given by key (those this config has fields for).</summary>
+    /// <exception cref="VlsmException">A key no family declares.</exception>
+    public void SetFamilyOptions(IReadOnlyDictionary<string, string> options)
+    {
+        foreach (var (key, value) in options)
+        {
+            if (key == Models.Cris.CrisFamily.PadMaskOption) CrisPadMask = value;
+            else throw new VlsmException($"{key} is not an option of any model family.");
+        }
+    }
+
+    /// <summary>Applies a reference experiment (mode, adapter placements, learning rate) of any family.</summary>
     public void ApplyPreset(string name)
     {
-        if (!Presets.TryGetValue(name, out var apply))
-            throw new VlsmException($"unknown preset \"{name}\"; known: {string.Join(", ", Presets.Keys)}.");
+        var (_, preset) = ModelFamilies.Preset(name);
         Preset = name;
-        apply(this);
+        Mode = FineTuneSpec.ModeName(preset.Mode);
+        Parts = preset.Parts;
+        Lr = preset.LearningRate;
     }
 
-    public FineTuneSpec Spec()
-    {
-        var mode = FineTuneSpec.ParseMode(Mode);
-        return mode is FineTuneMode.Shallow or FineTuneMode.Dense
-            ? FineTuneSpec.Create(mode, Parts, AdapterDim, CondAdapterDim, ZeroInitFc2)
-            : FineTuneSpec.Create(mode, freezeText: FreezeText);
-    }
-
-    [YamlIgnore]
-    public BceInput BceInput => Loss switch
-    {
-        "reference" => BceInput.Reference,
-        "dice-bce" => BceInput.Logits,
-        _ => throw new VlsmException($"loss \"{Loss}\" is not one of reference, dice-bce."),
-    };
-
-    /// <summary>Checks every value a run depends on; the message names the field.</summary>
-    public void Validate()
-    {
-        void Check(bool ok, string message)
-        {
-            if (!ok) throw new VlsmException(message);
-        }
-        Check(Model.Length > 0, "model: no model folder given (--model DIR).");
-        Check(Data.Count > 0, "data: no dataset given (--data ROOT).");
-        Spec();
-        _ = BceInput;
-        Check(MaxEpochs >= 1, $"max_epochs must be at least 1, got {MaxEpochs}.");
-        Check(MinEpochs >= 0 && MinEpochs <= MaxEpochs, $"min_epochs must be within 0..max_epochs ({MaxEpochs}), got {MinEpochs}.");
-        Check(BatchSize >= 1, $"batch_size must be at least 1, got {BatchSize}.");
-        Check(Lr > 0 && double.IsFinite(Lr), $"lr must be positive, got {Lr}.");
-        Check(WeightDecay >= 0, $"weight_decay must be non-negative, got {WeightDecay}.");
-        Check(GradClip > 0, $"grad_clip must be positive, got {GradClip}.");
-        Check(Precision is "fp32" or "bf16", $"precision \"{Precision}\" is not one of fp32, bf16.");
-        Check(CrisPadMask is "reference" or "fixed", $"cris_pad_mask \"{CrisPadMask}\" is not one of reference, fixed.");
-        Check(OnError is "fail" or "skip", $"on_error \"{OnError}\" is not one of fail, skip.");
-        Check(MaskThreshold == "soft" || (int.TryParse(MaskThreshold, NumberStyles.Integer, CultureInfo.InvariantCulture, out int t) && t is >= 0 and < 255),
-            $"mask_threshold \"{MaskThreshold}\" must be an integer 0..254 or \"soft\".");
-    }
+    /// <summary>Resolves and checks every value a run depends on (<see cref="TrainingPlan.Resolve"/>); the message names the field.</summary>
+    public TrainingPlan Validate() => TrainingPlan.Resolve(this);
 
     /// <summary>Sets max epochs; a smaller maximum also lowers the minimum (as --epochs promises).</summary>
     public void SetEpochs(int epochs)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Vlsm.Data.Synthetic;
 
 namespace Vlsm.Data.Prompts;
 

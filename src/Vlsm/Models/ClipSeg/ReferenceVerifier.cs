@@ -4,10 +4,6 @@ using static TorchSharp.torch;
 
 namespace Vlsm.Models.ClipSeg;
 
-public sealed record TensorComparison(string Name, double MaxAbsDiff, string? Problem = null)
-{
-    public bool Within(double tolerance) => Problem is null && MaxAbsDiff <= tolerance;
-}
 
 /// <summary>
 /// Runs the inputs stored in a reference file (see shared/parity/README.md) through a model and
@@ -20,7 +16,7 @@ public static class ReferenceVerifier
     /// <param name="model">The base model (vision hidden states come from it).</param>
     /// <param name="reference">The reference file.</param>
     /// <param name="adapted">If given, logits and conditional embeddings come from the model with its trained weights.</param>
-    public static IReadOnlyList<TensorComparison> Verify(ClipSegModel model, SafetensorsFile reference, Adapters.AdaptedClipSeg? adapted = null)
+    public static IReadOnlyList<TensorComparison> Verify(ClipSegModel model, SafetensorsFile reference, AdaptedClipSeg? adapted = null)
     {
         foreach (var name in new[] { "input_ids", "pixel_values" })
             if (!reference.Contains(name))
@@ -66,35 +62,7 @@ public static class ReferenceVerifier
             }
         }
 
-        Compare(reference, produced, results);
+        ReferenceComparison.Compare(reference, produced, results);
         return results;
-    }
-
-    /// <summary>
-    /// Adds a comparison for every output tensor of <paramref name="reference"/> (all but the
-    /// inputs) not yet in <paramref name="results"/>: its largest absolute difference from the
-    /// tensor of that name in <paramref name="produced"/>, or the problem that prevents one.
-    /// </summary>
-    public static void Compare(SafetensorsFile reference, IReadOnlyDictionary<string, Tensor> produced, List<TensorComparison> results)
-    {
-        foreach (var name in reference.Names)
-        {
-            if (name is "input_ids" or "attention_mask" or "pixel_values") continue;
-            if (results.Any(r => r.Name == name)) continue;
-            if (!produced.TryGetValue(name, out var actual))
-            {
-                results.Add(new TensorComparison(name, double.NaN, "this model does not produce a tensor of that name"));
-                continue;
-            }
-            var expected = reference.Load(name, ScalarType.Float32);
-            if (!expected.shape.SequenceEqual(actual.shape))
-            {
-                results.Add(new TensorComparison(name, double.NaN,
-                    $"shape [{string.Join(", ", actual.shape)}] differs from the reference's [{string.Join(", ", expected.shape)}]"));
-                continue;
-            }
-            double diff = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>();
-            results.Add(new TensorComparison(name, diff, double.IsNaN(diff) ? "output contains NaN" : null));
-        }
     }
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using TorchSharp;
-using Vlsm.Adapters;
 using Vlsm.IO;
 
 namespace Vlsm.Models.Cris;

@@ -117,7 +117,6 @@ public sealed record CrisConfig
         $"cris;clip=e{Clip.EmbedDim}r{Clip.ImageResolution}l{string.Join(",", Clip.VisionLayers)}w{Clip.VisionWidth}t{Clip.TransformerWidth}x{Clip.TransformerLayers}h{Clip.TransformerHeads};" +
         $"fpn={string.Join(",", FpnIn)}>{string.Join(",", FpnOut)};vis={VisDim};word={WordDim};dec={NumLayers}h{NumHead}f{DimFfn}";
 
-    public static bool IsCrisJson(JsonObject obj) => obj["cris"] is JsonObject || obj["model_type"]?.GetValue<string>() == "cris";
 
     /// <exception cref="VlsmException">The file is missing, not JSON, or has a malformed or inconsistent field (named).</exception>
     public static CrisConfig FromFile(string path) => Read(path).Config;
@@ -184,20 +183,21 @@ public sealed record CrisConfig
     {
         if (configHasClip)
         {
-            void Same(string field, object ours, object theirs)
+            // Each value is read off one tensor (or a group of keys); the message names it.
+            void Same(string field, object ours, object theirs, string source)
             {
                 if (!Equals(ours, theirs))
-                    throw new VlsmException($"{configPath}: clip.{field} is {ours}, but the weights have {theirs}.");
+                    throw new VlsmException($"{configPath}: clip.{field} is {ours}, but the weights have {theirs} (from {source}).");
             }
-            Same("embed_dim", Clip.EmbedDim, inferred.EmbedDim);
-            Same("image_resolution", Clip.ImageResolution, inferred.ImageResolution);
-            Same("vision_layers", string.Join(",", Clip.VisionLayers), string.Join(",", inferred.VisionLayers));
-            Same("vision_width", Clip.VisionWidth, inferred.VisionWidth);
-            Same("context_length", Clip.ContextLength, inferred.ContextLength);
-            Same("vocab_size", Clip.VocabSize, inferred.VocabSize);
-            Same("transformer_width", Clip.TransformerWidth, inferred.TransformerWidth);
-            Same("transformer_heads", Clip.TransformerHeads, inferred.TransformerHeads);
-            Same("transformer_layers", Clip.TransformerLayers, inferred.TransformerLayers);
+            Same("embed_dim", Clip.EmbedDim, inferred.EmbedDim, "backbone.text_projection");
+            Same("image_resolution", Clip.ImageResolution, inferred.ImageResolution, "backbone.visual.attnpool.positional_embedding");
+            Same("vision_layers", string.Join(",", Clip.VisionLayers), string.Join(",", inferred.VisionLayers), "the backbone.visual.layer1..4 blocks");
+            Same("vision_width", Clip.VisionWidth, inferred.VisionWidth, "backbone.visual.layer1.0.conv1.weight");
+            Same("context_length", Clip.ContextLength, inferred.ContextLength, "backbone.positional_embedding");
+            Same("vocab_size", Clip.VocabSize, inferred.VocabSize, "backbone.token_embedding.weight");
+            Same("transformer_width", Clip.TransformerWidth, inferred.TransformerWidth, "backbone.ln_final.weight");
+            Same("transformer_heads", Clip.TransformerHeads, inferred.TransformerHeads, "backbone.ln_final.weight");
+            Same("transformer_layers", Clip.TransformerLayers, inferred.TransformerLayers, "the backbone.transformer.resblocks blocks");
         }
         var config = this with { Clip = inferred };
         try

@@ -18,21 +18,6 @@ public static class CrisLoader
     /// <summary>BatchNorm's step counter, which older checkpoints lack and inference never reads.</summary>
     public static bool IsStepCounter(string key) => key.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
 
-    /// <summary>Whether <paramref name="dir"/> holds a CRIS model (its config.json has a <c>cris</c> object).</summary>
-    public static bool IsCrisFolder(string dir)
-    {
-        string path = Path.Combine(dir, ConfigFile);
-        if (!File.Exists(path)) return false;
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path)) is JsonObject o && CrisConfig.IsCrisJson(o);
-        }
-        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidOperationException)
-        {
-            return false; // the CLIPSeg loader reports what is wrong with the file
-        }
-    }
-
     /// <summary>The folder's config with the backbone sizes its weights have (when it has weights).</summary>
     public static CrisConfig ReadConfig(string dir)
     {

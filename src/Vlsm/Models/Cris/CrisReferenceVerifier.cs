@@ -1,6 +1,5 @@
 using TorchSharp;
 using Vlsm.IO;
-using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
 namespace Vlsm.Models.Cris;
@@ -33,7 +32,7 @@ public static class CrisReferenceVerifier
             ["vision_c5"] = vision.C5,
         };
         var results = new List<TensorComparison>();
-        ReferenceVerifier.Compare(reference, produced, results);
+        ReferenceComparison.Compare(reference, produced, results);
         return results;
     }
 }

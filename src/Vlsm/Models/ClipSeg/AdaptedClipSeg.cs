@@ -1,10 +1,9 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 using static Vlsm.Tensors.KeptScalars;
 
-namespace Vlsm.Adapters;
+namespace Vlsm.Models.ClipSeg;
 
 /// <summary>What the text tower hands to the trainable head.</summary>
 public sealed class TextFeatures : IDisposable

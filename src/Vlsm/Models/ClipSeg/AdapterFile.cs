@@ -2,9 +2,8 @@ using System.Globalization;
 using TorchSharp;
 using Vlsm.IO;
 using Vlsm.Models;
-using Vlsm.Models.ClipSeg;
 
-namespace Vlsm.Adapters;
+namespace Vlsm.Models.ClipSeg;
 
 /// <summary>
 /// Trained weights as safetensors: adapter tensors under the reference's module names

@@ -1,17 +1,17 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Vlsm.Adapters;
+using Vlsm.Models;
+using Vlsm.Models.ClipSeg;
 using Vlsm.Data;
 using Vlsm.Data.Synthetic;
 using Vlsm.Evaluation;
 using Vlsm.Inference;
 using Vlsm.IO;
-using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
 using Vlsm.Training;
 
-namespace Vlsm.Demo;
+namespace Vlsm.Apps.Demo;
 
 /// <param name="OutDir">Where data, runs, results.json and examples.png go.</param>
 /// <param name="CacheDir">Where the pretrained model folder is kept between runs.</param>

@@ -1,4 +1,4 @@
-namespace Vlsm.Data.Synthetic;
+namespace Vlsm.Data;
 
 /// <summary>
 /// xoshiro256** seeded through SplitMix64. Our own generator rather than <see cref="Random"/>,

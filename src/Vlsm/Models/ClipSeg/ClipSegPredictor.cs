@@ -1,29 +1,13 @@
 using TorchSharp;
-using Vlsm.Adapters;
+using Vlsm.Models;
 using Vlsm.Imaging;
-using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
 using static TorchSharp.torch;
 
-namespace Vlsm.Inference;
-
-/// <summary>Sigmoid probabilities at the model's output resolution for one image.</summary>
-public sealed record Prediction(float[] Probabilities, int Width, int Height)
-{
-    /// <summary>Binary mask (0/255) at the original image size: threshold at model resolution, then nearest-neighbour resize.</summary>
-    public GrayImage MaskAt(int width, int height, float threshold)
-    {
-        var binary = new float[Probabilities.Length];
-        for (int i = 0; i < binary.Length; i++) binary[i] = Probabilities[i] > threshold ? 255f : 0f;
-        var resized = Resize.ResizeNearest(binary, Width, Height, width, height);
-        var pixels = new byte[resized.Length];
-        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)resized[i];
-        return new GrayImage(width, height, pixels);
-    }
-}
+namespace Vlsm.Models.ClipSeg;
 
 /// <summary>Text-prompted segmentation with a loaded CLIPSeg: images in, probabilities out.</summary>
-public sealed class ClipSegPredictor : ISegmenter, IDisposable
+public sealed class ClipSegPredictor : ISegmenter
 {
     public ClipSegPredictor(ClipSegModel model, ClipTokenizer tokenizer, ImagePreprocessor preprocessor, AdaptedClipSeg? adapted = null)
     {
@@ -59,15 +43,23 @@ public sealed class ClipSegPredictor : ISegmenter, IDisposable
         else Model.Dispose();
     }
 
-    /// <summary>Ids padded to the longest prompt, with the attention mask HF's CLIPSeg reads.</summary>
-    public TokenBatch Tokenize(IReadOnlyList<string> prompts) => Tokenizer.EncodeBatch(prompts);
+    public IModelFamily Family => ClipSegFamily.Instance;
 
     public IImageFeatures EncodeImages(Tensor pixels) => new Images(Adapted is { } adapted ? adapted.EncodeImage(pixels) : Model.EncodeImage(pixels));
 
-    /// <summary>Text tower and decoder (with adapters when loaded).</summary>
-    public Tensor Decode(IImageFeatures images, Tensor inputIds, Tensor attentionMask)
+    /// <summary>Text tower and decoder (with adapters when loaded); prompts padded to the longest, with the attention mask HF's CLIPSeg reads.</summary>
+    public Tensor Decode(IImageFeatures images, IReadOnlyList<string>? prompts)
     {
-        var vision = ((Images)images).Features;
+        if (prompts is null) throw new ArgumentException("CLIPSeg reads a prompt per image.", nameof(prompts));
+        using var scope = NewDisposeScope();
+        var tokens = Tokenizer.EncodeBatch(prompts);
+        var inputIds = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
+        var attentionMask = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
+        return DecodeTokens(((Images)images).Features, inputIds, attentionMask).MoveToOuterDisposeScope();
+    }
+
+    private Tensor DecodeTokens(VisionFeatures vision, Tensor inputIds, Tensor attentionMask)
+    {
         if (Adapted is { } adapted)
         {
             using var text = adapted.EncodeText(inputIds, attentionMask);

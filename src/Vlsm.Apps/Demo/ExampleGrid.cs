@@ -1,10 +1,11 @@
 using SkiaSharp;
 using Vlsm.Data;
 using Vlsm.Imaging;
+using Vlsm.Models.ClipSeg;
 using Vlsm.Inference;
 using Vlsm.IO;
 
-namespace Vlsm.Demo;
+namespace Vlsm.Apps.Demo;
 
 /// <summary>
 /// examples.png: test scenes with several objects, one row each: the image, then the

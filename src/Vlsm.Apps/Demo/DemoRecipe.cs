@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Vlsm.Models.ClipSeg;
 
-namespace Vlsm.Demo;
+namespace Vlsm.Apps.Demo;
 
 /// <summary>One fine-tuning method of the demo: a mode (and adapter parts) with its learning rate.</summary>
 /// <param name="Name">Row label: "decoder", "shallow VLC", "dense VL", "full".</param>

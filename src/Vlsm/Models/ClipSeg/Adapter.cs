@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using static Vlsm.Tensors.KeptScalars;
 
-namespace Vlsm.Adapters;
+namespace Vlsm.Models.ClipSeg;
 
 #pragma warning disable IDE1006 // field names are the reference's state-dict keys
 

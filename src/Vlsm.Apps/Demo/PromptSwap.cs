@@ -1,7 +1,7 @@
 using Vlsm.Data;
 using Vlsm.Data.Prompts;
 
-namespace Vlsm.Demo;
+namespace Vlsm.Apps.Demo;
 
 /// <summary>
 /// The prompt-swap test set: every record of a split whose image has other objects, given the

@@ -1,4 +1,4 @@
-namespace Vlsm.Adapters;
+namespace Vlsm.Models;
 
 /// <summary>What trains: adapters (shallow or dense), the decoder only, or everything.</summary>
 public enum FineTuneMode { Shallow, Dense, Decoder, Full }

@@ -1,11 +1,10 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
 #pragma warning disable IDE1006 // field names are the reference's state-dict keys
 
-namespace Vlsm.Adapters;
+namespace Vlsm.Models.ClipSeg;
 
 /// <summary>
 /// Shallow adapters (reference <c>CLIPSegShallowAdapter</c>): on the vision hidden states the

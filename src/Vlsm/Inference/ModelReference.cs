@@ -1,0 +1,90 @@
+using Vlsm.Models;
+using Vlsm.Models.Registry;
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+
+namespace Vlsm.Inference;
+
+/// <summary>
+/// The model a command runs: a model folder, trained weights on top, and, when they come from a
+/// training run folder, what that run's config.yaml says (so <c>--run RUN</c> needs no <c>--model</c>).
+/// </summary>
+public sealed record ModelReference(string ModelDirectory, string? Weights, RunDefaults? Run)
+{
+    /// <summary>The weights file a training run folder holds (the checkpoint with the best validation score).</summary>
+    public const string RunBestFile = "best.safetensors";
+
+    /// <summary>
+    /// Resolves <c>--model</c>, <c>--adapter</c> and <c>--run</c>: <c>--run RUN</c> means RUN/best.safetensors on
+    /// the model RUN/config.yaml names, unless <c>--model</c> names another.
+    /// </summary>
+    /// <exception cref="VlsmException">Neither a model nor a run is given, both an adapter and a run, or the run folder lacks what it needs.</exception>
+    public static ModelReference Resolve(string? model, string? adapter, string? run)
+    {
+        if (adapter is not null && run is not null)
+            throw new VlsmException($"give --adapter or --run, not both (--run {run} means --adapter {Path.Combine(run, RunBestFile)}).");
+        if (run is null)
+        {
+            if (model is null) throw new VlsmException("give --model DIR (a model folder), or --run RUN (a training run folder, whose config.yaml names its model).");
+            return new ModelReference(model, adapter, null);
+        }
+        if (File.Exists(run))
+            throw new VlsmException($"--run {run} is a file; give the folder vlsm train wrote, or the file with --adapter.");
+        if (!Directory.Exists(run))
+            throw new VlsmException($"--run {run}: no such training run folder; give the folder vlsm train wrote, or an adapter file with --adapter.");
+        string best = Path.Combine(run, RunBestFile);
+        if (!File.Exists(best))
+            throw new VlsmException($"{best} not found: the run folder has no best checkpoint (has its training finished an epoch with validation?). Give an adapter or checkpoint file with --adapter.");
+        var defaults = RunDefaults.Read(run);
+        string modelDir = model ?? defaults.Model
+            ?? throw new VlsmException($"{defaults.ConfigFile} names no model; give --model DIR.");
+        if (model is null && !Directory.Exists(modelDir))
+            throw new VlsmException($"{defaults.ConfigFile} names the model folder {modelDir}, which does not exist (relative paths are read from the current folder); give --model DIR.");
+        return new ModelReference(modelDir, best, defaults);
+    }
+
+    public IModelFamily Family => ModelFamilies.ForFolder(ModelDirectory);
+
+    /// <summary>
+    /// The load request: precision as given, family options from the run's config unless given
+    /// (<paramref name="options"/> wins key by key).
+    /// </summary>
+    public ModelRequest Request(ComputePrecision precision, IReadOnlyDictionary<string, string> options)
+    {
+        var merged = new Dictionary<string, string>(Run?.FamilyOptions ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+        foreach (var (key, value) in options) merged[key] = value;
+        return new ModelRequest { Directory = ModelDirectory, Weights = Weights, Precision = precision, Options = merged };
+    }
+
+    /// <summary>Opens the model through its family for prediction.</summary>
+    public ISegmenter Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options) =>
+        ModelFamilies.OpenSegmenter(Request(precision, options));
+}
+
+/// <summary>What a training run's config.yaml says about the model it trained.</summary>
+public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDictionary<string, string> FamilyOptions)
+{
+    private static readonly IDeserializer Reader = new DeserializerBuilder().Build();
+
+    public static RunDefaults Read(string runDir)
+    {
+        string path = Path.Combine(runDir, "config.yaml");
+        if (!File.Exists(path))
+            throw new VlsmException($"{path} not found: a training run folder holds the config.yaml it was trained with; give --model DIR and --adapter FILE instead.");
+        Dictionary<object, object?> values;
+        try
+        {
+            values = Reader.Deserialize<Dictionary<object, object?>>(File.ReadAllText(path)) ?? new();
+        }
+        catch (YamlException e)
+        {
+            throw new VlsmException($"{path} line {e.Start.Line}: {e.InnerException?.Message ?? e.Message}", e);
+        }
+        string? Scalar(string key) => values.TryGetValue(key, out var v) && v is string text ? text : null;
+        // Family options are top-level keys of config.yaml; a value at its default says nothing.
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var option in ModelFamilies.All.SelectMany(f => f.Options))
+            if (Scalar(option.Key) is { } value && value != option.Default) options[option.Key] = value;
+        return new RunDefaults(path, Scalar("model"), options);
+    }
+}

@@ -1,0 +1,37 @@
+using TorchSharp;
+using Vlsm.IO;
+using static TorchSharp.torch;
+
+namespace Vlsm.Models;
+
+/// <summary>Compares what a model produced with the outputs a reference file stores (every family's verifier uses it).</summary>
+public static class ReferenceComparison
+{
+    /// <summary>
+    /// Adds a comparison for every output tensor of <paramref name="reference"/> (all but the
+    /// inputs) not yet in <paramref name="results"/>: its largest absolute difference from the
+    /// tensor of that name in <paramref name="produced"/>, or the problem that prevents one.
+    /// </summary>
+    public static void Compare(SafetensorsFile reference, IReadOnlyDictionary<string, Tensor> produced, List<TensorComparison> results)
+    {
+        foreach (var name in reference.Names)
+        {
+            if (name is "input_ids" or "attention_mask" or "pixel_values") continue;
+            if (results.Any(r => r.Name == name)) continue;
+            if (!produced.TryGetValue(name, out var actual))
+            {
+                results.Add(new TensorComparison(name, double.NaN, "this model does not produce a tensor of that name"));
+                continue;
+            }
+            var expected = reference.Load(name, ScalarType.Float32);
+            if (!expected.shape.SequenceEqual(actual.shape))
+            {
+                results.Add(new TensorComparison(name, double.NaN,
+                    $"shape [{string.Join(", ", actual.shape)}] differs from the reference's [{string.Join(", ", expected.shape)}]"));
+                continue;
+            }
+            double diff = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>();
+            results.Add(new TensorComparison(name, diff, double.IsNaN(diff) ? "output contains NaN" : null));
+        }
+    }
+}

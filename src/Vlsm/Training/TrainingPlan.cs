@@ -1,0 +1,107 @@
+using System.Globalization;
+using Vlsm.Data;
+using Vlsm.Models;
+using Vlsm.Models.Registry;
+
+namespace Vlsm.Training;
+
+/// <summary>
+/// A training run resolved from its <see cref="TrainConfig"/>: typed, checked once, with the model's
+/// family found. Everything downstream (the session, the recorders, the bench) reads this.
+/// </summary>
+public sealed record TrainingPlan(
+    ModelSection Model,
+    DataSection Data,
+    OptimizationSection Optimization,
+    ScheduleSection Schedule,
+    BceInput Loss,
+    int Seed,
+    CacheSection Cache)
+{
+    /// <summary>Resolves and checks <paramref name="config"/>; reads the model folder's config.json to find its family.</summary>
+    /// <exception cref="VlsmException">A value is missing or out of range, or the family cannot train as asked; the message names the field.</exception>
+    public static TrainingPlan Resolve(TrainConfig config)
+    {
+        static void Check(bool ok, string message)
+        {
+            if (!ok) throw new VlsmException(message);
+        }
+        Check(config.Model.Length > 0, "model: no model folder given (--model DIR).");
+        Check(config.Data.Count > 0, "data: no dataset given (--data ROOT).");
+        var loss = config.Loss switch
+        {
+            "reference" => BceInput.Reference,
+            "dice-bce" => BceInput.Logits,
+            _ => throw new VlsmException($"loss \"{config.Loss}\" is not one of reference, dice-bce."),
+        };
+
+        Check(config.MaxEpochs >= 1, $"max_epochs must be at least 1, got {config.MaxEpochs}.");
+        Check(config.MinEpochs >= 0 && config.MinEpochs <= config.MaxEpochs, $"min_epochs must be within 0..max_epochs ({config.MaxEpochs}), got {config.MinEpochs}.");
+        Check(config.BatchSize >= 1, $"batch_size must be at least 1, got {config.BatchSize}.");
+        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr must be positive, got {config.Lr}.");
+        Check(config.WeightDecay >= 0, $"weight_decay must be non-negative, got {config.WeightDecay}.");
+        Check(config.GradClip > 0, $"grad_clip must be positive, got {config.GradClip}.");
+        Check(config.OnError is "fail" or "skip", $"on_error \"{config.OnError}\" is not one of fail, skip.");
+        bool soft = config.MaskThreshold == "soft";
+        int threshold = 127;
+        Check(soft || (int.TryParse(config.MaskThreshold, NumberStyles.Integer, CultureInfo.InvariantCulture, out threshold) && threshold is >= 0 and < 255),
+            $"mask_threshold \"{config.MaskThreshold}\" must be an integer 0..254 or \"soft\".");
+
+        Check(config.Precision is "fp32" or "bf16", $"precision \"{config.Precision}\" is not one of fp32, bf16.");
+        FineTuneSpec.ParseMode(config.Mode);
+
+        // Checks that need the model's family come last: the ones above hold for every family.
+        var family = ModelFamilies.ForFolder(config.Model);
+
+        var mode = FineTuneSpec.ParseMode(config.Mode);
+        if (config.Preset is { } preset)
+        {
+            var (presetFamily, _) = ModelFamilies.Preset(preset);
+            Check(presetFamily == family, $"preset {preset} is a {presetFamily.Name} experiment; {config.Model} is a {family.Name} model (its presets: {string.Join(", ", family.Presets.Keys)}).");
+        }
+        FamilyChecks.Mode(family, mode);
+        var spec = family.CheckSpec(mode is FineTuneMode.Shallow or FineTuneMode.Dense
+            ? FineTuneSpec.Create(mode, config.Parts, config.AdapterDim, config.CondAdapterDim, config.ZeroInitFc2)
+            : FineTuneSpec.Create(mode, freezeText: config.FreezeText));
+        var precision = FamilyChecks.TrainingPrecision(family, ComputePrecisions.Parse(config.Precision));
+        var options = ModelFamilies.CheckOptions(family, config.Model, config.FamilyOptions());
+
+        PromptChoice? prompt;
+        if (family.TakesText)
+        {
+            prompt = PromptChoice.Parse(config.Prompt);
+        }
+        else
+        {
+            Check(config.Prompt == PromptChoice.RandomSpec, $"prompt \"{config.Prompt}\": {family.Name} models read no text; leave --prompt out.");
+            prompt = null;
+        }
+
+        return new TrainingPlan(
+            new ModelSection(config.Model, family, spec, precision, options),
+            new DataSection(config.Data, config.TrainSplit, config.ValSplit, prompt, soft ? MaskMode.Soft : MaskMode.Binary, soft ? 127 : threshold,
+                config.Augment, config.OnError == "skip" ? OnError.Skip : OnError.Fail),
+            new OptimizationSection(config.BatchSize, config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.GradClip),
+            new ScheduleSection(config.MaxEpochs, config.MinEpochs, config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold,
+                config.EarlyStoppingPatience, config.EarlyStoppingMinDelta),
+            loss,
+            config.Seed,
+            new CacheSection(config.FeatureCache, (long)config.FeatureCacheMemoryMb << 20));
+    }
+}
+
+/// <summary>The model to train: its folder and family, what trains, precision and the family's options.</summary>
+public sealed record ModelSection(string Directory, IModelFamily Family, FineTuneSpec Spec, ComputePrecision Precision, IReadOnlyDictionary<string, string> Options)
+{
+    public ModelRequest Request => new() { Directory = Directory, Precision = Precision, Options = Options };
+}
+
+/// <summary>Datasets, splits, how each sample's prompt is chosen (null for text-free families), and how masks and records are read.</summary>
+public sealed record DataSection(IReadOnlyList<string> Roots, string TrainSplit, string ValSplit, PromptChoice? Prompt, MaskMode MaskMode, int MaskThreshold, bool Augment, OnError OnError);
+
+public sealed record OptimizationSection(int BatchSize, double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, double GradClip);
+
+/// <summary>Epoch bounds, ReduceLROnPlateau on validation loss, early stopping on validation Dice.</summary>
+public sealed record ScheduleSection(int MaxEpochs, int MinEpochs, double PlateauFactor, int PlateauPatience, double PlateauThreshold, int EarlyStoppingPatience, double EarlyStoppingMinDelta);
+
+public sealed record CacheSection(bool Enabled, long MemoryBytes);
