@@ -54,8 +54,8 @@ internal static class TrainingMeasurement
                 new ModelSection("random clipseg-rd64-refined", ClipSegFamily.Instance, spec, precision, new Dictionary<string, string>()),
                 new DataSection([], "train", "val", PromptChoice.Literal(""), MaskMode.Binary, 127, false, OnError.Fail),
                 new OptimizationSection(Batch, 1e-3, 0.9, 0.999, 1e-8, 1e-3, 0.5),
-                new ScheduleSection(1, 1, 0.3, 5, 1e-4, 20, 1e-4),
-                BceInput.Reference, 0, new CacheSection(true, 2048L << 20));
+                new ScheduleSection(1, 1, true, 0.3, 5, 1e-4, 20, 1e-4),
+                new DiceBceLoss(BceInput.Reference), 0, new CacheSection(true, 2048L << 20));
             using var session = new TrainingSession(plan, model, run, new Silent());
             session.Model.SetTraining(true);
             int fresh = 0;

@@ -97,7 +97,7 @@ public sealed class TrainingRequestTests : IDisposable
         Assert.Equal("reference", plan.Model.Options["cris_pad_mask"]);
         Assert.Equal(Vlsm.Data.MaskMode.Soft, plan.Data.MaskMode);
         Assert.Equal("p2", plan.Data.Prompt!.Value);
-        Assert.Equal(BceInput.Logits, plan.Loss);
+        Assert.Equal("dice-bce", plan.Loss.Name);
         Assert.Equal(ComputePrecision.Fp32, plan.Model.Precision);
     }
 

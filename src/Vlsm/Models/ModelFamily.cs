@@ -111,8 +111,27 @@ public sealed record TrainingSetup
 /// <summary>An option a family adds (key as in config.yaml, allowed values, default).</summary>
 public sealed record FamilyOption(string Key, string Description, IReadOnlyList<string> Values, string Default);
 
-/// <summary>A named reference experiment: mode, adapter placements and learning rate.</summary>
-public sealed record TrainingPreset(FineTuneMode Mode, string? Parts, double LearningRate);
+/// <summary>
+/// A named reference experiment: mode, adapter placements and learning rate, and any other recipe
+/// values that differ from VLSM-Adapter's defaults (null: keep the default).
+/// </summary>
+public sealed record TrainingPreset(FineTuneMode Mode, string? Parts, double LearningRate)
+{
+    public double? WeightDecay { get; init; }
+    public int? BatchSize { get; init; }
+
+    /// <summary>A loss name of the training layer's registry (config.yaml's <c>loss:</c>).</summary>
+    public string? Loss { get; init; }
+
+    /// <summary>"plateau" or "none".</summary>
+    public string? Scheduler { get; init; }
+    public double? PlateauFactor { get; init; }
+    public int? PlateauPatience { get; init; }
+    public int? EarlyStoppingPatience { get; init; }
+    public int? MinEpochs { get; init; }
+    public int? MaxEpochs { get; init; }
+    public double? GradClip { get; init; }
+}
 
 /// <summary>The dtype a model's frozen towers compute in; decoders, adapters and optimizers stay float32.</summary>
 public enum ComputePrecision { Fp32, Bf16 }

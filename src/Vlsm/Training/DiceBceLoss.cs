@@ -22,7 +22,7 @@ public enum BceInput
 /// p = sigmoid(logits), sums over H and W, ε = 1e-5, mean over the batch; BCE is the mean over
 /// every pixel.
 /// </summary>
-public sealed class DiceBceLoss
+public sealed class DiceBceLoss : ISegmentationLoss
 {
     public const double Smooth = 1e-5;
 
@@ -34,6 +34,8 @@ public sealed class DiceBceLoss
     }
 
     public BceInput Bce { get; }
+
+    public string Name => Bce == BceInput.Reference ? "reference" : "dice-bce";
     public double DiceWeight { get; }
     public double BceWeight { get; }
 

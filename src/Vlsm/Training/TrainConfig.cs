@@ -33,13 +33,15 @@ public sealed class TrainConfig
     public double Beta2 { get; set; } = 0.999;
     public double Eps { get; set; } = 1e-8;
     public double GradClip { get; set; } = 0.5;
+    /// <summary>"plateau" (ReduceLROnPlateau on validation loss, as VLSM-Adapter) or "none" (a constant rate, as medvlsm's UNet recipe).</summary>
+    public string Scheduler { get; set; } = "plateau";
     public double PlateauFactor { get; set; } = 0.3;
     public int PlateauPatience { get; set; } = 5;
     public double PlateauThreshold { get; set; } = 1e-4;
     public int EarlyStoppingPatience { get; set; } = 20;
     public double EarlyStoppingMinDelta { get; set; } = 1e-4;
 
-    /// <summary>"reference" (sigmoid fed to BCE-with-logits, as the reference) or "dice-bce".</summary>
+    /// <summary>A name of <see cref="SegmentationLosses"/>: "reference" (sigmoid fed to BCE-with-logits, as the reference), "dice-bce", ...</summary>
     public string Loss { get; set; } = "reference";
     /// <summary>A prompt key (p3), "random" (p1…pN per sample), or literal text.</summary>
     public string Prompt { get; set; } = "random";
@@ -86,6 +88,16 @@ public sealed class TrainConfig
         Mode = FineTuneSpec.ModeName(preset.Mode);
         Parts = preset.Parts;
         Lr = preset.LearningRate;
+        if (preset.WeightDecay is { } wd) WeightDecay = wd;
+        if (preset.BatchSize is { } b) BatchSize = b;
+        if (preset.Loss is { } loss) Loss = loss;
+        if (preset.Scheduler is { } scheduler) Scheduler = scheduler;
+        if (preset.PlateauFactor is { } factor) PlateauFactor = factor;
+        if (preset.PlateauPatience is { } patience) PlateauPatience = patience;
+        if (preset.EarlyStoppingPatience is { } early) EarlyStoppingPatience = early;
+        if (preset.MinEpochs is { } min) MinEpochs = min;
+        if (preset.MaxEpochs is { } max) MaxEpochs = max;
+        if (preset.GradClip is { } clip) GradClip = clip;
     }
 
     /// <summary>Resolves and checks every value a run depends on (<see cref="TrainingPlan.Resolve"/>); the message names the field.</summary>

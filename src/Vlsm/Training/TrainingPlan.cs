@@ -14,7 +14,7 @@ public sealed record TrainingPlan(
     DataSection Data,
     OptimizationSection Optimization,
     ScheduleSection Schedule,
-    BceInput Loss,
+    ISegmentationLoss Loss,
     int Seed,
     CacheSection Cache)
 {
@@ -28,12 +28,8 @@ public sealed record TrainingPlan(
         }
         Check(config.Model.Length > 0, "model: no model folder given (--model DIR).");
         Check(config.Data.Count > 0, "data: no dataset given (--data ROOT).");
-        var loss = config.Loss switch
-        {
-            "reference" => BceInput.Reference,
-            "dice-bce" => BceInput.Logits,
-            _ => throw new VlsmException($"loss \"{config.Loss}\" is not one of reference, dice-bce."),
-        };
+        var loss = SegmentationLosses.Create(config.Loss);
+        Check(config.Scheduler is "plateau" or "none", $"scheduler \"{config.Scheduler}\" is not one of plateau (ReduceLROnPlateau on validation loss), none (a constant learning rate).");
 
         Check(config.MaxEpochs >= 1, $"max_epochs must be at least 1, got {config.MaxEpochs}.");
         Check(config.MinEpochs >= 0 && config.MinEpochs <= config.MaxEpochs, $"min_epochs must be within 0..max_epochs ({config.MaxEpochs}), got {config.MinEpochs}.");
@@ -82,7 +78,7 @@ public sealed record TrainingPlan(
             new DataSection(config.Data, config.TrainSplit, config.ValSplit, prompt, soft ? MaskMode.Soft : MaskMode.Binary, soft ? 127 : threshold,
                 config.Augment, config.OnError == "skip" ? OnError.Skip : OnError.Fail),
             new OptimizationSection(config.BatchSize, config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.GradClip),
-            new ScheduleSection(config.MaxEpochs, config.MinEpochs, config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold,
+            new ScheduleSection(config.MaxEpochs, config.MinEpochs, config.Scheduler == "plateau", config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold,
                 config.EarlyStoppingPatience, config.EarlyStoppingMinDelta),
             loss,
             config.Seed,
@@ -101,7 +97,7 @@ public sealed record DataSection(IReadOnlyList<string> Roots, string TrainSplit,
 
 public sealed record OptimizationSection(int BatchSize, double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, double GradClip);
 
-/// <summary>Epoch bounds, ReduceLROnPlateau on validation loss, early stopping on validation Dice.</summary>
-public sealed record ScheduleSection(int MaxEpochs, int MinEpochs, double PlateauFactor, int PlateauPatience, double PlateauThreshold, int EarlyStoppingPatience, double EarlyStoppingMinDelta);
+/// <summary>Epoch bounds, ReduceLROnPlateau on validation loss (unless <paramref name="Plateau"/> is false: a constant rate), early stopping on validation Dice.</summary>
+public sealed record ScheduleSection(int MaxEpochs, int MinEpochs, bool Plateau, double PlateauFactor, int PlateauPatience, double PlateauThreshold, int EarlyStoppingPatience, double EarlyStoppingMinDelta);
 
 public sealed record CacheSection(bool Enabled, long MemoryBytes);

@@ -51,7 +51,7 @@ public sealed class TrainingSession : IDisposable
         this.data = data;
         var o = plan.Optimization;
         Optimizer = new AdamW(model.TrainableNamed(), o.Lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay);
-        Loss = new DiceBceLoss(plan.Loss);
+        Loss = plan.Loss;
         Recorders = [new CheckpointRecorder(), new MetricsRecorder(), new TensorBoardRecorder(run)];
     }
 
@@ -74,7 +74,7 @@ public sealed class TrainingSession : IDisposable
     public RunFolder Run { get; }
     public ITrainingObserver Observer { get; }
     public AdamW Optimizer { get; }
-    public DiceBceLoss Loss { get; }
+    public ISegmentationLoss Loss { get; }
 
     /// <summary>Called after every epoch, in order; those with <see cref="ITrainingRecorder.BeforeCommit"/> before state.json names the epoch.</summary>
     public List<ITrainingRecorder> Recorders { get; }
@@ -211,7 +211,7 @@ public sealed class TrainingSession : IDisposable
             double trainLoss = TrainEpoch(skipped, clock, cancellation);
             var validation = Validate(valLoader!, cancellation);
             double lrUsed = Optimizer.LearningRate;
-            Optimizer.LearningRate = plateau.Step(validation.Loss, Optimizer.LearningRate);
+            if (schedule.Plateau) Optimizer.LearningRate = plateau.Step(validation.Loss, Optimizer.LearningRate);
             bool best = early.Observe(validation.Dice);
             var metrics = new EpochMetrics(epoch, trainLoss, validation.Loss, validation.Dice, validation.IoU, lrUsed, clock.Elapsed.TotalSeconds);
             rows.Add(metrics);
