@@ -28,6 +28,7 @@ public static class VlsmCli
             SynthCommand.Build(),
             ConvertCommand.Build(),
             EnvCommand.Build(),
+            ScoreCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -107,7 +107,7 @@ public sealed class EvalCliTests : IDisposable
         foreach (var row in rows) AssertRowMatches(row, 1, prompts[row[0]]!);
 
         var csv = Csv(Path.Combine(Out, "per_image.csv"));
-        Assert.Equal("dataset,split,index,img_name,mask_name,prompt_key,prompt,dice,iou,hd95,dice_net,iou_net", string.Join(',', csv[0]));
+        Assert.Equal("dataset,split,index,img_name,mask_name,prompt_key,prompt,dice,iou,hd95,dice_net,iou_net,nsd,ones_dice_diff,zeros_dice_diff", string.Join(',', csv[0]));
         Assert.Equal(19, csv.Count - 1);
         Assert.DoesNotContain(csv, c => c[5] == "p2" && c[2] == "3");
         // p3 is a list: each record gets the text PromptChoice draws with seed 0, the same in every run.

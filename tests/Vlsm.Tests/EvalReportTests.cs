@@ -128,8 +128,8 @@ public sealed class EvalReportTests
             [new ImageScore(id, "", "heart, left\nventricle", 0.25, 1.0 / 3, null, 0.5, 0.75)]);
         var csv = report.ToCsv();
         Assert.Equal(
-            "dataset,split,index,img_name,mask_name,prompt_key,prompt,dice,iou,hd95,dice_net,iou_net\r\n"
-            + "camus,test,7,\"patient, \"\"one\"\".png\",mask_1/p1.png,,\"heart, left\nventricle\",0.25,0.3333333333333333,,0.5,0.75\r\n",
+            "dataset,split,index,img_name,mask_name,prompt_key,prompt,dice,iou,hd95,dice_net,iou_net,nsd,ones_dice_diff,zeros_dice_diff\r\n"
+            + "camus,test,7,\"patient, \"\"one\"\".png\",mask_1/p1.png,,\"heart, left\nventricle\",0.25,0.3333333333333333,,0.5,0.75,,,\r\n",
             csv);
     }
 

@@ -33,13 +33,14 @@ internal static class EvalCommand
         var saveMasks = new Option<bool>("--save-masks") { Description = "Write predicted masks (0/255 PNG, original size) under OUT/masks/, named after mask_name." };
         var overlays = new Option<int>("--overlays") { Description = "Draw the N best and N worst cases by Dice under OUT/overlays/.", DefaultValueFactory = _ => 0 };
         var maskThreshold = DataOptions.MaskThreshold();
+        var nsdTolerance = NsdTolerance();
         var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
         var padMask = ModelOptions.CrisPadMask();
         var precision = PrecisionOption.Create();
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json, padMask, precision,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, padMask, precision,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -55,6 +56,7 @@ internal static class EvalCommand
                 Prompt = parse.GetValue(prompt)!,
                 Threshold = parse.GetValue(threshold),
                 MaskThreshold = DataOptions.CheckThreshold(parse.GetValue(maskThreshold)),
+                NsdTolerance = parse.GetValue(nsdTolerance),
                 BatchSize = parse.GetValue(batch),
                 MasksDirectory = output is not null && masks ? Path.Combine(output, "masks") : null,
                 OverlaysDirectory = output is not null ? Path.Combine(output, "overlays") : null,
@@ -86,6 +88,12 @@ internal static class EvalCommand
         }));
         return cmd;
     }
+
+    internal static Option<double> NsdTolerance() => new("--nsd-tolerance")
+    {
+        Description = "Normalised surface Dice counts an edge pixel as right within this many pixels of the other mask's edge.",
+        DefaultValueFactory = _ => EvaluationOptions.DefaultNsdTolerance,
+    };
 
     private static EvaluationReport RunWithProgress(Evaluator evaluator, bool asJson)
     {
@@ -120,7 +128,7 @@ internal static class EvalCommand
     private static string Hd95Cell(ScoreSummary s) =>
         (s.Hd95 is { } hd ? Cell(hd, 2) : "-") + $" ({s.Hd95Missing})";
 
-    private static void PrintTable(EvaluationReport report)
+    internal static void PrintTable(EvaluationReport report)
     {
         var info = report.Info;
         // A log or a pipe gets no terminal width; 80 columns would wrap rows of this table.
@@ -131,7 +139,8 @@ internal static class EvalCommand
         table.AddColumn(new TableColumn("n").RightAligned())
             .AddColumn(new TableColumn("Dice").RightAligned())
             .AddColumn(new TableColumn("IoU").RightAligned())
-            .AddColumn(new TableColumn("HD95 (missing)").RightAligned());
+            .AddColumn(new TableColumn("HD95 (missing)").RightAligned())
+            .AddColumn(new TableColumn("NSD").RightAligned());
 
         void Row(string promptKey, string? dataset, ScoreSummary s, bool emphasise)
         {
@@ -142,6 +151,7 @@ internal static class EvalCommand
             cells.Add(Cell(s.Dice, 4));
             cells.Add(Cell(s.IoU, 4));
             cells.Add(Hd95Cell(s));
+            cells.Add(s.Nsd?.Stats is { } nsd ? Cell(nsd, 4) : "-");
             table.AddRow(cells.ToArray());
         }
 
@@ -151,10 +161,13 @@ internal static class EvalCommand
             if (p.Mean is not null) Row(p.Prompt, "mean", p.Mean, emphasise: true);
         }
         string what = info.Pooled ? "datasets " + string.Join(", ", info.Datasets) : "dataset " + info.Datasets[0];
-        string prompt = info.AllPrompts ? "every prompt key" : $"prompt {PromptChoice.Parse(info.Prompt)}";
-        AnsiConsole.MarkupLineInterpolated($"[bold]{what}[/], split {info.Split}, {prompt}, threshold {info.Threshold.ToString(CultureInfo.InvariantCulture)}");
+        string source = info.Predictions is { } files
+            ? $"mask files in {files} (above {info.PredictionThreshold} is foreground)"
+            : (info.AllPrompts ? "every prompt key" : $"prompt {PromptChoice.Parse(info.Prompt)}") + $", threshold {info.Threshold.ToString(CultureInfo.InvariantCulture)}";
+        AnsiConsole.MarkupLineInterpolated($"[bold]{what}[/], split {info.Split}, {source}");
         AnsiConsole.Write(table);
-        Console.WriteLine("Dice, IoU: mean ± std (population) at the original mask resolution; HD95 in pixels, (images where it is undefined)."
+        Console.WriteLine("Dice, IoU: mean ± std (population) at the original mask resolution; HD95 in pixels, (images where it is undefined); NSD at "
+            + $"{info.NsdTolerance.ToString(CultureInfo.InvariantCulture)} px."
             + (info.Pooled ? " mean: mean of the dataset means ± their std." : ""));
     }
 }

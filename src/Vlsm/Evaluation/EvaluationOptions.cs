@@ -24,6 +24,11 @@ public sealed record EvaluationOptions
     /// <summary>A pixel is foreground when its sigmoid probability is above this.</summary>
     public float Threshold { get; init; } = 0.5f;
 
+    /// <summary>Normalised surface Dice counts an edge pixel as right within this many pixels of the other mask's edge.</summary>
+    public double NsdTolerance { get; init; } = DefaultNsdTolerance;
+
+    public const double DefaultNsdTolerance = 2;
+
     /// <summary>Ground-truth mask values above this are foreground.</summary>
     public int MaskThreshold { get; init; } = 127;
 
@@ -54,6 +59,7 @@ public sealed record EvaluationOptions
         if (MaskThreshold is < 0 or > 254)
             throw new VlsmException($"--mask-threshold must be within 0..254 (values above it are foreground), got {MaskThreshold}.");
         if (BatchSize < 1) throw new VlsmException($"--batch-size must be at least 1, got {BatchSize}.");
+        if (!(NsdTolerance >= 0) || double.IsInfinity(NsdTolerance)) throw new VlsmException($"--nsd-tolerance must be a number of pixels, 0 or more, got {NsdTolerance}.");
         if (Workers < 1) throw new VlsmException($"evaluation needs at least 1 worker, got {Workers}.");
         if (Overlays < 0) throw new VlsmException($"--overlays must be 0 or more, got {Overlays}.");
         if (Overlays > 0 && OverlaysDirectory is null)

@@ -28,35 +28,74 @@ public readonly record struct MetricStats(double Mean, double Std)
     internal JsonObject ToJson() => new() { ["mean"] = Mean, ["std"] = Std };
 }
 
+/// <summary>A metric that is undefined for some images: its statistics over the rest, and how many were left out.</summary>
+/// <param name="Stats">Null when the metric is missing for every image.</param>
+public sealed record PartialStats(MetricStats? Stats, int Missing)
+{
+    public static PartialStats Of(IReadOnlyCollection<double?> values)
+    {
+        var defined = values.Where(v => v is not null).Select(v => v!.Value).ToArray();
+        return new PartialStats(defined.Length > 0 ? MetricStats.Of(defined) : null, values.Count - defined.Length);
+    }
+
+    /// <summary>Across datasets: the mean of the datasets that have it; the missing counts add up.</summary>
+    public static PartialStats MeanOf(IReadOnlyCollection<PartialStats> datasets)
+    {
+        var means = datasets.Where(d => d.Stats is not null).Select(d => d.Stats!.Value.Mean).ToArray();
+        return new PartialStats(means.Length > 0 ? MetricStats.Of(means) : null, datasets.Sum(d => d.Missing));
+    }
+
+    internal JsonObject ToJson() => new() { ["mean"] = Stats?.Mean, ["std"] = Stats?.Std, ["missing"] = Missing };
+}
+
 /// <summary>
-/// The metrics of a set of predictions: Dice, IoU and HD95 at the original mask resolution, and
-/// Dice and IoU at network resolution. HD95 is undefined when either mask is empty: such images
-/// are left out of its statistics and counted in <see cref="Hd95Missing"/>.
+/// The metrics of a set of predictions: Dice, IoU and HD95 at the original mask resolution, Dice and
+/// IoU at network resolution (when a model's output was scored), normalised surface Dice, and the
+/// Dice gained over all-foreground and all-background predictions. HD95 and NSD are undefined for
+/// some images (either mask empty, both masks empty): such images are left out of their statistics
+/// and counted as missing.
 /// </summary>
 /// <param name="Hd95">Null when HD95 is missing for every image.</param>
+/// <param name="DiceNetwork">Meaningful only when <see cref="HasNetwork"/>: mask files scored by <c>vlsm score</c> have no network resolution.</param>
 public sealed record ScoreSummary(int N, MetricStats Dice, MetricStats IoU, MetricStats? Hd95, int Hd95Missing, MetricStats DiceNetwork, MetricStats IoUNetwork)
 {
+    public bool HasNetwork { get; init; } = true;
+
+    public PartialStats? Nsd { get; init; }
+    public MetricStats? OnesDiceDiff { get; init; }
+    public MetricStats? ZerosDiceDiff { get; init; }
+
     /// <exception cref="ArgumentException">No scores.</exception>
     public static ScoreSummary Of(IReadOnlyCollection<ImageScore> scores)
     {
         ArgumentNullException.ThrowIfNull(scores);
         if (scores.Count == 0) throw new ArgumentException("a summary needs at least one image.", nameof(scores));
-        var hd95 = scores.Where(s => s.Hd95 is not null).Select(s => s.Hd95!.Value).ToArray();
+        var hd95 = PartialStats.Of(scores.Select(s => s.Hd95).ToArray());
+        MetricStats? All(Func<ImageScore, double?> value) =>
+            scores.All(s => value(s) is not null) ? MetricStats.Of(scores.Select(s => value(s)!.Value).ToArray()) : null;
+        var diceNetwork = All(s => s.DiceNetwork);
+        var iouNetwork = All(s => s.IoUNetwork);
         return new ScoreSummary(
             scores.Count,
             MetricStats.Of(scores.Select(s => s.Dice).ToArray()),
             MetricStats.Of(scores.Select(s => s.IoU).ToArray()),
-            hd95.Length > 0 ? MetricStats.Of(hd95) : null,
-            scores.Count - hd95.Length,
-            MetricStats.Of(scores.Select(s => s.DiceNetwork).ToArray()),
-            MetricStats.Of(scores.Select(s => s.IoUNetwork).ToArray()));
+            hd95.Stats,
+            hd95.Missing,
+            diceNetwork ?? new MetricStats(double.NaN, double.NaN),
+            iouNetwork ?? new MetricStats(double.NaN, double.NaN))
+        {
+            HasNetwork = diceNetwork is not null && iouNetwork is not null,
+            Nsd = scores.All(s => s.OnesDiceDiff is not null) ? PartialStats.Of(scores.Select(s => s.Nsd).ToArray()) : null, // computed together by the scorer
+            OnesDiceDiff = All(s => s.OnesDiceDiff),
+            ZerosDiceDiff = All(s => s.ZerosDiceDiff),
+        };
     }
 
     /// <summary>
     /// The summary of several datasets taken together, each dataset weighing the same whatever its
     /// size: every mean is the mean of the datasets' means, every std the population std of those
-    /// means (how much the datasets differ); HD95 averages the datasets that have it. N and the
-    /// missing HD95 count are totals.
+    /// means (how much the datasets differ); HD95 and NSD average the datasets that have them. N and
+    /// the missing counts are totals.
     /// </summary>
     /// <exception cref="ArgumentException">No summaries.</exception>
     public static ScoreSummary MeanOf(IReadOnlyCollection<ScoreSummary> datasets)
@@ -64,33 +103,40 @@ public sealed record ScoreSummary(int N, MetricStats Dice, MetricStats IoU, Metr
         ArgumentNullException.ThrowIfNull(datasets);
         if (datasets.Count == 0) throw new ArgumentException("a mean needs at least one dataset.", nameof(datasets));
         MetricStats Across(Func<ScoreSummary, double> mean) => MetricStats.Of(datasets.Select(mean).ToArray());
-        var hd95 = datasets.Where(d => d.Hd95 is not null).Select(d => d.Hd95!.Value.Mean).ToArray();
+        MetricStats? AcrossAll(Func<ScoreSummary, MetricStats?> stats) =>
+            datasets.All(d => stats(d) is not null) ? MetricStats.Of(datasets.Select(d => stats(d)!.Value.Mean).ToArray()) : null;
+        var hd95 = PartialStats.MeanOf(datasets.Select(d => new PartialStats(d.Hd95, d.Hd95Missing)).ToArray());
+        bool network = datasets.All(d => d.HasNetwork);
         return new ScoreSummary(
             datasets.Sum(d => d.N),
             Across(d => d.Dice.Mean),
             Across(d => d.IoU.Mean),
-            hd95.Length > 0 ? MetricStats.Of(hd95) : null,
-            datasets.Sum(d => d.Hd95Missing),
-            Across(d => d.DiceNetwork.Mean),
-            Across(d => d.IoUNetwork.Mean));
+            hd95.Stats,
+            hd95.Missing,
+            network ? Across(d => d.DiceNetwork.Mean) : new MetricStats(double.NaN, double.NaN),
+            network ? Across(d => d.IoUNetwork.Mean) : new MetricStats(double.NaN, double.NaN))
+        {
+            HasNetwork = network,
+            Nsd = datasets.All(d => d.Nsd is not null) ? PartialStats.MeanOf(datasets.Select(d => d.Nsd!).ToArray()) : null,
+            OnesDiceDiff = AcrossAll(d => d.OnesDiceDiff),
+            ZerosDiceDiff = AcrossAll(d => d.ZerosDiceDiff),
+        };
     }
 
     public JsonObject ToJson()
     {
-        var hd95 = new JsonObject
-        {
-            ["mean"] = Hd95?.Mean,
-            ["std"] = Hd95?.Std,
-            ["missing"] = Hd95Missing,
-        };
-        return new JsonObject
+        var root = new JsonObject
         {
             ["n"] = N,
             ["dice"] = Dice.ToJson(),
             ["iou"] = IoU.ToJson(),
-            ["hd95"] = hd95,
-            ["network"] = new JsonObject { ["dice"] = DiceNetwork.ToJson(), ["iou"] = IoUNetwork.ToJson() },
+            ["hd95"] = new PartialStats(Hd95, Hd95Missing).ToJson(),
         };
+        if (HasNetwork) root["network"] = new JsonObject { ["dice"] = DiceNetwork.ToJson(), ["iou"] = IoUNetwork.ToJson() };
+        if (Nsd is not null) root["nsd"] = Nsd.ToJson();
+        if (OnesDiceDiff is { } ones) root["ones_dice_diff"] = ones.ToJson();
+        if (ZerosDiceDiff is { } zeros) root["zeros_dice_diff"] = zeros.ToJson();
+        return root;
     }
 }
 
@@ -116,6 +162,15 @@ public sealed record EvaluationInfo(
     int MaskThreshold,
     IReadOnlyList<string> Datasets)
 {
+    /// <summary>Normalised surface Dice tolerance, pixels.</summary>
+    public double NsdTolerance { get; init; } = EvaluationOptions.DefaultNsdTolerance;
+
+    /// <summary>Where predictions came from when mask files were scored (<c>vlsm score</c>); null for a model's.</summary>
+    public string? Predictions { get; init; }
+
+    /// <summary>Mask files scored: their values above this were foreground.</summary>
+    public int? PredictionThreshold { get; init; }
+
     public bool AllPrompts => Prompt == EvaluationOptions.AllPrompts;
     public bool Pooled => Datasets.Count > 1;
 }
@@ -135,7 +190,7 @@ public sealed class EvaluationReport
     public const string SummaryFile = "summary.json";
 
     public static readonly IReadOnlyList<string> CsvColumns =
-        ["dataset", "split", "index", "img_name", "mask_name", "prompt_key", "prompt", "dice", "iou", "hd95", "dice_net", "iou_net"];
+        ["dataset", "split", "index", "img_name", "mask_name", "prompt_key", "prompt", "dice", "iou", "hd95", "dice_net", "iou_net", "nsd", "ones_dice_diff", "zeros_dice_diff"];
 
     private EvaluationReport(EvaluationInfo info, IReadOnlyList<ImageScore> images, IReadOnlyList<PromptResult> prompts)
     {
@@ -199,9 +254,12 @@ public sealed class EvaluationReport
         if (!Info.Pooled) root["dataset"] = Info.Datasets[0];
         root["split"] = Info.Split;
         root["resolution"] = "original";
-        root["threshold"] = Info.Threshold;
+        root["threshold"] = Info.Predictions is null ? Info.Threshold : null;
+        if (Info.PredictionThreshold is { } pt) root["prediction_threshold"] = pt;
         root["mask_threshold"] = Info.MaskThreshold;
-        root["model"] = Info.Model;
+        root["nsd_tolerance"] = Info.NsdTolerance;
+        if (Info.Predictions is not null) root["predictions"] = Info.Predictions;
+        root["model"] = Info.Predictions is null ? Info.Model : null;
         root["adapter"] = Info.Adapter;
         root["prompt"] = Info.Prompt;
         return root;
@@ -217,7 +275,7 @@ public sealed class EvaluationReport
 
     public string ToJsonText() => ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 
-    /// <summary>per_image.csv: RFC 4180 (CRLF line ends, fields quoted when they hold a comma, quote or line break); hd95 empty when missing.</summary>
+    /// <summary>per_image.csv: RFC 4180 (CRLF line ends, fields quoted when they hold a comma, quote or line break); a metric that is undefined or was not computed is empty.</summary>
     public string ToCsv()
     {
         var text = new StringBuilder();
@@ -227,7 +285,8 @@ public sealed class EvaluationReport
             string[] fields =
             [
                 s.Record.Dataset, s.Record.Split, Number(s.Record.Index), s.Record.ImgName, s.Record.MaskName, s.PromptKey, s.Prompt,
-                Number(s.Dice), Number(s.IoU), s.Hd95 is { } hd ? Number(hd) : "", Number(s.DiceNetwork), Number(s.IoUNetwork),
+                Number(s.Dice), Number(s.IoU), Optional(s.Hd95), Optional(s.DiceNetwork), Optional(s.IoUNetwork),
+                Optional(s.Nsd), Optional(s.OnesDiceDiff), Optional(s.ZerosDiceDiff),
             ];
             text.Append(string.Join(',', fields.Select(CsvField))).Append("\r\n");
         }
@@ -245,6 +304,8 @@ public sealed class EvaluationReport
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Optional(double? value) => value is { } v ? Number(v) : "";
 
     internal static string CsvField(string value) =>
         value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;

@@ -100,7 +100,7 @@ public sealed class Evaluator
         if (options.MasksDirectory is not null) CheckMaskNamesDiffer(records);
 
         var info = new EvaluationInfo(model, adapter, options.Prompt, options.Split, options.Threshold, options.MaskThreshold,
-            data.Datasets.Select(d => d.Name).ToArray());
+            data.Datasets.Select(d => d.Name).ToArray()) { NsdTolerance = options.NsdTolerance };
         return new Evaluator(predictor, records, prompts, options, info);
     }
 
@@ -297,8 +297,8 @@ public sealed class Evaluator
         for (int p = 0; p < predictions.Length; p++)
         {
             var predicted = predictions[p];
-            var m = PredictionScorer.Score(predicted.Mask, networkTruth, batch.Width, batch.Height, truth, Options.MaskThreshold, out var atOriginal);
-            var score = new ImageScore(record.Id, predicted.Column.Key, predicted.Text, m.Dice, m.IoU, m.Hd95, m.DiceNetwork, m.IoUNetwork);
+            var m = PredictionScorer.Score(predicted.Mask, networkTruth, batch.Width, batch.Height, truth, Options.MaskThreshold, Options.NsdTolerance, out var atOriginal);
+            var score = m.For(record.Id, predicted.Column.Key, predicted.Text);
             scores[p] = score;
             if (Options.MasksDirectory is { } masks)
                 ImageCodec.SavePng(Path.Combine(masks, GroupFolder(score.PromptKey, record.Id.Dataset), MaskFileName(record.Id.MaskName)), atOriginal);

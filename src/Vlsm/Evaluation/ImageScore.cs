@@ -10,7 +10,7 @@ namespace Vlsm.Evaluation;
 /// <param name="Prompt">The text the model was given.</param>
 /// <param name="Dice">At the original mask resolution (what the paper reports).</param>
 /// <param name="Hd95">In pixels at the original resolution; null when either mask is empty (undefined).</param>
-/// <param name="DiceNetwork">At the network's input resolution, against the mask the data loader produced.</param>
+/// <param name="DiceNetwork">At the network's input resolution, against the mask the data loader produced; null when only mask files were scored (<c>vlsm score</c>).</param>
 public sealed record ImageScore(
     RecordId Record,
     string PromptKey,
@@ -18,11 +18,34 @@ public sealed record ImageScore(
     double Dice,
     double IoU,
     double? Hd95,
-    double DiceNetwork,
-    double IoUNetwork);
+    double? DiceNetwork,
+    double? IoUNetwork)
+{
+    /// <summary>Normalised surface Dice at the evaluation's tolerance; null when both masks are empty.</summary>
+    public double? Nsd { get; init; }
+
+    /// <summary>Dice minus an all-foreground prediction's Dice (medvlsm's ones_dice_diff).</summary>
+    public double? OnesDiceDiff { get; init; }
+
+    /// <summary>Dice minus an all-background prediction's Dice (medvlsm's zeros_dice_diff).</summary>
+    public double? ZerosDiceDiff { get; init; }
+}
 
 /// <summary>The metrics of one prediction before they are tied to a record.</summary>
-public readonly record struct MaskScores(double Dice, double IoU, double? Hd95, double DiceNetwork, double IoUNetwork);
+/// <param name="DiceNetwork">Meaningful only when <see cref="HasNetwork"/> (a model's output was scored at network resolution).</param>
+public readonly record struct MaskScores(double Dice, double IoU, double? Hd95, double DiceNetwork, double IoUNetwork)
+{
+    public bool HasNetwork { get; init; }
+    public double? Nsd { get; init; }
+    public double OnesDiceDiff { get; init; }
+    public double ZerosDiceDiff { get; init; }
+
+    public ImageScore For(RecordId record, string promptKey, string prompt) =>
+        new(record, promptKey, prompt, Dice, IoU, Hd95, HasNetwork ? DiceNetwork : null, HasNetwork ? IoUNetwork : null)
+        {
+            Nsd = Nsd, OnesDiceDiff = OnesDiceDiff, ZerosDiceDiff = ZerosDiceDiff,
+        };
+}
 
 /// <summary>Compares a thresholded prediction with the ground truth at both resolutions.</summary>
 /// <remarks>
@@ -47,7 +70,12 @@ public static class PredictionScorer
     /// <param name="maskThreshold">Mask file values above this are foreground.</param>
     /// <param name="predictionAtOriginal">The prediction at the original size (0/255), for saving.</param>
     public static MaskScores Score(GrayImage prediction, ReadOnlySpan<float> networkTruth, int networkWidth, int networkHeight,
-        GrayImage originalTruth, int maskThreshold, out GrayImage predictionAtOriginal)
+        GrayImage originalTruth, int maskThreshold, out GrayImage predictionAtOriginal) =>
+        Score(prediction, networkTruth, networkWidth, networkHeight, originalTruth, maskThreshold, EvaluationOptions.DefaultNsdTolerance, out predictionAtOriginal);
+
+    /// <param name="nsdTolerance">Surface Dice tolerance in pixels at the original resolution.</param>
+    public static MaskScores Score(GrayImage prediction, ReadOnlySpan<float> networkTruth, int networkWidth, int networkHeight,
+        GrayImage originalTruth, int maskThreshold, double nsdTolerance, out GrayImage predictionAtOriginal)
     {
         ArgumentNullException.ThrowIfNull(prediction);
         ArgumentNullException.ThrowIfNull(originalTruth);
@@ -58,17 +86,38 @@ public static class PredictionScorer
         var truthNetwork = new bool[networkTruth.Length];
         for (int i = 0; i < truthNetwork.Length; i++) truthNetwork[i] = networkTruth[i] > 0.5f;
 
-        int w = originalTruth.Width, h = originalTruth.Height;
-        predictionAtOriginal = Resize.ResizeNearest(prediction, w, h);
-        var predicted = Foreground(predictionAtOriginal.Pixels, 127);
-        var truth = Foreground(originalTruth.Pixels, maskThreshold);
+        predictionAtOriginal = Resize.ResizeNearest(prediction, originalTruth.Width, originalTruth.Height);
+        return AtOriginal(predictionAtOriginal, originalTruth, maskThreshold, nsdTolerance) with
+        {
+            DiceNetwork = SegmentationMetrics.Dice(predictedNetwork, truthNetwork),
+            IoUNetwork = SegmentationMetrics.IoU(predictedNetwork, truthNetwork),
+            HasNetwork = true,
+        };
+    }
 
+    /// <summary>
+    /// The original-resolution metrics of a prediction already at the mask file's size (0/255, above
+    /// 127 is foreground), as <c>vlsm score</c> computes them for mask files of any tool.
+    /// </summary>
+    public static MaskScores AtOriginal(GrayImage prediction, GrayImage originalTruth, int maskThreshold, double nsdTolerance)
+    {
+        if (prediction.Width != originalTruth.Width || prediction.Height != originalTruth.Height)
+            throw new ArgumentException($"prediction {prediction.Width}x{prediction.Height} and mask {originalTruth.Width}x{originalTruth.Height} differ in size.");
+        int w = originalTruth.Width, h = originalTruth.Height;
+        var predicted = Foreground(prediction.Pixels, 127);
+        var truth = Foreground(originalTruth.Pixels, maskThreshold);
+        var (ones, zeros) = SegmentationMetrics.TrivialDiceDifferences(predicted, truth);
         return new MaskScores(
             SegmentationMetrics.Dice(predicted, truth),
             SegmentationMetrics.IoU(predicted, truth),
             SegmentationMetrics.Hd95(predicted, truth, w, h),
-            SegmentationMetrics.Dice(predictedNetwork, truthNetwork),
-            SegmentationMetrics.IoU(predictedNetwork, truthNetwork));
+            double.NaN,
+            double.NaN)
+        {
+            Nsd = SegmentationMetrics.SurfaceDice(predicted, truth, w, h, nsdTolerance),
+            OnesDiceDiff = ones,
+            ZerosDiceDiff = zeros,
+        };
     }
 
     internal static bool[] Foreground(ReadOnlySpan<byte> pixels, int threshold)

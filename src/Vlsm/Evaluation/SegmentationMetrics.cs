@@ -51,6 +51,42 @@ public static class SegmentationMetrics
         return Math.Max(a, b);
     }
 
+    /// <summary>
+    /// Normalised surface Dice, as MONAI's <c>compute_surface_dice</c> (Euclidean, no sub-pixel
+    /// areas): the fraction of both masks' edge pixels lying within <paramref name="tolerance"/>
+    /// pixels of the other mask's edge. Null when both masks are empty (undefined); 0 when only one is.
+    /// </summary>
+    public static double? SurfaceDice(ReadOnlySpan<bool> prediction, ReadOnlySpan<bool> truth, int width, int height, double tolerance)
+    {
+        if (prediction.Length != width * height || truth.Length != width * height)
+            throw new ArgumentException($"masks must have {width}×{height} pixels.");
+        if (!(tolerance >= 0) || double.IsInfinity(tolerance)) throw new ArgumentOutOfRangeException(nameof(tolerance), "the tolerance must be a finite number of pixels, 0 or more.");
+        var predEdges = Edges(prediction, width, height);
+        var truthEdges = Edges(truth, width, height);
+        int predCount = predEdges.Count(e => e), truthCount = truthEdges.Count(e => e);
+        if (predCount + truthCount == 0) return null;
+        if (predCount == 0 || truthCount == 0) return 0;
+        int close = DirectedDistances(predEdges, truthEdges, width, height).Count(d => d <= tolerance)
+            + DirectedDistances(truthEdges, predEdges, width, height).Count(d => d <= tolerance);
+        return (double)close / (predCount + truthCount);
+    }
+
+    /// <summary>
+    /// medvlsm's <c>ones_dice_diff</c> and <c>zeros_dice_diff</c> (scripts/eval_metrics.py): the
+    /// prediction's Dice minus the Dice an all-foreground, and an all-background, prediction would
+    /// get, so a model is credited only for what it adds over the trivial answers (as fractions here,
+    /// where medvlsm prints percentages).
+    /// </summary>
+    public static (double OnesDiff, double ZerosDiff) TrivialDiceDifferences(ReadOnlySpan<bool> prediction, ReadOnlySpan<bool> truth)
+    {
+        double dice = Dice(prediction, truth);
+        int positives = 0;
+        foreach (bool t in truth) if (t) positives++;
+        double ones = positives == 0 ? 0 : 2.0 * positives / (positives + truth.Length);
+        double zeros = positives == 0 ? 1 : 0;
+        return (dice - ones, dice - zeros);
+    }
+
     internal static bool[] Edges(ReadOnlySpan<bool> mask, int w, int h)
     {
         var edges = new bool[mask.Length];

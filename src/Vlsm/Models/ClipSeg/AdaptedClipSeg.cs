@@ -157,6 +157,19 @@ public sealed class AdaptedClipSeg : nn.Module
         return Head(vision, text);
     }
 
+    /// <summary>
+    /// A shallow L adapter's output in the conditional embedding's width: itself when the text
+    /// width is the projection width (the reference's case), else through the frozen text projection.
+    /// </summary>
+    private Tensor ToProjectionWidth(Tensor adapted)
+    {
+        if (Config.Text.HiddenSize == Config.ProjectionDim) return adapted.alias();
+        var projection = base_model.Clip.TextProjection;
+        using var typed = adapted.to(projection.weight!.dtype);
+        using var projected = projection.forward(typed);
+        return ClipSegModel.Widen(projected);
+    }
+
     /// <summary>The conditional embedding the decoder sees: C adapter first, then the L terms added (as the reference orders them).</summary>
     public Tensor ConditionalEmbedding(TextFeatures text)
     {
@@ -164,7 +177,8 @@ public sealed class AdaptedClipSeg : nn.Module
         if (shallow?.TextExtract is { } ta)
             for (int i = 0; i < ta.Count; i++)
             {
-                using var add = ta[i].ForwardKeepingDtype(text.PooledHidden![i]);
+                using var adapted = ta[i].ForwardKeepingDtype(text.PooledHidden![i]);
+                using var add = ToProjectionWidth(adapted);
                 var sum = Plus(cond, add);
                 cond.Dispose();
                 cond = sum;

@@ -9,7 +9,10 @@ namespace Vlsm.Models.ClipSeg;
 /// <summary>
 /// Shallow adapters (reference <c>CLIPSegShallowAdapter</c>): on the vision hidden states the
 /// decoder reads (V), on the text hidden states at the pooled position added to the conditional
-/// embedding (L), and on the conditional embedding (C). Module names are the reference's.
+/// embedding (L), and on the conditional embedding (C). Module names are the reference's. The
+/// reference adds L outputs (text width) to the conditional embedding (projection width) as they
+/// are, which works only when the widths agree, as in every released CLIPSeg; where they differ
+/// (small models) the L outputs go through the frozen text projection first.
 /// </summary>
 public sealed class ShallowAdapterSet : nn.Module
 {
@@ -25,8 +28,6 @@ public sealed class ShallowAdapterSet : nn.Module
             vision_extract_adapters = Stack(n, c.Vision.HiddenSize, spec);
         if (spec.Parts.HasFlag(AdapterParts.L))
         {
-            if (c.Text.HiddenSize != c.ProjectionDim)
-                throw new VlsmException($"shallow L adapters add text hidden states (width {c.Text.HiddenSize}) to the conditional embedding (width {c.ProjectionDim}); this base model's widths differ, so use parts without l, or dense adapters.");
             if (c.ExtractLayers.Max() + 1 > c.Text.NumHiddenLayers)
                 throw new VlsmException($"shallow L adapters read text hidden states after layers [{string.Join(", ", c.ExtractLayers)}], but the text tower has {c.Text.NumHiddenLayers} layers; use parts without l.");
             text_extract_adapters = Stack(n, c.Text.HiddenSize, spec);
