@@ -29,6 +29,8 @@ public static class VlsmCli
             ConvertCommand.Build(),
             EnvCommand.Build(),
             ScoreCommand.Build(),
+            SweepCommand.Build(),
+            ReportCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -140,3 +140,28 @@ public sealed class RunFolder
         AtomicFile.WriteAllBytes(CurvesFile, png);
     }
 }
+
+/// <summary>Continuing a finished run for more epochs.</summary>
+public static class RunExtension
+{
+    /// <summary>
+    /// Lets a run that stopped at its maximum epochs continue to <paramref name="maxEpochs"/>: its
+    /// config.yaml takes the new maximum (as <c>--epochs</c> sets it) and its state is no longer
+    /// finished, so the next resume trains on from the last epoch, as a run started with that
+    /// maximum would have (until early stopping, which does not depend on the maximum). A run that
+    /// stopped early, or has already trained that far, is left as it is.
+    /// </summary>
+    /// <returns>Whether the run will train more.</returns>
+    public static bool Extend(RunFolder run, int maxEpochs)
+    {
+        if (!run.HasState) return false;
+        var state = run.ReadState();
+        if (state.EpochsCompleted >= maxEpochs) return false;
+        if (state.Finished && state.StopReason?.StartsWith("early stopping", StringComparison.Ordinal) == true) return false;
+        var config = TrainConfig.FromYaml(run.ConfigFile);
+        config.SetEpochs(maxEpochs);
+        Vlsm.IO.AtomicFile.WriteAllText(run.ConfigFile, config.ToYaml());
+        run.WriteState(state with { Finished = false, StopReason = null });
+        return true;
+    }
+}

@@ -121,6 +121,51 @@ public sealed class TrainConfig
 
     public string ToYaml() => Writer.Serialize(this);
 
+    /// <summary>
+    /// A copy with options set by their config.yaml names (<c>lr</c>, <c>batch_size</c>, <c>data</c>, ...);
+    /// <c>epochs</c> sets the maximum and lowers the minimum to it, as <c>--epochs</c> does, and
+    /// <c>preset</c> applies a preset first. Values are YAML scalars or lists, checked as config.yaml is.
+    /// </summary>
+    /// <param name="where">Names the source of the options in messages (e.g. a sweep spec).</param>
+    /// <exception cref="VlsmException">An unknown option, or a value of the wrong type (named).</exception>
+    public TrainConfig With(IReadOnlyDictionary<string, object?> options, string where)
+    {
+        var values = Reader.Deserialize<Dictionary<string, object?>>(ToYaml()) ?? [];
+        if (options.TryGetValue("preset", out var presetName) && presetName is not null)
+        {
+            var withPreset = FromYamlText(Writer.Serialize(values), where);
+            withPreset.ApplyPreset(presetName.ToString()!);
+            values = Reader.Deserialize<Dictionary<string, object?>>(withPreset.ToYaml()) ?? [];
+        }
+        foreach (var (key, value) in options)
+        {
+            if (key is "epochs" or "preset") continue;
+            if (!values.ContainsKey(key))
+                throw new VlsmException($"{where}: \"{key}\" is not a train option; known: epochs, preset, {string.Join(", ", values.Keys.Order(StringComparer.Ordinal))}.");
+            values[key] = value;
+        }
+        var result = FromYamlText(Writer.Serialize(values), where);
+        if (options.TryGetValue("epochs", out var epochs) && epochs is not null)
+        {
+            if (!int.TryParse(epochs.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int n))
+                throw new VlsmException($"{where}: epochs \"{epochs}\" is not a whole number.");
+            result.SetEpochs(n);
+        }
+        return result;
+    }
+
+    private static TrainConfig FromYamlText(string yaml, string where)
+    {
+        try
+        {
+            return Reader.Deserialize<TrainConfig>(yaml) ?? new TrainConfig();
+        }
+        catch (YamlException e)
+        {
+            throw new VlsmException($"{where}: {e.InnerException?.Message ?? e.Message}", e);
+        }
+    }
+
     public static TrainConfig FromYaml(string path)
     {
         if (!File.Exists(path)) throw new VlsmException($"{path}: config file not found.");

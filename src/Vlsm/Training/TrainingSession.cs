@@ -19,7 +19,11 @@ public interface ITrainingObserver
     void Message(string text);
 }
 
-public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, double? StartValDice, string StopReason, string RunDir);
+public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, double? StartValDice, string StopReason, string RunDir)
+{
+    public long TrainableParameters { get; init; }
+    public long TotalParameters { get; init; }
+}
 
 /// <summary>Validation loss and per-image mean Dice and IoU (network resolution, <see cref="MaskRule"/> at its default threshold).</summary>
 public sealed record ValidationResult(double Loss, double Dice, double IoU);
@@ -184,7 +188,11 @@ public sealed class TrainingSession : IDisposable
             if (state.Finished)
             {
                 Observer.Message($"{Run.Path} already finished ({state.StopReason}); nothing to resume.");
-                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", Run.Path);
+                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", Run.Path)
+                {
+                    TrainableParameters = Model.TrainableParameterCount,
+                    TotalParameters = Model.TotalParameterCount,
+                };
             }
             rows = Restore(plateau, early);
         }
@@ -222,7 +230,11 @@ public sealed class TrainingSession : IDisposable
                 finished: stop || epoch + 1 == schedule.MaxEpochs, stopReason);
             if (stop) break;
         }
-        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StartValDice, state.StopReason ?? stopReason, Run.Path);
+        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StartValDice, state.StopReason ?? stopReason, Run.Path)
+        {
+            TrainableParameters = Model.TrainableParameterCount,
+            TotalParameters = Model.TotalParameterCount,
+        };
     }
 
     /// <summary>Weights, optimizer, schedules and metrics rows as the run's last committed epoch left them.</summary>

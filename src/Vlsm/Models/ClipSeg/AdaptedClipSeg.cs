@@ -110,7 +110,8 @@ public sealed class AdaptedClipSeg : nn.Module
         if (shallow?.TextExtract is null)
             return new TextFeatures(base_model.EncodeText(inputIds, attentionMask, dense?.LanguageHooks), null);
 
-        var layers = Config.ExtractLayers;
+        // Hidden state k is the output of text layer k-1; a tower shallower than the extract layers gives its last.
+        var layers = Config.ExtractLayers.Select(i => Math.Min(i, Config.Text.NumHiddenLayers - 1)).ToList();
         var keep = layers.Select(i => i + 1).ToHashSet();
         var (pooled, hidden) = base_model.Clip.TextModel.Forward(inputIds, attentionMask, keep);
         using (pooled)

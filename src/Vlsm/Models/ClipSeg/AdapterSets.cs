@@ -12,7 +12,9 @@ namespace Vlsm.Models.ClipSeg;
 /// embedding (L), and on the conditional embedding (C). Module names are the reference's. The
 /// reference adds L outputs (text width) to the conditional embedding (projection width) as they
 /// are, which works only when the widths agree, as in every released CLIPSeg; where they differ
-/// (small models) the L outputs go through the frozen text projection first.
+/// (small models) the L outputs go through the frozen text projection first. Likewise L reads the
+/// text states after the vision extract layers' indices; a text tower shallower than that (small
+/// models again; the reference fails there) gives its last layer's states to the deeper adapters.
 /// </summary>
 public sealed class ShallowAdapterSet : nn.Module
 {
@@ -28,8 +30,6 @@ public sealed class ShallowAdapterSet : nn.Module
             vision_extract_adapters = Stack(n, c.Vision.HiddenSize, spec);
         if (spec.Parts.HasFlag(AdapterParts.L))
         {
-            if (c.ExtractLayers.Max() + 1 > c.Text.NumHiddenLayers)
-                throw new VlsmException($"shallow L adapters read text hidden states after layers [{string.Join(", ", c.ExtractLayers)}], but the text tower has {c.Text.NumHiddenLayers} layers; use parts without l.");
             text_extract_adapters = Stack(n, c.Text.HiddenSize, spec);
         }
         if (spec.Parts.HasFlag(AdapterParts.C))
