@@ -15,7 +15,7 @@ internal static class MemoryGrowth
 {
     public const string ChildKey = "memory_growth";
 
-    private static string? TinyModel()
+    internal static string? TinyModel()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

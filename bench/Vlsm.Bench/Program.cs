@@ -74,6 +74,8 @@ double consumed = TrainingMeasurement.Batch / fastestStep;
 extra["loader_vs_fastest_training"] = Math.Round(loaderRate / consumed, 2);
 Console.WriteLine($"  {loaderRate / consumed:0.0}x the {consumed:0.0} images/s the fastest training step measured consumes");
 
+if (MemoryGrowth.TinyModel() is { } tiny) SweepOverhead.Measure(extra, tiny);
+
 if (!quick && MemoryGrowth.Measure() is { } growth)
 {
     extra["train_rss_growth_step20_to_200_pct"] = growth;

@@ -70,5 +70,8 @@ public sealed class BenchQuickTests : IDisposable
         var extra = root["extra"]!.AsObject();
         foreach (var key in new[] { "convolution_probe_ms", "cris_rn50_forward_b2_direct_s", "cris_rn50_forward_b2_padded_s", "cris_rn50_forward_padded_over_direct" })
             Assert.True(extra[key]!.GetValue<double>() > 0, $"{key} = {extra[key]}");
+        // The sweep runner's cost per cell was measured (a difference of two timings: its sign is noise-prone).
+        Assert.Equal(8, extra["sweep_cells"]!.GetValue<int>());
+        Assert.True(extra["sweep_runner_s"]!.GetValue<double>() > 0 && extra["sweep_direct_s"]!.GetValue<double>() > 0);
     }
 }
