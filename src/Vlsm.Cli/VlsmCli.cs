@@ -31,6 +31,7 @@ public static class VlsmCli
             ScoreCommand.Build(),
             SweepCommand.Build(),
             ReportCommand.Build(),
+            ServeCommand.Build(),
         };
         root.Options.Add(Verbose);
         return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -25,7 +25,7 @@ public class LayerRulesTests
         if (Under("Vlsm.Inference")) return (3, 0);
         if (Under("Vlsm.Evaluation")) return (3, 1);
         if (Under("Vlsm.Training")) return (3, 2);
-        if (Under("Vlsm.Apps") || Under("Vlsm.Cli")) return (4, 0);
+        if (Under("Vlsm.Apps") || Under("Vlsm.Server") || Under("Vlsm.Cli")) return (4, 0);
         return null;
     }
 
@@ -165,12 +165,14 @@ public class LayerRulesTests
             .Select(e => e.Attribute("Include")!.Value).ToList();
         Assert.Empty(References("src/Vlsm/Vlsm.csproj"));
         Assert.Equal(["Vlsm"], References("src/Vlsm.Apps/Vlsm.Apps.csproj"));
-        Assert.Equal(["Vlsm", "Vlsm.Apps"], References("src/Vlsm.Cli/Vlsm.Cli.csproj"));
+        Assert.Equal(["Vlsm"], References("src/Vlsm.Server/Vlsm.Server.csproj"));
+        Assert.Equal(["Vlsm", "Vlsm.Apps", "Vlsm.Server"], References("src/Vlsm.Cli/Vlsm.Cli.csproj"));
         // The library stays free of the command line's packages (and of a libtorch backend: applications choose it).
         foreach (var package in new[] { "Spectre.Console", "System.CommandLine", "TorchSharp-cpu" })
         {
             Assert.DoesNotContain(package, Packages("src/Vlsm/Vlsm.csproj"));
             Assert.DoesNotContain(package, Packages("src/Vlsm.Apps/Vlsm.Apps.csproj"));
+            Assert.DoesNotContain(package, Packages("src/Vlsm.Server/Vlsm.Server.csproj"));
         }
     }
 }

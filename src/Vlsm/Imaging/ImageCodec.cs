@@ -22,11 +22,70 @@ public static class ImageCodec
     {
         ArgumentNullException.ThrowIfNull(path);
         using var decoded = Decode(path);
+        return ToRgb(decoded);
+    }
+
+    private static RgbImage ToRgb(Decoded decoded)
+    {
         var rgb = new byte[(long)decoded.Width * decoded.Height * 3];
         var map = OrientationMap.For(decoded.Origin, decoded.Width, decoded.Height);
         if (decoded.IsGray) PackGrayToRgb(decoded.Buffer, decoded.Width, decoded.Height, rgb, map);
         else PackRgbaToRgb(decoded.Buffer, decoded.Width, decoded.Height, rgb, map);
         return new RgbImage(map.OutWidth, map.OutHeight, rgb);
+    }
+
+    /// <summary>Decodes image bytes (an upload) as <see cref="DecodeRgb(string)"/> decodes a file; <paramref name="name"/> names it in messages.</summary>
+    /// <exception cref="VlsmException">The bytes are empty, truncated, corrupt or not a supported format.</exception>
+    public static RgbImage DecodeRgb(byte[] bytes, string name)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        if (bytes.Length == 0) throw new VlsmException($"Image '{name}' is empty (0 bytes).");
+        Decoded decoded;
+        try
+        {
+            decoded = DecodeBytes(name, bytes);
+        }
+        catch (Exception e) when (e is not VlsmException and not OutOfMemoryException)
+        {
+            throw new VlsmException($"Cannot decode image '{name}': {e.Message}. Send a PNG or JPEG image.", e);
+        }
+        using (decoded) return ToRgb(decoded);
+    }
+
+    /// <summary>A lossless 8-bit grayscale PNG in memory.</summary>
+    public static byte[] EncodePng(GrayImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var info = new SKImageInfo(image.Width, image.Height, SKColorType.Gray8, SKAlphaType.Opaque);
+        return Encode(info, image.Pixels, image.Width);
+    }
+
+    /// <summary>A lossless 8-bit RGB PNG in memory.</summary>
+    public static byte[] EncodePng(RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        int count = image.Width * image.Height;
+        var rgbx = new byte[count * 4];
+        for (int i = 0, s = 0, d = 0; i < count; i++, s += 3, d += 4)
+        {
+            rgbx[d] = image.Pixels[s];
+            rgbx[d + 1] = image.Pixels[s + 1];
+            rgbx[d + 2] = image.Pixels[s + 2];
+            rgbx[d + 3] = 255;
+        }
+        var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgb888x, SKAlphaType.Opaque);
+        return Encode(info, rgbx, image.Width * 4);
+    }
+
+    private static unsafe byte[] Encode(SKImageInfo info, byte[] pixels, int rowBytes)
+    {
+        fixed (byte* p = pixels)
+        {
+            using var pixmap = new SKPixmap(info, (IntPtr)p, rowBytes);
+            using var png = pixmap.Encode(SKEncodedImageFormat.Png, 100)
+                ?? throw new VlsmException($"the PNG encoder failed for a {info.Width}x{info.Height} image.");
+            return png.ToArray();
+        }
     }
 
     /// <summary>
