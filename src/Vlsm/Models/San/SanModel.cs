@@ -102,10 +102,11 @@ public sealed class SanModel : Module
     internal SideAdapterNetwork Side => side_adapter_network;
 
     /// <summary>
-    /// Whether gradients flow through the rec head into the attention bias (the original SAN's
-    /// training). False (the reference): the rec head runs without autograd, as under no_grad.
+    /// Whether gradients flow through the rec head into the attention bias and through the CLIP
+    /// image tower into its trainable parameters (the original SAN's training). False (the
+    /// reference): both run without autograd, as under no_grad.
     /// </summary>
-    public bool RecHeadGradient { get; set; }
+    public bool OriginalGradients { get; set; }
 
     /// <summary>The CLIP input: bilinear resize by <c>clip_resolution</c> (align_corners false, scale given as the reference gives it).</summary>
     public Tensor ClipInput(Tensor pixelValues)
@@ -113,6 +114,13 @@ public sealed class SanModel : Module
         CheckPixels(pixelValues);
         double s = Config.ClipResolution;
         return functional.interpolate(pixelValues, scale_factor: [s, s], mode: InterpolationMode.Bilinear, align_corners: false, recompute_scale_factor: false);
+    }
+
+    /// <summary>CLIP's patch grid for an input of <paramref name="height"/> x <paramref name="width"/>: the resized input's size (floored, as interpolate floors it) over the patch size.</summary>
+    public (long Height, long Width) ClipGrid(long height, long width)
+    {
+        long p = Config.Clip.PatchSize;
+        return ((long)Math.Floor(height * Config.ClipResolution) / p, (long)Math.Floor(width * Config.ClipResolution) / p);
     }
 
     private void CheckPixels(Tensor pixelValues)
@@ -145,7 +153,7 @@ public sealed class SanModel : Module
 
     /// <summary>
     /// The side network, its mask decoder and the rec head: the query masks and their CLIP
-    /// embeddings. The rec head runs without autograd unless <see cref="RecHeadGradient"/>.
+    /// embeddings. The rec head runs without autograd unless <see cref="OriginalGradients"/>.
     /// </summary>
     /// <param name="trace">When given, receives the reference's intermediate tensors (verification).</param>
     public SanMaskProposals Propose(Tensor pixelValues, SanClipFeatures clip, Dictionary<string, Tensor>? trace = null)
@@ -157,7 +165,7 @@ public sealed class SanModel : Module
         var (query, x) = side_adapter_network.Features(pixelValues, maps, local);
         var (maskPreds, queryEmbedding) = side_adapter_network.Decoder.Masks(query, x);
         Tensor embeddings;
-        using (RecHeadGradient ? null : no_grad())
+        using (OriginalGradients ? null : no_grad())
         {
             var biases = side_adapter_network.Decoder.AttentionBiases(queryEmbedding, x);
             if (local is not null)
@@ -255,7 +263,7 @@ public sealed class SanModel : Module
     {
         using var scope = NewDisposeScope();
         SanClipFeatures clip;
-        using (no_grad()) clip = EncodeClip(pixelValues);
+        using (OriginalGradients ? null : no_grad()) clip = EncodeClip(pixelValues);
         using (clip)
         {
             using var proposals = Propose(pixelValues, clip);
