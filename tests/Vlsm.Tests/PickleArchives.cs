@@ -175,6 +175,9 @@ internal sealed class ScriptModuleNode
     public List<(string Name, object Value)> Attributes { get; } = new();
     public HashSet<string> Buffers { get; } = new();
 
+    /// <summary>Tensor attributes that are neither parameters nor buffers (not in the state dict).</summary>
+    public HashSet<string> Plain { get; } = new();
+
     /// <summary>The module tree of a flat state dict: "a.b.c" is tensor c of submodule b of submodule a.</summary>
     public static ScriptModuleNode FromStateDict(IEnumerable<TorchTensor> tensors, Func<string, bool>? isBuffer = null)
     {
@@ -226,7 +229,7 @@ internal static class TorchScriptArchive
             {
                 if (value is TorchTensor t)
                 {
-                    (node.Buffers.Contains(attribute) ? buffers : parameters).Add(attribute);
+                    if (!node.Plain.Contains(attribute)) (node.Buffers.Contains(attribute) ? buffers : parameters).Add(attribute);
                     declarations.Append($"  __annotations__[\"{attribute}\"] = Tensor\n");
                     attributes.Add((attribute, () => writer.Tensor(t)));
                 }

@@ -45,7 +45,13 @@ public sealed class TorchScriptReaderTests : IDisposable
     {
         var tensors = SmallModule();
         string hand = Path.Combine(tmp, "hand.pt"), resaved = Path.Combine(tmp, "resaved.pt");
-        TorchScriptArchive.Write(hand, ScriptModuleNode.FromStateDict(tensors, n => n is "input_resolution" or "vocab_size"), location: "cuda:0");
+        var tree = ScriptModuleNode.FromStateDict(tensors, n => n is "input_resolution" or "vocab_size");
+        // A tensor attribute that is neither parameter nor buffer (as a scripted block's attn_mask would be): not in the state dict.
+        var block = (ScriptModuleNode)((ScriptModuleNode)((ScriptModuleNode)((ScriptModuleNode)tree.Attributes.Single(a => a.Name == "visual").Value)
+            .Attributes.Single(a => a.Name == "transformer").Value).Attributes.Single(a => a.Name == "resblocks").Value).Attributes.Single(a => a.Name == "0").Value;
+        block.Attributes.Add(("attn_mask", Half("attn_mask", [3, 3], 10)));
+        block.Plain.Add("attn_mask");
+        TorchScriptArchive.Write(hand, tree, location: "cuda:0");
 
         // libtorch itself loads the archive (storages saved on a GPU mapped to the CPU) and writes it again with its own pickler.
         Dictionary<string, Tensor> expected;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Text.RegularExpressions;
 using TorchSharp;
 
 namespace Vlsm.IO;
@@ -49,7 +50,7 @@ public static class TorchCheckpoint
     /// the state-dict subset (named in the message), or holds something other than a dict of tensors.
     /// </exception>
     public static IReadOnlyList<TorchTensor> ReadStateDict(string path) =>
-        Read(path, PickleMode.StateDict, root => FindStateDict(path, root), out _);
+        Read(path, PickleMode.StateDict, (root, _, _) => FindStateDict(path, root), out _);
 
     /// <summary>
     /// The state dict of a checkpoint that also pickles other objects beside it, such as a PyTorch
@@ -60,20 +61,22 @@ public static class TorchCheckpoint
     /// </summary>
     /// <exception cref="VlsmException">As <see cref="ReadStateDict(string)"/>, but for other globals.</exception>
     public static IReadOnlyList<TorchTensor> ReadStateDictBesideObjects(string path, out IReadOnlyList<string> foreignGlobals) =>
-        Read(path, PickleMode.Lenient, root => FindStateDict(path, root), out foreignGlobals);
+        Read(path, PickleMode.Lenient, (root, _, _) => FindStateDict(path, root), out foreignGlobals);
 
     /// <summary>
     /// The parameters and buffers of a TorchScript archive (<c>torch.jit.save</c>; e.g. OpenAI's CLIP
     /// <c>.pt</c> files), under the names <c>state_dict()</c> gives them (<c>visual.conv1.weight</c>).
     /// The module tree in data.pkl is read as data: the archive's <c>__torch__.*</c> classes are
-    /// only names and its code is never read or run. Every tensor attribute of a module is taken;
-    /// tensors in constants.pkl are not (they are not part of the state dict).
+    /// only names and its code is never run. The code's class declarations are read as text for one
+    /// thing, each class's <c>__parameters__</c> and <c>__buffers__</c>, so that only those tensor
+    /// attributes are taken (a class without a declaration gives all of its tensors); tensors in
+    /// constants.pkl are not part of the state dict either.
     /// </summary>
     /// <exception cref="VlsmException">As <see cref="ReadStateDict(string)"/>, or data.pkl does not hold a module.</exception>
     public static IReadOnlyList<TorchTensor> ReadTorchScript(string path) =>
-        Read(path, PickleMode.TorchScript, root => ModuleTensors(path, root), out _);
+        Read(path, PickleMode.TorchScript, (root, zip, prefix) => ModuleTensors(path, root, DeclaredTensors(path, zip, prefix)), out _);
 
-    private static IReadOnlyList<TorchTensor> Read(string path, PickleMode mode, Func<object?, PickleDict> tensors, out IReadOnlyList<string> foreignGlobals)
+    private static IReadOnlyList<TorchTensor> Read(string path, PickleMode mode, Func<object?, ZipArchive, string, PickleDict> tensors, out IReadOnlyList<string> foreignGlobals)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new VlsmException($"{path}: checkpoint file not found.");
@@ -94,7 +97,7 @@ public static class TorchCheckpoint
             var unpickler = new RestrictedUnpickler(path, ReadEntry(path, pickle), mode);
             object? root = unpickler.Load();
             foreignGlobals = unpickler.ForeignGlobals;
-            return Materialise(path, zip, prefix, tensors(root));
+            return Materialise(path, zip, prefix, tensors(root, zip, prefix));
         }
         catch (InvalidDataException e)
         {
@@ -151,8 +154,41 @@ public static class TorchCheckpoint
         throw new VlsmException($"{path}: the pickle holds {Describe(root)}, not a state dict (a dict of tensors).");
     }
 
-    /// <summary>Every tensor attribute of a TorchScript module and its submodules, named by their attribute path.</summary>
-    private static PickleDict ModuleTensors(string path, object? root)
+    private static readonly Regex ClassLine = new(@"^class\s+(\w+)\s*\(", RegexOptions.Compiled);
+    private static readonly Regex DeclarationLine = new(@"^\s+__(parameters|buffers)__\s*=\s*\[(.*)\]\s*$", RegexOptions.Compiled);
+    private static readonly Regex QuotedName = new("\"([^\"]*)\"", RegexOptions.Compiled);
+
+    /// <summary>
+    /// The parameters and buffers each class of the archive's code declares, by qualified name
+    /// (<c>code/__torch__/a/b.py</c>'s class <c>C</c> is <c>__torch__.a.b.C</c>). Text is matched, nothing is run.
+    /// </summary>
+    private static Dictionary<string, HashSet<string>> DeclaredTensors(string path, ZipArchive zip, string prefix)
+    {
+        var declared = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        string codeRoot = prefix + "code/";
+        foreach (var entry in zip.Entries.Where(e => e.FullName.StartsWith(codeRoot, StringComparison.Ordinal) && e.FullName.EndsWith(".py", StringComparison.Ordinal)))
+        {
+            string module = entry.FullName[codeRoot.Length..^".py".Length].Replace('/', '.');
+            string? current = null;
+            foreach (var line in System.Text.Encoding.UTF8.GetString(ReadEntry(path, entry)).Split('\n'))
+            {
+                var c = ClassLine.Match(line);
+                if (c.Success)
+                {
+                    current = $"{module}.{c.Groups[1].Value}";
+                    continue;
+                }
+                var d = DeclarationLine.Match(line);
+                if (!d.Success || current is null) continue;
+                if (!declared.TryGetValue(current, out var names)) declared[current] = names = new HashSet<string>(StringComparer.Ordinal);
+                foreach (Match name in QuotedName.Matches(d.Groups[2].Value)) names.Add(name.Groups[1].Value);
+            }
+        }
+        return declared;
+    }
+
+    /// <summary>The parameters and buffers of a TorchScript module and its submodules, named by their attribute path.</summary>
+    private static PickleDict ModuleTensors(string path, object? root, IReadOnlyDictionary<string, HashSet<string>> declared)
     {
         if (root is not PickleObject { State: PickleDict } module)
             throw new VlsmException($"{path}: data.pkl holds {Describe(root)}, not a TorchScript module; is it a torch.save checkpoint rather than a torch.jit.save archive?");
@@ -166,7 +202,10 @@ public static class TorchCheckpoint
             foreach (var (key, value) in attributes.Items)
             {
                 if (key is not string name) throw new VlsmException($"{path}: attribute {Describe(key)} of {m.Type} is not a string.");
-                if (value is PickledTensor) result.Set(prefix + name, value);
+                if (value is PickledTensor)
+                {
+                    if (!declared.TryGetValue(m.Type, out var stateNames) || stateNames.Contains(name)) result.Set(prefix + name, value);
+                }
                 else if (value is PickleObject child) Walk(child, prefix + name + ".");
             }
             open.Remove(m);

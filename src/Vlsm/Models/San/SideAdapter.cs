@@ -20,6 +20,30 @@ internal abstract class ManualModule : Module
     }
 }
 
+/// <summary>timm's ViT initialisation (<c>init_weights_vit_timm</c>): Linear weights truncated normal with std 0.02, zero biases.</summary>
+internal static class TimmInit
+{
+    public static void Linear(Linear layer)
+    {
+        using var _ = no_grad();
+        TruncatedNormal(layer.weight!, 0.02);
+        layer.bias?.zero_();
+    }
+
+    /// <summary>
+    /// timm's <c>trunc_normal_(std=std)</c>: normal, cut at ±2 (absolute, i.e. 100 standard deviations at
+    /// 0.02, so a plain normal draw). Not TorchSharp 0.107's trunc_normal_, which fills the tensor with a constant.
+    /// </summary>
+    public static void TruncatedNormal(Tensor t, double std)
+    {
+        using var _ = no_grad();
+        init.normal_(t, 0, std);
+        using var low = (-2.0).ToScalar();
+        using var high = 2.0.ToScalar();
+        t.clamp_(low, high);
+    }
+}
+
 /// <summary>timm's <c>Attention</c>: packed qkv Linear, per-head softmax attention, proj.</summary>
 internal sealed class SideAttention : Module
 {
@@ -32,6 +56,8 @@ internal sealed class SideAttention : Module
         this.heads = heads;
         qkv = Linear(dim, 3L * dim, hasBias: qkvBias);
         proj = Linear(dim, dim);
+        TimmInit.Linear(qkv);
+        TimmInit.Linear(proj);
         RegisterComponents();
     }
 
@@ -52,6 +78,8 @@ internal sealed class SideMlp : Module
     {
         fc1 = Linear(dim, hidden);
         fc2 = Linear(hidden, dim);
+        TimmInit.Linear(fc1);
+        TimmInit.Linear(fc2);
         RegisterComponents();
     }
 
@@ -120,7 +148,8 @@ internal sealed class SideVit : Module
     public SideVit(SanSideVitConfig c) : base(nameof(SideVit))
     {
         grid = c.Grid;
-        pos_embed = new Parameter(Times(randn(1, (long)grid * grid, c.EmbedDim), 0.02));
+        pos_embed = new Parameter(empty(1, (long)grid * grid, c.EmbedDim));
+        TimmInit.TruncatedNormal(pos_embed, 0.02);
         patch_embed = new SidePatchEmbed(c.PatchSize, c.EmbedDim);
         blocks = new ModuleList<SideBlock>();
         for (int i = 0; i < c.Depth; i++) blocks.Add(new SideBlock(c));
