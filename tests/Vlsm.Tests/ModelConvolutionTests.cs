@@ -2,6 +2,7 @@ using Vlsm.Apps.Demo;
 using Vlsm.IO;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
+using Vlsm.Models.San;
 using Vlsm.Tensors;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -23,7 +24,7 @@ public class ModelConvolutionTests
     public ModelConvolutionTests(ITestOutputHelper output) => this.output = output;
 
     public static IEnumerable<object[]> Models() =>
-        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50" }.Select(m => new object[] { m });
+        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50", "san-tiny", "san-vit-b16" }.Select(m => new object[] { m });
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -63,6 +64,12 @@ public class ModelConvolutionTests
                 case "cris-rn50":
                     RunCris(new CrisModel(CrisConfig.Rn50));
                     break;
+                case "san-tiny":
+                    RunSan(new SanModel(SanLoader.ReadConfig(Path.Combine(Fixtures.Parity, model))));
+                    break;
+                case "san-vit-b16":
+                    RunSan(new SanModel(SanConfig.VitB16));
+                    break;
                 case "demo":
                     RunClipSeg(new ClipSegModel(DemoRecipe.Full.ModelConfig()), DemoRecipe.Full.ImageSize);
                     break;
@@ -92,6 +99,18 @@ public class ModelConvolutionTests
             ids[TensorIndex.Colon, 0] = tensor(49406L);
             ids[TensorIndex.Colon, 1] = tensor(320L);
             model.Forward(randn(2, 3, size, size), ids, ones(2, 6, dtype: ScalarType.Int64));
+        }
+    }
+
+    private static void RunSan(SanModel model)
+    {
+        using (model)
+        {
+            model.eval();
+            var ids = full([2, model.Config.Clip.ContextLength], 49407L, dtype: ScalarType.Int64);
+            ids[TensorIndex.Colon, 0] = tensor(49406L);
+            ids[TensorIndex.Colon, 1] = tensor(320L);
+            model.Forward(randn(2, 3, model.Config.ImageHeight, model.Config.ImageWidth), ids);
         }
     }
 

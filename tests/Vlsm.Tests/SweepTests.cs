@@ -223,9 +223,11 @@ public sealed class SweepTests : IClassFixture<SweepFixture>
         // What Slurm sends 90 s before the time limit (--signal=B:USR2@90).
         SlurmCluster.Run("scancel", "--batch", "--signal=USR2", $"{job}_0");
         // Slurm holds a requeued job back for two minutes (reason BeginTime); the test lets it go at once.
+        // The update is refused while the task is still completing, so it is retried until it is pending.
         deadline = DateTime.UtcNow.AddMinutes(2);
-        while (DateTime.UtcNow < deadline && !SlurmCluster.Run("squeue", "-h", "-r", "-j", job, "-o", "%T %r").Contains("BeginTime")) Thread.Sleep(200);
-        SlurmCluster.Run("scontrol", "update", $"JobId={job}_0", "BeginTime=now");
+        while (DateTime.UtcNow < deadline && !SlurmCluster.Run("squeue", "-h", "-r", "-j", job, "-o", "%T %r").Contains("PENDING BeginTime")) Thread.Sleep(200);
+        deadline = DateTime.UtcNow.AddMinutes(1);
+        while (!SlurmCluster.TryRun("scontrol", "update", $"JobId={job}_0", "BeginTime=now") && DateTime.UtcNow < deadline) Thread.Sleep(500);
         SlurmBackend.Wait(job);
         var record = CellRunner.Read(sweep.CellDir(sweep.Cells[0]))!;
         Assert.Equal(CellStatus.Done, record.Status);
@@ -271,6 +273,18 @@ internal static class SlurmCluster
         {
             Assert.Fail($"Slurm is not installed ({e.Message}); run tests/setup/slurm.sh (the README's test command does).");
         }
+    }
+
+    /// <summary>Runs a Slurm command; false when it exits non-zero.</summary>
+    public static bool TryRun(string program, params string[] args)
+    {
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0;
     }
 
     public static string Run(string program, params string[] args)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Vlsm.Models.Cris;
+using Vlsm.Models.San;
 
 namespace Vlsm.Cli.Commands;
 
@@ -9,7 +10,37 @@ internal static class ConvertCommand
     public static Command Build() => new("convert", "Convert checkpoints to model folders (safetensors + config.json).")
     {
         BuildCris(),
+        BuildSan(),
     };
+
+    private static Command BuildSan()
+    {
+        var clip = new Option<string?>("--clip") { Description = "OpenAI's CLIP weights as open_clip downloads them (ViT-B-16.pt, a TorchScript archive): a SAN to train, its side network initialised as the reference does." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "A trained SAN: the benchmark's Lightning .ckpt (keys net.*) or a torch.save state dict." };
+        var config = new Option<string?>("--config") { Description = "SAN config.json (model_type san, a net object as configs/model/san.yaml); default: the benchmark's SAN (ViT-B/16 CLIP, 640 px)." };
+        var seed = new Option<long>("--seed") { Description = "Seed of the side network's initialisation (with --clip).", DefaultValueFactory = _ => 42 };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write (model.safetensors, config.json, vocab.json, merges.txt).", Required = true };
+        var cmd = new Command("san", "Make a SAN model folder from OpenAI's CLIP archive or from a trained SAN checkpoint, read without running their pickles.") { clip, checkpoint, config, seed, outDir };
+        cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
+        {
+            string? clipFile = parse.GetValue(clip), ckpt = parse.GetValue(checkpoint);
+            if ((clipFile is null) == (ckpt is null))
+                throw new VlsmException("give exactly one of --clip ViT-B-16.pt (CLIP weights, a new side network) or --checkpoint FILE (a trained SAN).");
+            var r = clipFile is not null
+                ? SanConverter.FromClip(clipFile, parse.GetValue(config), parse.GetValue(outDir)!, parse.GetValue(seed))
+                : SanConverter.FromCheckpoint(ckpt!, parse.GetValue(config), parse.GetValue(outDir)!);
+            var c = r.Config;
+            Console.WriteLine($"wrote {r.OutDir}: {r.Tensors} tensors, {r.FromSource} from {r.Source}"
+                + (clipFile is not null ? $", the side network initialised (seed {parse.GetValue(seed)})" : "")
+                + (r.StrippedPrefix is not null ? $" ({r.StrippedPrefix} prefix removed)" : "")
+                + (r.AliasesChecked > 0 ? $"; {r.AliasesChecked} aliased CLIP copies checked equal and left out" : "")
+                + (r.DroppedKeys.Count > 0 ? $"; left out {string.Join(", ", r.DroppedKeys)}" : "")
+                + (r.SkippedObjects.Count > 0 ? $"; objects beside the state dict not read: {string.Join(", ", r.SkippedObjects)}" : "")
+                + $"; CLIP ViT {c.Clip.VisionLayers}x{c.Clip.VisionWidth}/{c.Clip.PatchSize}, side {c.Side.Depth}x{c.Side.EmbedDim}, {c.ImageHeight} px");
+            return 0;
+        }));
+        return cmd;
+    }
 
     private static Command BuildCris()
     {

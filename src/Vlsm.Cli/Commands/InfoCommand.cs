@@ -52,6 +52,7 @@ internal static class InfoCommand
                     o["mode"] = summary.Spec.ToString();
                     o["trainable_parameters"] = summary.TrainableParameters;
                 }
+                foreach (var c in summary.Counts) o[$"{c.Key}_parameters"] = c.Parameters;
                 Console.WriteLine(o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;
             }
@@ -61,6 +62,7 @@ internal static class InfoCommand
             t.AddRow("[bold]total[/]", $"[bold]{summary.TotalParameters:N0}[/]", "");
             if (summary.Spec is not null)
                 Row($"trainable ({summary.Spec})", $"{summary.TrainableParameters:N0}", $"{100.0 * summary.TrainableParameters!.Value / summary.TotalParameters:0.00} % of the model");
+            foreach (var c in summary.Counts) Row(c.Name, $"{c.Parameters:N0}", c.Shape);
             AnsiConsole.MarkupLineInterpolated($"[bold]{summary.Source}[/] ({family.Name})"); // interpolated values are escaped
             AnsiConsole.Write(t);
             return 0;

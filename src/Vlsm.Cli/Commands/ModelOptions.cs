@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Vlsm.Models;
 using Vlsm.Models.Cris;
+using Vlsm.Models.San;
 
 namespace Vlsm.Cli.Commands;
 
@@ -10,6 +11,12 @@ internal static class ModelOptions
     public static Option<string?> CrisPadMask() => new("--cris-pad-mask")
     {
         Description = "CRIS only: reference (default; masks ids equal to 0 as the reference does, so padding is attended) or fixed (masks the padding after the end token).",
+    };
+
+    public static Option<string?> SanGradients() => new("--san-gradients")
+    {
+        Description = "SAN only: reference (default; as vlsm-adapter, the rec head and text run without gradients, so the attention-bias MLP and CLIP's positional embedding never train) "
+            + "or original (gradients through the frozen rec head into the attention bias and into CLIP's positional embedding, as the original SAN trains).",
     };
 
     public static Option<string?> Model(string what) => new("--model") { Description = what };
@@ -25,10 +32,11 @@ internal static class ModelOptions
     };
 
     /// <summary>The family options given on the command line, by their config keys.</summary>
-    public static IReadOnlyDictionary<string, string> FamilyOptions(string? crisPadMask)
+    public static IReadOnlyDictionary<string, string> FamilyOptions(string? crisPadMask, string? sanGradients = null)
     {
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         if (crisPadMask is not null) options[CrisFamily.PadMaskOption] = crisPadMask;
+        if (sanGradients is not null) options[SanTrainables.OptionKey] = sanGradients;
         return options;
     }
 

@@ -12,7 +12,7 @@ internal static class TrainCommand
         var model = new Option<string?>("--model") { Description = "Model folder to fine-tune, of any family vlsm knows (config.json's model_type)." };
         var data = new Option<string[]>("--data") { Description = "Dataset root (medvlsm layout); repeat to pool datasets.", AllowMultipleArgumentsPerToken = false };
         var preset = new Option<string?>("--preset") { Description = $"Reference experiment: {string.Join(", ", Models.Registry.ModelFamilies.Presets.Select(p => p.Name))}." };
-        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset); CRIS: full or decoder." };
+        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset); CRIS: full or decoder; SAN: full." };
         var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c." };
         var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter width (default 512 shallow, 64 dense)." };
         var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional adapter width (default 256)." };
@@ -30,13 +30,14 @@ internal static class TrainCommand
         var onError = new Option<string?>("--on-error") { Description = "fail (default) stops at an unusable record (e.g. image and mask sizes differ); skip skips and counts it." };
         var noCache = new Option<bool>("--no-feature-cache") { Description = "Recompute frozen tower outputs every epoch." };
         var padMask = ModelOptions.CrisPadMask();
+        var sanGradients = ModelOptions.SanGradients();
         var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
         var output = new Option<string?>("--out") { Description = "Run folder to create." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder after its last completed epoch." };
-        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), or CRIS (full/decoder), on medvlsm-format datasets.")
+        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), CRIS (full/decoder) or SAN (its side network), on medvlsm-format datasets.")
         {
             model, data, preset, mode, parts, adapterDim, condDim, zeroInit, freezeText, epochs, batch, lr, prompt, seed, precision, loss,
-            maskThreshold, augment, onError, noCache, padMask, configFile, output, resume,
+            maskThreshold, augment, onError, noCache, padMask, sanGradients, configFile, output, resume,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -65,7 +66,7 @@ internal static class TrainCommand
                 Augment = parse.GetValue(augment),
                 NoFeatureCache = parse.GetValue(noCache),
                 OnError = parse.GetValue(onError),
-                FamilyOptions = ModelOptions.FamilyOptions(parse.GetValue(padMask)),
+                FamilyOptions = ModelOptions.FamilyOptions(parse.GetValue(padMask), parse.GetValue(sanGradients)),
             };
             var (config, run, resuming) = request.Prepare();
             TrainResult result;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Text.RegularExpressions;
 using TorchSharp;
 
 namespace Vlsm.IO;
@@ -48,7 +49,34 @@ public static class TorchCheckpoint
     /// The file is missing, not a torch zip checkpoint, truncated, uses a global or opcode outside
     /// the state-dict subset (named in the message), or holds something other than a dict of tensors.
     /// </exception>
-    public static IReadOnlyList<TorchTensor> ReadStateDict(string path)
+    public static IReadOnlyList<TorchTensor> ReadStateDict(string path) =>
+        Read(path, PickleMode.StateDict, (root, _, _) => FindStateDict(path, root), out _);
+
+    /// <summary>
+    /// The state dict of a checkpoint that also pickles other objects beside it, such as a PyTorch
+    /// Lightning <c>.ckpt</c> whose <c>hyper_parameters</c> hold a loss object or a
+    /// <c>functools.partial</c>: those objects become inert placeholders (their classes are never
+    /// imported, nothing is called) and <paramref name="foreignGlobals"/> names them. The state dict
+    /// itself must still be plain tensors.
+    /// </summary>
+    /// <exception cref="VlsmException">As <see cref="ReadStateDict(string)"/>, but for other globals.</exception>
+    public static IReadOnlyList<TorchTensor> ReadStateDictBesideObjects(string path, out IReadOnlyList<string> foreignGlobals) =>
+        Read(path, PickleMode.Lenient, (root, _, _) => FindStateDict(path, root), out foreignGlobals);
+
+    /// <summary>
+    /// The parameters and buffers of a TorchScript archive (<c>torch.jit.save</c>; e.g. OpenAI's CLIP
+    /// <c>.pt</c> files), under the names <c>state_dict()</c> gives them (<c>visual.conv1.weight</c>).
+    /// The module tree in data.pkl is read as data: the archive's <c>__torch__.*</c> classes are
+    /// only names and its code is never run. The code's class declarations are read as text for one
+    /// thing, each class's <c>__parameters__</c> and <c>__buffers__</c>, so that only those tensor
+    /// attributes are taken (a class without a declaration gives all of its tensors); tensors in
+    /// constants.pkl are not part of the state dict either.
+    /// </summary>
+    /// <exception cref="VlsmException">As <see cref="ReadStateDict(string)"/>, or data.pkl does not hold a module.</exception>
+    public static IReadOnlyList<TorchTensor> ReadTorchScript(string path) =>
+        Read(path, PickleMode.TorchScript, (root, zip, prefix) => ModuleTensors(path, root, DeclaredTensors(path, zip, prefix)), out _);
+
+    private static IReadOnlyList<TorchTensor> Read(string path, PickleMode mode, Func<object?, ZipArchive, string, PickleDict> tensors, out IReadOnlyList<string> foreignGlobals)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new VlsmException($"{path}: checkpoint file not found.");
@@ -66,9 +94,10 @@ public static class TorchCheckpoint
                 if (text != "little")
                     throw new VlsmException($"{path}: byteorder is \"{text}\"; only little-endian checkpoints are supported.");
             }
-            object? root = new RestrictedUnpickler(path, ReadEntry(path, pickle)).Load();
-            var dict = FindStateDict(path, root);
-            return Materialise(path, zip, prefix, dict);
+            var unpickler = new RestrictedUnpickler(path, ReadEntry(path, pickle), mode);
+            object? root = unpickler.Load();
+            foreignGlobals = unpickler.ForeignGlobals;
+            return Materialise(path, zip, prefix, tensors(root, zip, prefix));
         }
         catch (InvalidDataException e)
         {
@@ -125,6 +154,67 @@ public static class TorchCheckpoint
         throw new VlsmException($"{path}: the pickle holds {Describe(root)}, not a state dict (a dict of tensors).");
     }
 
+    private static readonly Regex ClassLine = new(@"^class\s+(\w+)\s*\(", RegexOptions.Compiled);
+    private static readonly Regex DeclarationLine = new(@"^\s+__(parameters|buffers)__\s*=\s*\[(.*)\]\s*$", RegexOptions.Compiled);
+    private static readonly Regex QuotedName = new("\"([^\"]*)\"", RegexOptions.Compiled);
+
+    /// <summary>
+    /// The parameters and buffers each class of the archive's code declares, by qualified name
+    /// (<c>code/__torch__/a/b.py</c>'s class <c>C</c> is <c>__torch__.a.b.C</c>). Text is matched, nothing is run.
+    /// </summary>
+    private static Dictionary<string, HashSet<string>> DeclaredTensors(string path, ZipArchive zip, string prefix)
+    {
+        var declared = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        string codeRoot = prefix + "code/";
+        foreach (var entry in zip.Entries.Where(e => e.FullName.StartsWith(codeRoot, StringComparison.Ordinal) && e.FullName.EndsWith(".py", StringComparison.Ordinal)))
+        {
+            string module = entry.FullName[codeRoot.Length..^".py".Length].Replace('/', '.');
+            string? current = null;
+            foreach (var line in System.Text.Encoding.UTF8.GetString(ReadEntry(path, entry)).Split('\n'))
+            {
+                var c = ClassLine.Match(line);
+                if (c.Success)
+                {
+                    current = $"{module}.{c.Groups[1].Value}";
+                    continue;
+                }
+                var d = DeclarationLine.Match(line);
+                if (!d.Success || current is null) continue;
+                if (!declared.TryGetValue(current, out var names)) declared[current] = names = new HashSet<string>(StringComparer.Ordinal);
+                foreach (Match name in QuotedName.Matches(d.Groups[2].Value)) names.Add(name.Groups[1].Value);
+            }
+        }
+        return declared;
+    }
+
+    /// <summary>The parameters and buffers of a TorchScript module and its submodules, named by their attribute path.</summary>
+    private static PickleDict ModuleTensors(string path, object? root, IReadOnlyDictionary<string, HashSet<string>> declared)
+    {
+        if (root is not PickleObject { State: PickleDict } module)
+            throw new VlsmException($"{path}: data.pkl holds {Describe(root)}, not a TorchScript module; is it a torch.save checkpoint rather than a torch.jit.save archive?");
+        var result = new PickleDict();
+        var open = new HashSet<PickleObject>(ReferenceEqualityComparer.Instance);
+        void Walk(PickleObject m, string prefix)
+        {
+            if (!open.Add(m)) throw new VlsmException($"{path}: module {prefix.TrimEnd('.')} contains itself; the archive is damaged.");
+            if (m.State is not PickleDict attributes)
+                throw new VlsmException($"{path}: module {(prefix.Length == 0 ? "(root)" : prefix.TrimEnd('.'))} of type {m.Type} has no attribute dict ({Describe(m.State)}).");
+            foreach (var (key, value) in attributes.Items)
+            {
+                if (key is not string name) throw new VlsmException($"{path}: attribute {Describe(key)} of {m.Type} is not a string.");
+                if (value is PickledTensor)
+                {
+                    if (!declared.TryGetValue(m.Type, out var stateNames) || stateNames.Contains(name)) result.Set(prefix + name, value);
+                }
+                else if (value is PickleObject child) Walk(child, prefix + name + ".");
+            }
+            open.Remove(m);
+        }
+        Walk(module, "");
+        if (result.Items.Count == 0) throw new VlsmException($"{path}: the TorchScript module holds no tensors.");
+        return result;
+    }
+
     private static string Describe(object? value) => value switch
     {
         null => "None",
@@ -132,6 +222,7 @@ public static class TorchCheckpoint
         PickleDict => "a dict",
         PickleTuple => "a tuple",
         List<object?> => "a list",
+        PickleObject o => $"an object of {o.Type}",
         _ => value.ToString() ?? value.GetType().Name,
     };
 
@@ -242,6 +333,27 @@ internal sealed record PickleGlobal(string Module, string Name)
     public override string ToString() => FullName;
 }
 
+/// <summary>An object built by NEWOBJ (a TorchScript module, or an inert placeholder): its class name and the state BUILD gave it. Nothing of its class runs.</summary>
+internal sealed class PickleObject(string type)
+{
+    public string Type { get; } = type;
+    public object? State { get; set; }
+    public override string ToString() => $"an object of {Type}";
+}
+
+/// <summary>What the unpickler accepts beyond a plain state dict.</summary>
+internal enum PickleMode
+{
+    /// <summary>Only what a state dict needs.</summary>
+    StateDict,
+
+    /// <summary>Also a TorchScript module tree: <c>__torch__.*</c> classes (NEWOBJ/BUILD) and torch.jit._pickle's container tags.</summary>
+    TorchScript,
+
+    /// <summary>Also any other global, as an inert placeholder that is never imported or called (objects beside the state dict).</summary>
+    Lenient,
+}
+
 internal sealed record StorageRef(string Key, SafetensorsDtype Dtype, long Count);
 
 internal sealed record PickledTensor(StorageRef Storage, long Offset, long[] Size, long[] Stride)
@@ -271,18 +383,35 @@ internal sealed class RestrictedUnpickler
         "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
     };
 
+    /// <summary>torch.jit._pickle's functions: each returns its first argument (a container, with a type tag TorchScript uses).</summary>
+    private static readonly HashSet<string> TypeTags = new(StringComparer.Ordinal)
+    {
+        "torch.jit._pickle.restore_type_tag", "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_tensorlist",
+        "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_boollist",
+    };
+
     private readonly string path;
     private readonly byte[] data;
+    private readonly PickleMode mode;
+    private readonly SortedSet<string> foreign = new(StringComparer.Ordinal);
     private readonly List<object?> stack = new();
     private readonly Stack<int> marks = new();
     private readonly Dictionary<long, object?> memo = new();
     private int pos;
 
-    public RestrictedUnpickler(string path, byte[] data)
+    public RestrictedUnpickler(string path, byte[] data, PickleMode mode = PickleMode.StateDict)
     {
         this.path = path;
         this.data = data;
+        this.mode = mode;
     }
+
+    /// <summary>The globals that became inert placeholders (<see cref="PickleMode.Lenient"/>).</summary>
+    public IReadOnlyList<string> ForeignGlobals => foreign.ToList();
+
+    private bool IsModuleClass(PickleGlobal g) => mode == PickleMode.TorchScript && (g.Module == "__torch__" || g.Module.StartsWith("__torch__.", StringComparison.Ordinal));
+
+    private bool IsInert(PickleGlobal g) => mode == PickleMode.Lenient && foreign.Contains(g.FullName);
 
     public object? Load()
     {
@@ -381,10 +510,43 @@ internal sealed class RestrictedUnpickler
                 }
                 case (byte)'b': // BUILD
                 {
-                    _ = Pop(at); // the object's __dict__ (an OrderedDict's _metadata): not needed for the tensors
-                    if (Peek(at) is not PickleDict) Fail(at, "BUILD on something other than a dict");
+                    var state = Pop(at); // for a dict: an OrderedDict's _metadata, not needed for the tensors
+                    var target = Peek(at);
+                    if (target is PickleObject o) o.State = state;
+                    else if (target is not PickleDict && mode != PickleMode.Lenient) Fail(at, "BUILD on something other than a dict");
                     break;
                 }
+                case 0x81: // NEWOBJ: cls.__new__(cls, *args), here only an inert object
+                {
+                    _ = Pop(at);
+                    Push(NewObject(at, Pop(at)));
+                    break;
+                }
+                case 0x92 when mode == PickleMode.Lenient: // NEWOBJ_EX
+                {
+                    _ = Pop(at);
+                    _ = Pop(at);
+                    Push(NewObject(at, Pop(at)));
+                    break;
+                }
+                case (byte)'0' when mode == PickleMode.Lenient: _ = Pop(at); break; // POP
+                case (byte)'1' when mode == PickleMode.Lenient: _ = PopToMark(at); break; // POP_MARK
+                case (byte)'2' when mode == PickleMode.Lenient: Push(Peek(at)); break; // DUP
+                case 0x8f when mode == PickleMode.Lenient: Push(new List<object?>()); break; // EMPTY_SET, as a list
+                case 0x90 when mode == PickleMode.Lenient: // ADDITEMS
+                {
+                    var items = PopToMark(at);
+                    AsList(at, Peek(at)).AddRange(items);
+                    break;
+                }
+                case 0x91 when mode == PickleMode.Lenient: Push(PopToMark(at)); break; // FROZENSET, as a list
+                case (byte)'U' when mode == PickleMode.Lenient: Push(Take(U8()).ToArray()); break; // SHORT_BINSTRING
+                case (byte)'T' when mode == PickleMode.Lenient: Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray()); break; // BINSTRING
+                case 0x8d when mode == PickleMode.Lenient: Push(Utf8(checked((long)BinaryPrimitives.ReadUInt64LittleEndian(Take(8))))); break; // BINUNICODE8
+                case 0x8e when mode == PickleMode.Lenient: Push(Take(checked((int)BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))).ToArray()); break; // BINBYTES8
+                case 0x8b when mode == PickleMode.Lenient: // LONG4: an integer too large for a state dict; kept as its bytes
+                    Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray());
+                    break;
                 default:
                     Fail(at, $"opcode 0x{op:x2} ('{(op is >= 0x20 and < 0x7f ? (char)op : '?')}'), which a state dict does not use");
                     break;
@@ -397,6 +559,14 @@ internal sealed class RestrictedUnpickler
         string full = $"{module}.{name}";
         if (Callables.Contains(full)) return new PickleGlobal(module, name);
         if (module == "torch" && StorageTypes.ContainsKey(name)) return new PickleGlobal(module, name);
+        var g = new PickleGlobal(module, name);
+        if (mode != PickleMode.StateDict && TypeTags.Contains(full)) return g;
+        if (IsModuleClass(g)) return g;
+        if (mode == PickleMode.Lenient)
+        {
+            foreign.Add(full);
+            return g;
+        }
         throw new VlsmException($"{path}: refused to load: the pickle asks for global {full} (byte {at}), which a state dict does not need; "
             + "only collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter and torch.*Storage are allowed. Nothing was run.");
     }
@@ -412,8 +582,21 @@ internal sealed class RestrictedUnpickler
         return new StorageRef(key, dtype, count);
     }
 
+    private object NewObject(int at, object? cls)
+    {
+        if (cls is PickleGlobal g && (IsModuleClass(g) || IsInert(g))) return new PickleObject(g.FullName);
+        Fail(at, $"NEWOBJ of {cls ?? "None"}, which cannot be built here");
+        return null!;
+    }
+
     private object? Reduce(int at, object? callable, object? args)
     {
+        if (callable is PickleGlobal tag && TypeTags.Contains(tag.FullName) && mode != PickleMode.StateDict)
+        {
+            if (args is not PickleTuple { Items.Length: >= 1 } tagged) { Fail(at, $"{tag} without arguments"); return null; }
+            return tagged.Items[0];
+        }
+        if (callable is PickleGlobal inert && IsInert(inert)) return new PickleObject(inert.FullName);
         if (callable is not PickleGlobal g || !Callables.Contains(g.FullName))
         {
             Fail(at, $"REDUCE calls {callable ?? "None"}, which cannot be called here");
@@ -441,6 +624,7 @@ internal sealed class RestrictedUnpickler
 
     private void SetItem(int at, object? target, object? key, object? value)
     {
+        if (target is PickleObject && mode == PickleMode.Lenient) return; // items of an inert object are not kept
         if (target is not PickleDict d) { Fail(at, "SETITEM on something other than a dict"); return; }
         try
         {
@@ -455,6 +639,7 @@ internal sealed class RestrictedUnpickler
     private List<object?> AsList(int at, object? target)
     {
         if (target is List<object?> list) return list;
+        if (target is PickleObject && mode == PickleMode.Lenient) return []; // items of an inert object are not kept
         Fail(at, "APPEND on something other than a list");
         return null!;
     }

@@ -160,7 +160,11 @@ public sealed record ModelSummary(
     long TotalParameters,
     JsonNode Config,
     FineTuneSpec? Spec,
-    long? TrainableParameters);
+    long? TrainableParameters)
+{
+    /// <summary>Other counts a family reports beside the components (they need not sum to the total), each with what it counts.</summary>
+    public IReadOnlyList<ModelComponent> Counts { get; init; } = [];
+}
 
 public sealed record ModelComponent(string Key, string Name, long Parameters, string Shape);
 

@@ -20,6 +20,7 @@ public static class SegmentationLosses
     {
         ["reference"] = ("VLSM-Adapter's 1.5 x Dice + 1.0 x BCE, with sigmoid(logits) fed to BCE-with-logits as the reference does", () => new DiceBceLoss(BceInput.Reference)),
         ["dice-bce"] = ("1.5 x Dice + 1.0 x BCE-with-logits on the logits", () => new DiceBceLoss(BceInput.Logits)),
+        [MonaiDiceOnlyLoss.LossName] = (MonaiDiceOnlyLoss.Description, () => new MonaiDiceOnlyLoss()),
     };
 
     public static IEnumerable<string> Names => Known.Keys;

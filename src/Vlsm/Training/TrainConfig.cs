@@ -61,11 +61,16 @@ public sealed class TrainConfig
     /// <summary>CRIS only: "reference" (the reference's mask of ids equal to 0) or "fixed" (mask the padding).</summary>
     public string CrisPadMask { get; set; } = DefaultCrisPadMask;
 
+    public const string DefaultSanGradients = "reference";
+    /// <summary>SAN only: "reference" (as vlsm-adapter: the rec head and text run without gradients) or "original" (gradients into the attention bias and CLIP's positional embedding, as the original SAN).</summary>
+    public string SanGradients { get; set; } = DefaultSanGradients;
+
     /// <summary>Options of the model's family, as <see cref="IModelFamily.Options"/> keys (only those set away from their defaults).</summary>
     public IReadOnlyDictionary<string, string> FamilyOptions()
     {
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         if (CrisPadMask != DefaultCrisPadMask) options[Models.Cris.CrisFamily.PadMaskOption] = CrisPadMask;
+        if (SanGradients != DefaultSanGradients) options[Models.San.SanTrainables.OptionKey] = SanGradients;
         return options;
     }
 
@@ -76,6 +81,7 @@ public sealed class TrainConfig
         foreach (var (key, value) in options)
         {
             if (key == Models.Cris.CrisFamily.PadMaskOption) CrisPadMask = value;
+            else if (key == Models.San.SanTrainables.OptionKey) SanGradients = value;
             else throw new VlsmException($"{key} is not an option of any model family.");
         }
     }
