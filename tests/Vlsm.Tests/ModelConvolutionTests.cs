@@ -1,5 +1,6 @@
 using Vlsm.Apps.Demo;
 using Vlsm.IO;
+using Vlsm.Models.BiomedClipSeg;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
 using Vlsm.Tensors;
@@ -23,7 +24,7 @@ public class ModelConvolutionTests
     public ModelConvolutionTests(ITestOutputHelper output) => this.output = output;
 
     public static IEnumerable<object[]> Models() =>
-        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50" }.Select(m => new object[] { m });
+        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50", "biomedclipseg-tiny", "biomedclipseg" }.Select(m => new object[] { m });
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -63,6 +64,12 @@ public class ModelConvolutionTests
                 case "cris-rn50":
                     RunCris(new CrisModel(CrisConfig.Rn50));
                     break;
+                case "biomedclipseg-tiny":
+                    RunBiomedClipSeg(new BiomedClipSegModel(BiomedClipSegLoader.ReadConfig(Path.Combine(Fixtures.Parity, model))));
+                    break;
+                case "biomedclipseg":
+                    RunBiomedClipSeg(new BiomedClipSegModel(BiomedClipSegConfig.Real));
+                    break;
                 case "demo":
                     RunClipSeg(new ClipSegModel(DemoRecipe.Full.ModelConfig()), DemoRecipe.Full.ImageSize);
                     break;
@@ -92,6 +99,18 @@ public class ModelConvolutionTests
             ids[TensorIndex.Colon, 0] = tensor(49406L);
             ids[TensorIndex.Colon, 1] = tensor(320L);
             model.Forward(randn(2, 3, size, size), ids, ones(2, 6, dtype: ScalarType.Int64));
+        }
+    }
+
+    private static void RunBiomedClipSeg(BiomedClipSegModel model)
+    {
+        using (model)
+        {
+            model.eval();
+            long size = model.Config.Vision.ImageSize;
+            var ids = tensor(new long[] { 2, 6240, 3, 2, 3, 0 }, [2, 3]);
+            var mask = tensor(new long[] { 1, 1, 1, 1, 1, 0 }, [2, 3]);
+            model.Forward(randn(2, 3, size, size), ids, mask);
         }
     }
 

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Vlsm.Models;
-using Vlsm.Models.Cris;
 
 namespace Vlsm.Cli.Commands;
 
@@ -11,6 +10,28 @@ internal static class ModelOptions
     {
         Description = "CRIS only: reference (default; masks ids equal to 0 as the reference does, so padding is attended) or fixed (masks the padding after the end token).",
     };
+
+    public static Option<string?> BiomedclipsegExtract() => new("--biomedclipseg-extract")
+    {
+        Description = "BiomedCLIPSeg only: reference (default; extract layer i reads ViT block i+1, medvlsm's off-by-one) or fixed (block i, as HF CLIPSeg).",
+    };
+
+    public static Option<string?> BiomedclipsegTextMask() => new("--biomedclipseg-text-mask")
+    {
+        Description = "BiomedCLIPSeg only: reference (default; the tokenizer's mask, so a literal [PAD] typed in a prompt is attended) or fixed (every [PAD] id masked).",
+    };
+
+    /// <summary>Every family option's flag, for a command to add and read back with <see cref="FamilyOptions(ParseResult, IReadOnlyList{Option{string}})"/>.</summary>
+    public static IReadOnlyList<Option<string?>> FamilyOptionFlags() => [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask()];
+
+    /// <summary>The family options given on the command line through <paramref name="flags"/> (from <see cref="FamilyOptionFlags"/>), by their config keys.</summary>
+    public static IReadOnlyDictionary<string, string> FamilyOptions(ParseResult parse, IReadOnlyList<Option<string?>> flags)
+    {
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var flag in flags)
+            if (parse.GetValue(flag) is { } value) options[flag.Name.TrimStart('-').Replace('-', '_')] = value;
+        return options;
+    }
 
     public static Option<string?> Model(string what) => new("--model") { Description = what };
 
@@ -23,14 +44,6 @@ internal static class ModelOptions
     {
         Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference.",
     };
-
-    /// <summary>The family options given on the command line, by their config keys.</summary>
-    public static IReadOnlyDictionary<string, string> FamilyOptions(string? crisPadMask)
-    {
-        var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (crisPadMask is not null) options[CrisFamily.PadMaskOption] = crisPadMask;
-        return options;
-    }
 
     public static ComputePrecision Precision(string name)
     {

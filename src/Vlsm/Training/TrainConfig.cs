@@ -61,11 +61,19 @@ public sealed class TrainConfig
     /// <summary>CRIS only: "reference" (the reference's mask of ids equal to 0) or "fixed" (mask the padding).</summary>
     public string CrisPadMask { get; set; } = DefaultCrisPadMask;
 
+    public const string DefaultBiomedclipsegExtract = "reference", DefaultBiomedclipsegTextMask = "reference";
+    /// <summary>BiomedCLIPSeg only: "reference" (extract layer i reads ViT block i+1, as medvlsm) or "fixed" (block i).</summary>
+    public string BiomedclipsegExtract { get; set; } = DefaultBiomedclipsegExtract;
+    /// <summary>BiomedCLIPSeg only: "reference" (the tokenizer's mask: a literal [PAD] in a prompt is attended) or "fixed" (every [PAD] id masked).</summary>
+    public string BiomedclipsegTextMask { get; set; } = DefaultBiomedclipsegTextMask;
+
     /// <summary>Options of the model's family, as <see cref="IModelFamily.Options"/> keys (only those set away from their defaults).</summary>
     public IReadOnlyDictionary<string, string> FamilyOptions()
     {
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         if (CrisPadMask != DefaultCrisPadMask) options[Models.Cris.CrisFamily.PadMaskOption] = CrisPadMask;
+        if (BiomedclipsegExtract != DefaultBiomedclipsegExtract) options[Models.BiomedClipSeg.BiomedClipSegFamily.ExtractOption] = BiomedclipsegExtract;
+        if (BiomedclipsegTextMask != DefaultBiomedclipsegTextMask) options[Models.BiomedClipSeg.BiomedClipSegFamily.TextMaskOption] = BiomedclipsegTextMask;
         return options;
     }
 
@@ -76,6 +84,8 @@ public sealed class TrainConfig
         foreach (var (key, value) in options)
         {
             if (key == Models.Cris.CrisFamily.PadMaskOption) CrisPadMask = value;
+            else if (key == Models.BiomedClipSeg.BiomedClipSegFamily.ExtractOption) BiomedclipsegExtract = value;
+            else if (key == Models.BiomedClipSeg.BiomedClipSegFamily.TextMaskOption) BiomedclipsegTextMask = value;
             else throw new VlsmException($"{key} is not an option of any model family.");
         }
     }

@@ -114,13 +114,22 @@ public sealed class AdaptedBiomedClipSeg : nn.Module
     /// <summary>The module whose state dict is the adapter file (null in decoder and full modes).</summary>
     public nn.Module? Adapters => (nn.Module?)shallow ?? dense;
 
-    /// <summary>The tensors a trained-weights file holds, under the names it holds them.</summary>
+    /// <summary>
+    /// The tensors a trained-weights file holds, under the names it holds them. Adapter modes train the
+    /// decoder along with the adapters: unlike CLIPSeg's, BiomedCLIPSeg's decoder was never trained on
+    /// its towers' features (it starts random, or as CLIPSeg's, trained on CLIP's).
+    /// </summary>
     public IEnumerable<(string Name, Parameter Parameter)> TrainableNamed() => Spec.Mode switch
     {
-        FineTuneMode.Shallow or FineTuneMode.Dense => Adapters!.named_parameters().Select(p => (p.name, p.parameter)),
-        FineTuneMode.Decoder => base_model.named_parameters().Where(p => p.name.StartsWith("decoder.", StringComparison.Ordinal)).Select(p => (p.name, p.parameter)),
+        FineTuneMode.Shallow or FineTuneMode.Dense => Adapters!.named_parameters().Select(p => (p.name, p.parameter)).Concat(DecoderNamed()),
+        FineTuneMode.Decoder => DecoderNamed(),
         _ => base_model.named_parameters().Where(p => !UnusedParameters.Contains(p.name)).Select(p => (p.name, p.parameter)),
     };
+
+    public const string DecoderPrefix = "decoder.";
+
+    private IEnumerable<(string Name, Parameter Parameter)> DecoderNamed() =>
+        base_model.named_parameters().Where(p => p.name.StartsWith(DecoderPrefix, StringComparison.Ordinal)).Select(p => (p.name, p.parameter));
 
     public long TrainableParameterCount => TrainableNamed().Sum(p => p.Parameter.numel());
 

@@ -6,8 +6,8 @@ namespace Vlsm.Models.BiomedClipSeg;
 
 /// <summary>
 /// Trained BiomedCLIPSeg weights as safetensors: the decoder (<c>decoder.*</c>, the reference
-/// experiments), adapters under VLSM-Adapter's module names (shallow/dense), or every used tensor
-/// (full). Metadata records the mode, parts, adapter widths, the trainable count and the base
+/// experiments), adapters under VLSM-Adapter's module names with the decoder (shallow/dense), or
+/// every used tensor (full). Metadata records the mode, parts, adapter widths, the trainable count and the base
 /// architecture's fingerprint; a file without metadata is read off its keys and shapes.
 /// </summary>
 public static class BiomedClipSegWeightsFile
@@ -61,7 +61,7 @@ public static class BiomedClipSegWeightsFile
             : (names.Any(n => n.StartsWith(mode == FineTuneMode.Dense ? "v_attn_adapters." : "vision_extract_adapters.", StringComparison.Ordinal)) ? "v" : "")
               + (names.Any(n => n.StartsWith("l_attn_adapters.", StringComparison.Ordinal)) ? "l" : "")
               + (names.Any(n => n.StartsWith("cond_adapter.", StringComparison.Ordinal)) ? "c" : "");
-        var adapterKey = names.FirstOrDefault(k => k.EndsWith(".fc1.weight", StringComparison.Ordinal) && !k.StartsWith("cond_adapter.", StringComparison.Ordinal));
+        var adapterKey = names.FirstOrDefault(k => k.EndsWith(".fc1.weight", StringComparison.Ordinal) && !k.StartsWith("cond_adapter.", StringComparison.Ordinal) && !k.StartsWith(AdaptedBiomedClipSeg.DecoderPrefix, StringComparison.Ordinal));
         int dim = m.TryGetValue("adapter_dim", out var r) ? Positive(file, "adapter_dim", r)
             : adapterKey is null ? FineTuneSpec.DefaultAdapterDim(mode) : (int)file.Entry(adapterKey).Shape[0];
         int cond = m.TryGetValue("cond_adapter_dim", out var c) ? Positive(file, "cond_adapter_dim", c)
@@ -99,12 +99,16 @@ public static class BiomedClipSegWeightsFile
 
     private static void Copy(AdaptedBiomedClipSeg model, SafetensorsFile file)
     {
+        static bool IsDecoder(string key) => key.StartsWith(AdaptedBiomedClipSeg.DecoderPrefix, StringComparison.Ordinal);
+        var required = model.TrainableNamed().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         if (model.Spec.HasAdapters)
         {
-            StateDictLoader.LoadStrict(model.Adapters!, file);
+            // Adapters strictly, then the decoder trained with them.
+            StateDictLoader.LoadStrict(model.Adapters!, file, IsDecoder);
+            required.RemoveWhere(k => !IsDecoder(k));
+            StateDictLoader.LoadSubset(model.Base, file, k => !IsDecoder(k), required);
             return;
         }
-        var required = model.TrainableNamed().Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         StateDictLoader.LoadSubset(model.Base, file, BiomedClipSegLoader.IsIgnoredKey, required);
     }
 
