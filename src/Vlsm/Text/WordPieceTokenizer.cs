@@ -49,6 +49,18 @@ public sealed class WordPieceTokenizer
     public int SepId { get; }
     public int MaskId { get; }
 
+    /// <summary>
+    /// Writes the PubMedBERT <c>vocab.txt</c> embedded in this library (BiomedCLIP's tokenizer) into
+    /// <paramref name="dir"/>: BiomedCLIP's distributed files carry no vocabulary.
+    /// </summary>
+    public static void WriteBuiltInVocabulary(string dir)
+    {
+        var assembly = typeof(WordPieceTokenizer).Assembly;
+        using var resource = assembly.GetManifestResourceStream("Vlsm.biomedclip.vocab.txt")
+            ?? throw new InvalidOperationException($"embedded PubMedBERT vocab.txt is missing from {assembly.GetName().Name}");
+        Vlsm.IO.AtomicFile.Write(Path.Combine(dir, VocabFileName), resource.CopyTo);
+    }
+
     /// <summary>Reads a <c>vocab.txt</c>: one token per line, the line number (from 0) is its id.</summary>
     /// <exception cref="VlsmException">The file is missing, unreadable, not UTF-8, empty, or lacks a special token.</exception>
     public static WordPieceTokenizer FromVocabFile(string path)

@@ -1,0 +1,39 @@
+namespace Vlsm.IO;
+
+/// <summary>
+/// Writes a folder of files so that it appears complete or not at all: the files go to a sibling
+/// staging folder, which is then moved into place (or, when the target exists, its files are
+/// moved over the target's one by one). A failure removes the staging folder and leaves the target as it was.
+/// </summary>
+public static class AtomicFolder
+{
+    /// <param name="outDir">The folder to write (created; files already there with the same names are replaced).</param>
+    /// <param name="fill">Writes the files into the staging folder it is given.</param>
+    public static void Write(string outDir, Action<string> fill)
+    {
+        ArgumentNullException.ThrowIfNull(fill);
+        string target = Path.GetFullPath(outDir);
+        if (File.Exists(target)) throw new VlsmException($"--out {outDir} is a file; give a folder.");
+        string parent = Path.GetDirectoryName(target)!;
+        Directory.CreateDirectory(parent);
+        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            fill(staging);
+            if (!Directory.Exists(target))
+            {
+                Directory.Move(staging, target);
+                return;
+            }
+            foreach (var file in Directory.GetFiles(staging))
+                File.Move(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
+            Directory.Delete(staging, recursive: true);
+        }
+        catch
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            throw;
+        }
+    }
+}
