@@ -110,6 +110,10 @@ public sealed class BiomedClipSegFamily : IModelFamily
 
     public ITrainableModel OpenTrainable(ModelRequest request, TrainingSetup training) => new BiomedClipSegTraining(request, training);
 
+    /// <summary>A model already in memory (random weights for the bench) prepared to train; it is owned by the result.</summary>
+    public ITrainableModel Trainable(BiomedClipSegModel model, Text.WordPieceTokenizer tokenizer, ModelRequest request, TrainingSetup training) =>
+        new BiomedClipSegTraining(model, () => tokenizer, request, training);
+
     public IReadOnlyList<TensorComparison> Verify(string modelDir, string referencePath, string? weightsFile)
     {
         var baseModel = BiomedClipSegLoader.Load(modelDir);
