@@ -6,7 +6,8 @@ using Vlsm.Bench;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
-// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE]
+// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg]
+// --biomedclipseg measures CLIPSeg's forward passes and BiomedCLIPSeg's figures only (a full run includes them).
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
 // document from one run without warm-up, loads 64 images instead of 256 and leaves out the
@@ -44,6 +45,14 @@ double gemmBf16 = GemmGflops(ScalarType.BFloat16);
 Console.WriteLine($"threads {threads}; 2048x2048 matmul: fp32 {gemmFp32:0.0} GFLOP/s, bf16 {gemmBf16:0.0} GFLOP/s");
 
 MeasureInference();
+bool biomedOnly = argsList.Contains("--biomedclipseg");
+if (!quick || biomedOnly) BiomedClipSegBench.Measure(results, inferRepeats, warmUp: !quick);
+if (biomedOnly)
+{
+    var partial = new JsonObject { ["results"] = results, ["extra"] = extra };
+    if (jsonPath is not null) Vlsm.IO.AtomicFile.WriteAllText(jsonPath, partial.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    return 0;
+}
 ConvolutionBench.Measure(extra, inferRepeats, warmUp: !quick);
 
 foreach (var key in TrainingMeasurement.Keys)

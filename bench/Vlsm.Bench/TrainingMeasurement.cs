@@ -123,7 +123,7 @@ internal static class TrainingMeasurement
         }
     }
 
-    private sealed class Silent : ITrainingObserver
+    internal sealed class Silent : ITrainingObserver
     {
         public void RunStarted(string description) { }
         public void EpochStarted(int epoch, int maxEpochs, int steps) { }

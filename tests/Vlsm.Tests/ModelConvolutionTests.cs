@@ -1,5 +1,6 @@
 using Vlsm.Apps.Demo;
 using Vlsm.IO;
+using Vlsm.Models.BiomedClipSeg;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
 using Vlsm.Models.San;
@@ -24,7 +25,7 @@ public class ModelConvolutionTests
     public ModelConvolutionTests(ITestOutputHelper output) => this.output = output;
 
     public static IEnumerable<object[]> Models() =>
-        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50", "san-tiny", "san-vit-b16" }.Select(m => new object[] { m });
+        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50", "san-tiny", "san-vit-b16", "biomedclipseg-tiny", "biomedclipseg" }.Select(m => new object[] { m });
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -70,6 +71,12 @@ public class ModelConvolutionTests
                 case "san-vit-b16":
                     RunSan(new SanModel(SanConfig.VitB16));
                     break;
+                case "biomedclipseg-tiny":
+                    RunBiomedClipSeg(new BiomedClipSegModel(BiomedClipSegLoader.ReadConfig(Path.Combine(Fixtures.Parity, model))));
+                    break;
+                case "biomedclipseg":
+                    RunBiomedClipSeg(new BiomedClipSegModel(BiomedClipSegConfig.Real));
+                    break;
                 case "demo":
                     RunClipSeg(new ClipSegModel(DemoRecipe.Full.ModelConfig()), DemoRecipe.Full.ImageSize);
                     break;
@@ -111,6 +118,18 @@ public class ModelConvolutionTests
             ids[TensorIndex.Colon, 0] = tensor(49406L);
             ids[TensorIndex.Colon, 1] = tensor(320L);
             model.Forward(randn(2, 3, model.Config.ImageHeight, model.Config.ImageWidth), ids);
+        }
+    }
+
+    private static void RunBiomedClipSeg(BiomedClipSegModel model)
+    {
+        using (model)
+        {
+            model.eval();
+            long size = model.Config.Vision.ImageSize;
+            var ids = tensor(new long[] { 2, 6240, 3, 2, 3, 0 }, [2, 3]);
+            var mask = tensor(new long[] { 1, 1, 1, 1, 1, 0 }, [2, 3]);
+            model.Forward(randn(2, 3, size, size), ids, mask);
         }
     }
 

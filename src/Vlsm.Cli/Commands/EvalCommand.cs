@@ -35,13 +35,14 @@ internal static class EvalCommand
         var maskThreshold = DataOptions.MaskThreshold();
         var nsdTolerance = NsdTolerance();
         var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
-        var padMask = ModelOptions.CrisPadMask();
+        var familyFlags = ModelOptions.FamilyOptionFlags();
         var precision = PrecisionOption.Create();
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, padMask, precision,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, precision,
         };
+        foreach (var flag in familyFlags) cmd.Options.Add(flag);
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string? output = parse.GetValue(outDir);
@@ -67,7 +68,7 @@ internal static class EvalCommand
 
             var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
-            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse.GetValue(padMask)));
+            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse, familyFlags));
             var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(reference.ModelDirectory),
                 reference.Weights is null ? null : Path.GetFullPath(reference.Weights));
 

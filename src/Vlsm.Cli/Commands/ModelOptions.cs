@@ -1,7 +1,5 @@
 using System.CommandLine;
 using Vlsm.Models;
-using Vlsm.Models.Cris;
-using Vlsm.Models.San;
 
 namespace Vlsm.Cli.Commands;
 
@@ -19,6 +17,30 @@ internal static class ModelOptions
             + "or original (gradients through the frozen rec head into the attention bias and into CLIP's positional embedding, as the original SAN trains).",
     };
 
+    public static Option<string?> BiomedclipsegExtract() => new("--biomedclipseg-extract")
+    {
+        Description = "BiomedCLIPSeg only: reference (default; extract layer i reads ViT block i+1, medvlsm's off-by-one) or fixed (block i, as HF CLIPSeg).",
+    };
+
+    public static Option<string?> BiomedclipsegTextMask() => new("--biomedclipseg-text-mask")
+    {
+        Description = "BiomedCLIPSeg only: reference (default; the tokenizer's mask, so a literal [PAD] typed in a prompt is attended) or fixed (every [PAD] id masked).",
+    };
+
+    /// <summary>Every family option's flag, for a command to add and read back with <see cref="FamilyOptions(ParseResult, IReadOnlyList{Option{string}})"/>.</summary>
+    /// <param name="training">Adds the options only training reads (SAN's gradient flow).</param>
+    public static IReadOnlyList<Option<string?>> FamilyOptionFlags(bool training = false) =>
+        training ? [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask(), SanGradients()] : [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask()];
+
+    /// <summary>The family options given on the command line through <paramref name="flags"/> (from <see cref="FamilyOptionFlags"/>), by their config keys.</summary>
+    public static IReadOnlyDictionary<string, string> FamilyOptions(ParseResult parse, IReadOnlyList<Option<string?>> flags)
+    {
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var flag in flags)
+            if (parse.GetValue(flag) is { } value) options[flag.Name.TrimStart('-').Replace('-', '_')] = value;
+        return options;
+    }
+
     public static Option<string?> Model(string what) => new("--model") { Description = what };
 
     public static Option<string?> Run() => new("--run")
@@ -30,15 +52,6 @@ internal static class ModelOptions
     {
         Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference.",
     };
-
-    /// <summary>The family options given on the command line, by their config keys.</summary>
-    public static IReadOnlyDictionary<string, string> FamilyOptions(string? crisPadMask, string? sanGradients = null)
-    {
-        var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (crisPadMask is not null) options[CrisFamily.PadMaskOption] = crisPadMask;
-        if (sanGradients is not null) options[SanTrainables.OptionKey] = sanGradients;
-        return options;
-    }
 
     public static ComputePrecision Precision(string name)
     {

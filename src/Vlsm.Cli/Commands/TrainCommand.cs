@@ -29,16 +29,16 @@ internal static class TrainCommand
         var augment = new Option<bool>("--augment") { Description = "Flips, rotation, scale and colour jitter (off by default, as in the reference)." };
         var onError = new Option<string?>("--on-error") { Description = "fail (default) stops at an unusable record (e.g. image and mask sizes differ); skip skips and counts it." };
         var noCache = new Option<bool>("--no-feature-cache") { Description = "Recompute frozen tower outputs every epoch." };
-        var padMask = ModelOptions.CrisPadMask();
-        var sanGradients = ModelOptions.SanGradients();
+        var familyFlags = ModelOptions.FamilyOptionFlags(training: true);
         var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
         var output = new Option<string?>("--out") { Description = "Run folder to create." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder after its last completed epoch." };
         var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), CRIS (full/decoder) or SAN (its side network), on medvlsm-format datasets.")
         {
             model, data, preset, mode, parts, adapterDim, condDim, zeroInit, freezeText, epochs, batch, lr, prompt, seed, precision, loss,
-            maskThreshold, augment, onError, noCache, padMask, sanGradients, configFile, output, resume,
+            maskThreshold, augment, onError, noCache, configFile, output, resume,
         };
+        foreach (var flag in familyFlags) cmd.Options.Add(flag);
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             var request = new TrainingRequest
@@ -66,7 +66,7 @@ internal static class TrainCommand
                 Augment = parse.GetValue(augment),
                 NoFeatureCache = parse.GetValue(noCache),
                 OnError = parse.GetValue(onError),
-                FamilyOptions = ModelOptions.FamilyOptions(parse.GetValue(padMask), parse.GetValue(sanGradients)),
+                FamilyOptions = ModelOptions.FamilyOptions(parse, familyFlags),
             };
             var (config, run, resuming) = request.Prepare();
             TrainResult result;

@@ -11,12 +11,14 @@ public static class ReferenceComparison
     /// Adds a comparison for every output tensor of <paramref name="reference"/> (all but the
     /// inputs) not yet in <paramref name="results"/>: its largest absolute difference from the
     /// tensor of that name in <paramref name="produced"/>, or the problem that prevents one.
+    /// <paramref name="inputs"/> names further tensors of the file that are inputs, not outputs.
     /// </summary>
-    public static void Compare(SafetensorsFile reference, IReadOnlyDictionary<string, Tensor> produced, List<TensorComparison> results)
+    public static void Compare(SafetensorsFile reference, IReadOnlyDictionary<string, Tensor> produced, List<TensorComparison> results, IReadOnlySet<string>? inputs = null)
     {
         foreach (var name in reference.Names)
         {
             if (name is "input_ids" or "attention_mask" or "pixel_values") continue;
+            if (inputs is not null && inputs.Contains(name)) continue;
             if (results.Any(r => r.Name == name)) continue;
             if (!produced.TryGetValue(name, out var actual))
             {

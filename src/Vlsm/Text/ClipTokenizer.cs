@@ -5,8 +5,27 @@ using System.Text.Json;
 
 namespace Vlsm.Text;
 
-/// <summary>Token ids of a batch, row-major <c>[BatchSize, Length]</c>, padded with <see cref="ClipTokenizer.EndId"/>.</summary>
-public sealed record TokenBatch(int BatchSize, int Length, long[] InputIds, long[] AttentionMask);
+/// <summary>Token ids of a batch, row-major <c>[BatchSize, Length]</c>, padded with the tokenizer's pad id (CLIP: <see cref="ClipTokenizer.EndId"/>; BERT: [PAD]).</summary>
+public sealed record TokenBatch(int BatchSize, int Length, long[] InputIds, long[] AttentionMask)
+{
+    /// <summary>Encoded rows padded with <paramref name="padId"/> to <paramref name="length"/>; the mask is 1 on each row's own ids.</summary>
+    public static TokenBatch Padded(int[][] rows, int length, long padId)
+    {
+        var inputIds = new long[rows.Length * length];
+        var mask = new long[rows.Length * length];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int offset = i * length;
+            for (int j = 0; j < length; j++)
+            {
+                bool real = j < rows[i].Length;
+                inputIds[offset + j] = real ? rows[i][j] : padId;
+                mask[offset + j] = real ? 1 : 0;
+            }
+        }
+        return new TokenBatch(rows.Length, length, inputIds, mask);
+    }
+}
 
 /// <summary>
 /// CLIP's byte-level BPE tokenizer, matching CLIP's reference tokenizer without ftfy (and so
@@ -139,19 +158,7 @@ public sealed class ClipTokenizer
             throw new ArgumentOutOfRangeException(nameof(padTo), p,
                 $"padTo ({p}) is shorter than the longest encoded text ({longest} ids); raise padTo or lower maxLength.");
 
-        var inputIds = new long[rows.Length * length];
-        var mask = new long[rows.Length * length];
-        for (int i = 0; i < rows.Length; i++)
-        {
-            int offset = i * length;
-            for (int j = 0; j < length; j++)
-            {
-                bool real = j < rows[i].Length;
-                inputIds[offset + j] = real ? rows[i][j] : EndId;
-                mask[offset + j] = real ? 1 : 0;
-            }
-        }
-        return new TokenBatch(rows.Length, length, inputIds, mask);
+        return TokenBatch.Padded(rows, length, EndId);
     }
 
     // ---- Normalization ----

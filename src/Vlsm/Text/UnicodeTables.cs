@@ -87,23 +87,7 @@ internal static partial class UnicodeTables
         if (simple)
             return s;
 
-        var cps = new List<int>(s.Length + 8);
-        for (int i = 0; i < s.Length;)
-        {
-            Rune.DecodeFromUtf16(s.AsSpan(i), out Rune r, out int used);
-            DecomposeInto(r.Value, cps);
-            i += used;
-        }
-
-        // Canonical ordering: stable sort of every run of non-starters by combining class.
-        for (int i = 1; i < cps.Count; i++)
-        {
-            int c = CombiningClass(cps[i]);
-            if (c == 0)
-                continue;
-            for (int j = i; j > 0 && CombiningClass(cps[j - 1]) > c; j--)
-                (cps[j - 1], cps[j]) = (cps[j], cps[j - 1]);
-        }
+        var cps = DecomposeNfd(s);
 
         // Canonical composition.
         var output = new List<int>(cps.Count);
@@ -131,6 +115,30 @@ internal static partial class UnicodeTables
         foreach (int cp in output)
             sb.Append(new Rune(cp).ToString());
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// Unicode Normalization Form D as code points: full canonical decomposition, then canonical
+    /// ordering of every run of non-starters (BERT's accent stripping needs it; see NormalizeNfc for why).
+    /// </summary>
+    internal static List<int> DecomposeNfd(string s)
+    {
+        var cps = new List<int>(s.Length + 8);
+        for (int i = 0; i < s.Length;)
+        {
+            Rune.DecodeFromUtf16(s.AsSpan(i), out Rune r, out int used);
+            DecomposeInto(r.Value, cps);
+            i += used;
+        }
+        for (int i = 1; i < cps.Count; i++)
+        {
+            int c = CombiningClass(cps[i]);
+            if (c == 0)
+                continue;
+            for (int j = i; j > 0 && CombiningClass(cps[j - 1]) > c; j--)
+                (cps[j - 1], cps[j]) = (cps[j], cps[j - 1]);
+        }
+        return cps;
     }
 
     private static void DecomposeInto(int cp, List<int> into)

@@ -49,12 +49,21 @@ public sealed class DiceBceLoss : ISegmentationLoss
         var x = logits.to(ScalarType.Float32);
         var y = target.to(ScalarType.Float32);
         var p = x.sigmoid();
-        var dims = new long[] { 1, 2 };
-        var intersection = p.mul(y).sum(dims);
-        var denominator = Plus(p.sum(dims), y.sum(dims));
-        var ratio = PlusScalar(Times(intersection, 2.0), Smooth).div(PlusScalar(denominator, Smooth));
-        var dice = ScalarMinus(1.0, ratio).mean();
+        var dice = SoftDice(p, y);
         var bce = nn.functional.binary_cross_entropy_with_logits(Bce == BceInput.Reference ? p : x, y);
         return Plus(Times(dice, DiceWeight), Times(bce, BceWeight)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Soft Dice loss per sample, 1 − (2·Σp·y + ε) / (Σp + Σy + ε) over H and W with ε = 1e-5, averaged over the batch.</summary>
+    /// <param name="probabilities">(B, H, W) in [0, 1].</param>
+    /// <param name="target">(B, H, W) in [0, 1].</param>
+    public static Tensor SoftDice(Tensor probabilities, Tensor target)
+    {
+        using var scope = NewDisposeScope();
+        var dims = new long[] { 1, 2 };
+        var intersection = probabilities.mul(target).sum(dims);
+        var denominator = Plus(probabilities.sum(dims), target.sum(dims));
+        var ratio = PlusScalar(Times(intersection, 2.0), Smooth).div(PlusScalar(denominator, Smooth));
+        return ScalarMinus(1.0, ratio).mean().MoveToOuterDisposeScope();
     }
 }

@@ -21,6 +21,8 @@ public static class SegmentationLosses
         ["reference"] = ("VLSM-Adapter's 1.5 x Dice + 1.0 x BCE, with sigmoid(logits) fed to BCE-with-logits as the reference does", () => new DiceBceLoss(BceInput.Reference)),
         ["dice-bce"] = ("1.5 x Dice + 1.0 x BCE-with-logits on the logits", () => new DiceBceLoss(BceInput.Logits)),
         [MonaiDiceOnlyLoss.LossName] = (MonaiDiceOnlyLoss.Description, () => new MonaiDiceOnlyLoss()),
+        [DiceCeLoss.ReferenceName] = ("medvlsm's DiceCE (monai 1.1, lambda_dice 1.0, lambda_ce 0.2) on sigmoid(logits); its cross-entropy over one channel is 0, as in the reference", () => new DiceCeLoss(CeTerm.Reference)),
+        [DiceCeLoss.BceName] = ("1.0 x Dice + 0.2 x BCE-with-logits on the logits (DiceCE with the cross-entropy term working)", () => new DiceCeLoss(CeTerm.Bce)),
     };
 
     public static IEnumerable<string> Names => Known.Keys;

@@ -64,6 +64,11 @@ public sealed class TrainConfig
     public const string DefaultSanGradients = "reference";
     /// <summary>SAN only: "reference" (as vlsm-adapter: the rec head and text run without gradients) or "original" (gradients into the attention bias and CLIP's positional embedding, as the original SAN).</summary>
     public string SanGradients { get; set; } = DefaultSanGradients;
+    public const string DefaultBiomedclipsegExtract = "reference", DefaultBiomedclipsegTextMask = "reference";
+    /// <summary>BiomedCLIPSeg only: "reference" (extract layer i reads ViT block i+1, as medvlsm) or "fixed" (block i).</summary>
+    public string BiomedclipsegExtract { get; set; } = DefaultBiomedclipsegExtract;
+    /// <summary>BiomedCLIPSeg only: "reference" (the tokenizer's mask: a literal [PAD] in a prompt is attended) or "fixed" (every [PAD] id masked).</summary>
+    public string BiomedclipsegTextMask { get; set; } = DefaultBiomedclipsegTextMask;
 
     /// <summary>Options of the model's family, as <see cref="IModelFamily.Options"/> keys (only those set away from their defaults).</summary>
     public IReadOnlyDictionary<string, string> FamilyOptions()
@@ -71,6 +76,8 @@ public sealed class TrainConfig
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         if (CrisPadMask != DefaultCrisPadMask) options[Models.Cris.CrisFamily.PadMaskOption] = CrisPadMask;
         if (SanGradients != DefaultSanGradients) options[Models.San.SanTrainables.OptionKey] = SanGradients;
+        if (BiomedclipsegExtract != DefaultBiomedclipsegExtract) options[Models.BiomedClipSeg.BiomedClipSegFamily.ExtractOption] = BiomedclipsegExtract;
+        if (BiomedclipsegTextMask != DefaultBiomedclipsegTextMask) options[Models.BiomedClipSeg.BiomedClipSegFamily.TextMaskOption] = BiomedclipsegTextMask;
         return options;
     }
 
@@ -82,6 +89,8 @@ public sealed class TrainConfig
         {
             if (key == Models.Cris.CrisFamily.PadMaskOption) CrisPadMask = value;
             else if (key == Models.San.SanTrainables.OptionKey) SanGradients = value;
+            else if (key == Models.BiomedClipSeg.BiomedClipSegFamily.ExtractOption) BiomedclipsegExtract = value;
+            else if (key == Models.BiomedClipSeg.BiomedClipSegFamily.TextMaskOption) BiomedclipsegTextMask = value;
             else throw new VlsmException($"{key} is not an option of any model family.");
         }
     }

@@ -56,6 +56,13 @@ public sealed class ClipSegDecoder : nn.Module
     /// <returns>Logits (B, H, W).</returns>
     public Tensor Forward(IReadOnlyList<Tensor> activations, Tensor conditional, long gridHeight, long gridWidth)
     {
+        using var grid = ForwardGrid(activations, conditional, gridHeight, gridWidth);
+        return Upsample(grid);
+    }
+
+    /// <summary>The decoder state after its layers, class token dropped, as a (B, reduce_dim, gridHeight, gridWidth) grid.</summary>
+    public Tensor ForwardGrid(IReadOnlyList<Tensor> activations, Tensor conditional, long gridHeight, long gridWidth)
+    {
         Tensor? output = null;
         // The decoder consumes the deepest activation first.
         for (int i = 0; i < activations.Count; i++)
@@ -84,7 +91,12 @@ public sealed class ClipSegDecoder : nn.Module
         }
         using var last = output!;
         long b = last.shape[0], r = last.shape[2];
-        using var grid = last.narrow(1, 1, last.shape[1] - 1).permute(0, 2, 1).reshape(b, r, gridHeight, gridWidth);
+        return last.narrow(1, 1, last.shape[1] - 1).permute(0, 2, 1).reshape(b, r, gridHeight, gridWidth);
+    }
+
+    /// <summary>The transposed-convolution head on a <see cref="ForwardGrid"/> result: logits (B, H, W).</summary>
+    public Tensor Upsample(Tensor grid)
+    {
         using var logits = transposed_convolution.forward(grid);
         return logits.squeeze(1);
     }

@@ -18,10 +18,23 @@ public static class ClipSegInitializer
     public static void Initialize(ClipSegModel model, long seed)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var c = model.Config;
+        Apply(model.named_parameters(), model.Config, seed);
+        model.ClearCaches();
+    }
+
+    /// <summary>A decoder alone drawn as HF draws <c>CLIPSegForImageSegmentation(config).decoder</c> (medvlsm's randomly initialised decoder).</summary>
+    public static void InitializeDecoder(ClipSegDecoder decoder, ClipSegConfig config, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        Apply(decoder.named_parameters().Select(p => ("decoder." + p.name, p.parameter)), config, seed);
+        StateDictLoader.ClearDerivedCaches(decoder);
+    }
+
+    private static void Apply(IEnumerable<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, ClipSegConfig c, long seed)
+    {
         var generator = new Generator((ulong)seed);
         using var _ = no_grad();
-        foreach (var (name, p) in model.named_parameters())
+        foreach (var (name, p) in parameters)
         {
             // Decoder attention/MLP blocks are built from a copy of the vision config (HF), so
             // their depth factor uses the vision layer count and their width is reduce_dim.
@@ -35,7 +48,6 @@ public static class ClipSegInitializer
             else if (name.EndsWith(".weight", StringComparison.Ordinal) && IsLayerNorm(name)) p.fill_(1.0);
             // Everything else (decoder reduces/FiLM weights, convolutions) keeps PyTorch's module default, as in HF.
         }
-        model.ClearCaches();
     }
 
     private static double? Std(string name, long width, double depth, ClipSegConfig c)

@@ -119,8 +119,8 @@ public static class CrisConverter
         return new CrisConversion(outDir, configPath, output.Count, !ReferenceEquals(read, tensors), output.Count - tensors.Count, config);
     }
 
-    /// <summary>Writes the folder in a sibling staging folder, then moves it (or its files) into place.</summary>
-    private static void WriteFolder(string outDir, CrisConfig config, IReadOnlyList<TorchTensor> tensors) => ModelFolderWriter.Write(outDir, staging =>
+    /// <summary>Writes the folder in a sibling staging folder, then moves it into place (<see cref="AtomicFolder"/>).</summary>
+    private static void WriteFolder(string outDir, CrisConfig config, IReadOnlyList<TorchTensor> tensors) => AtomicFolder.Write(outDir, staging =>
     {
         var materialised = tensors.Select(t => new KeyValuePair<string, torch.Tensor>(t.Name, t.ToTensor())).ToList();
         try

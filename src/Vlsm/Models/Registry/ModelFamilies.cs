@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Vlsm.Models.BiomedClipSeg;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
 using Vlsm.Models.San;
@@ -12,7 +13,7 @@ namespace Vlsm.Models.Registry;
 /// </summary>
 public static class ModelFamilies
 {
-    public static IReadOnlyList<IModelFamily> All { get; } = [ClipSegFamily.Instance, CrisFamily.Instance, SanFamily.Instance];
+    public static IReadOnlyList<IModelFamily> All { get; } = [ClipSegFamily.Instance, CrisFamily.Instance, SanFamily.Instance, BiomedClipSegFamily.Instance];
 
     /// <summary>The family registered for a <c>model_type</c>.</summary>
     /// <exception cref="VlsmException">No family has that model_type.</exception>

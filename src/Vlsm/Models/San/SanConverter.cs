@@ -98,7 +98,7 @@ public static class SanConverter
     /// <summary>The folder: model.safetensors (float32, no aliases), config.json, CLIP's vocab.json and merges.txt.</summary>
     private static int Write(string outDir, SanConfig config, IReadOnlyDictionary<string, Tensor> stateDict)
     {
-        ModelFolderWriter.Write(outDir, staging =>
+        AtomicFolder.Write(outDir, staging =>
         {
             SafetensorsWriter.Save(Path.Combine(staging, SanLoader.WeightsFile), stateDict, new Dictionary<string, string> { ["format"] = "pt" });
             AtomicFile.WriteAllText(Path.Combine(staging, SanLoader.ConfigFile), config.ToJson());

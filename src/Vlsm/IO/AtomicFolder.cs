@@ -1,16 +1,17 @@
-namespace Vlsm.Models;
+namespace Vlsm.IO;
 
-/// <summary>Writes a model folder as a whole: its files go to a sibling staging folder, which then takes the folder's place.</summary>
-public static class ModelFolderWriter
+/// <summary>
+/// Writes a folder of files so that it appears complete or not at all: the files go to a sibling
+/// staging folder, which is then moved into place (or, when the target exists, its files are
+/// moved over the target's one by one). A failure removes the staging folder and leaves the target as it was.
+/// </summary>
+public static class AtomicFolder
 {
-    /// <summary>
-    /// Calls <paramref name="fill"/> with an empty staging folder beside <paramref name="outDir"/>, then
-    /// moves it into place (or, when the folder exists, its files over the folder's). A failure
-    /// leaves <paramref name="outDir"/> as it was and removes the staging folder.
-    /// </summary>
-    /// <exception cref="VlsmException"><paramref name="outDir"/> is a file.</exception>
+    /// <param name="outDir">The folder to write (created; files already there with the same names are replaced).</param>
+    /// <param name="fill">Writes the files into the staging folder it is given.</param>
     public static void Write(string outDir, Action<string> fill)
     {
+        ArgumentNullException.ThrowIfNull(fill);
         string target = Path.GetFullPath(outDir);
         if (File.Exists(target)) throw new VlsmException($"--out {outDir} is a file; give a folder.");
         string parent = Path.GetDirectoryName(target)!;
