@@ -75,14 +75,7 @@ internal static class MemoryGrowth
             if (steps == 200) At200 = Rss();
         }
 
-        private static long Rss()
-        {
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmRSS:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
-            return 0;
-        }
+        private static long Rss() => PeakRss.ResidentKilobytesAfterGc();
 
         public void RunStarted(string description) { }
         public void EpochStarted(int epoch, int maxEpochs, int steps) { }

@@ -6,8 +6,9 @@ using Vlsm.Bench;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
-// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg]
+// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--only serve]
 // --biomedclipseg measures CLIPSeg's forward passes and BiomedCLIPSeg's figures only (a full run includes them).
+// --only serve: just the load and soak of vlsm serve, its figures under "extra".
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
 // document from one run without warm-up, loads 64 images instead of 256 and leaves out the
@@ -35,6 +36,15 @@ if (Value("--child") is { } child)
     return 0;
 }
 
+if (Value("--only") is { } only)
+{
+    if (only != "serve") throw new ArgumentException($"--only {only}: the one part that runs alone is 'serve'.");
+    var serveOnly = new JsonObject();
+    ServeLoad.Measure(serveOnly, quick);
+    Write(new JsonObject { ["extra"] = serveOnly });
+    return 0;
+}
+
 // The probe runs at the process's first convolution; here it is the first libtorch work of all,
 // so this figure includes libtorch's own first-use costs that any first convolution pays.
 double firstProbeMs = Vlsm.Tensors.SafeConvolution.Probe.Milliseconds;
@@ -49,8 +59,7 @@ bool biomedOnly = argsList.Contains("--biomedclipseg");
 if (!quick || biomedOnly) BiomedClipSegBench.Measure(results, inferRepeats, warmUp: !quick);
 if (biomedOnly)
 {
-    var partial = new JsonObject { ["results"] = results, ["extra"] = extra };
-    if (jsonPath is not null) Vlsm.IO.AtomicFile.WriteAllText(jsonPath, partial.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    Write(new JsonObject { ["results"] = results, ["extra"] = extra });
     return 0;
 }
 ConvolutionBench.Measure(extra, inferRepeats, warmUp: !quick);
@@ -85,6 +94,8 @@ Console.WriteLine($"  {loaderRate / consumed:0.0}x the {consumed:0.0} images/s t
 
 if (MemoryGrowth.TinyModel() is { } tiny) SweepOverhead.Measure(extra, tiny);
 
+ServeLoad.Measure(extra, quick);
+
 if (!quick && MemoryGrowth.Measure() is { } growth)
 {
     extra["train_rss_growth_step20_to_200_pct"] = growth;
@@ -93,18 +104,20 @@ if (!quick && MemoryGrowth.Measure() is { } growth)
 
 var machine = new JsonObject { ["threads"] = threads, ["gemm_gflops_fp32"] = Math.Round(gemmFp32, 1), ["gemm_gflops_bf16"] = Math.Round(gemmBf16, 1) };
 ConvolutionBench.DescribeMachine(machine, firstProbeMs);
-var root = new JsonObject
+Write(new JsonObject
 {
     ["machine"] = machine,
     ["results"] = results,
     ["extra"] = extra,
-};
-if (jsonPath is not null)
+});
+return 0;
+
+void Write(JsonObject root)
 {
+    if (jsonPath is null) return;
     Vlsm.IO.AtomicFile.WriteAllText(jsonPath, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"wrote {jsonPath}");
 }
-return 0;
 
 string? Value(string name)
 {

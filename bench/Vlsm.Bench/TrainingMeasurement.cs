@@ -9,15 +9,26 @@ using Vlsm.Training;
 
 namespace Vlsm.Bench;
 
-/// <summary>Peak resident memory (VmHWM) of this process, on Linux.</summary>
+/// <summary>Peak and current resident memory (VmHWM, VmRSS) of this process, on Linux.</summary>
 internal static class PeakRss
 {
-    public static long Megabytes()
+    public static long Megabytes() => Kilobytes("VmHWM:") / 1024;
+
+    /// <summary>VmRSS in kB after a full garbage collection (finalizers run, so disposed native tensors are freed).</summary>
+    public static long ResidentKilobytesAfterGc()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return Kilobytes("VmRSS:");
+    }
+
+    private static long Kilobytes(string field)
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
-        return -1;
+            if (line.StartsWith(field, StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        return -1024;
     }
 }
 

@@ -73,5 +73,10 @@ public sealed class BenchQuickTests : IDisposable
         // The sweep runner's cost per cell was measured (a difference of two timings: its sign is noise-prone).
         Assert.Equal(8, extra["sweep_cells"]!.GetValue<int>());
         Assert.True(extra["sweep_runner_s"]!.GetValue<double>() > 0 && extra["sweep_direct_s"]!.GetValue<double>() > 0);
+        // vlsm serve under load: every request answered 200 (no 4xx, no 5xx), and the soak ran to its end.
+        Assert.True(extra["serve_responses_200"]!.GetValue<long>() > 0);
+        foreach (var key in new[] { "serve_responses_other_2xx", "serve_responses_4xx", "serve_responses_5xx", "serve_responses_other" })
+            Assert.True(extra[key]!.GetValue<long>() == 0, $"{key} = {extra[key]}");
+        Assert.Equal(50, extra["serve_soak_requests"]!.GetValue<int>());
     }
 }
