@@ -16,7 +16,7 @@ public static class CrisLoader
     public const string ConfigFile = "config.json";
 
     /// <summary>BatchNorm's step counter, which older checkpoints lack and inference never reads.</summary>
-    public static bool IsStepCounter(string key) => key.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
+    public static bool IsStepCounter(string key) => StateDictLoader.IsStepCounter(key);
 
     /// <summary>The folder's config with the backbone sizes its weights have (when it has weights).</summary>
     public static CrisConfig ReadConfig(string dir)

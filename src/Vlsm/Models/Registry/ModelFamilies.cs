@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
+using Vlsm.Models.Smp;
 
 namespace Vlsm.Models.Registry;
 
@@ -11,7 +12,7 @@ namespace Vlsm.Models.Registry;
 /// </summary>
 public static class ModelFamilies
 {
-    public static IReadOnlyList<IModelFamily> All { get; } = [ClipSegFamily.Instance, CrisFamily.Instance];
+    public static IReadOnlyList<IModelFamily> All { get; } = [ClipSegFamily.Instance, CrisFamily.Instance, .. SmpFamily.All];
 
     /// <summary>The family registered for a <c>model_type</c>.</summary>
     /// <exception cref="VlsmException">No family has that model_type.</exception>
