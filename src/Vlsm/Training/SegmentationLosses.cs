@@ -20,6 +20,8 @@ public static class SegmentationLosses
     {
         ["reference"] = ("VLSM-Adapter's 1.5 x Dice + 1.0 x BCE, with sigmoid(logits) fed to BCE-with-logits as the reference does", () => new DiceBceLoss(BceInput.Reference)),
         ["dice-bce"] = ("1.5 x Dice + 1.0 x BCE-with-logits on the logits", () => new DiceBceLoss(BceInput.Logits)),
+        [TunedDiceLoss.ReferenceName] = ("medvlsm's TunedDiceLoss (its UNet/UNet++/DeepLabV3+ loss): soft Dice of each mask plane holding an exact 1, mean per sample, then over the batch; NaN when a sample's mask is empty", () => new TunedDiceLoss(skipEmpty: false)),
+        [TunedDiceLoss.FixedName] = ("tuned-dice with samples whose mask is empty left out of the batch mean instead of making it NaN (0 for a batch of empty masks)", () => new TunedDiceLoss(skipEmpty: true)),
     };
 
     public static IEnumerable<string> Names => Known.Keys;
