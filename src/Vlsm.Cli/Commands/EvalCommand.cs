@@ -35,11 +35,12 @@ internal static class EvalCommand
         var maskThreshold = DataOptions.MaskThreshold();
         var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
         var padMask = ModelOptions.CrisPadMask();
+        var smpInput = ModelOptions.SmpInput();
         var precision = PrecisionOption.Create();
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json, padMask, precision,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, json, padMask, smpInput, precision,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -65,7 +66,7 @@ internal static class EvalCommand
 
             var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
-            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse.GetValue(padMask)));
+            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse.GetValue(padMask), parse.GetValue(smpInput)));
             var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(reference.ModelDirectory),
                 reference.Weights is null ? null : Path.GetFullPath(reference.Weights));
 

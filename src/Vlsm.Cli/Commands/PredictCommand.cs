@@ -16,10 +16,11 @@ internal static class PredictCommand
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
         var adapter = ModelOptions.Adapter();
         var padMask = ModelOptions.CrisPadMask();
+        var smpInput = ModelOptions.SmpInput();
         var precision = PrecisionOption.Create();
         var inputs = new Argument<string[]>("IMAGE") { Description = "Image files or folders of images.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("predict", "Segment images with a text prompt; writes <name>.mask.png and <name>.overlay.png.")
-            { model, run, prompt, threshold, probs, outDir, batch, adapter, padMask, precision, inputs };
+            { model, run, prompt, threshold, probs, outDir, batch, adapter, padMask, smpInput, precision, inputs };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             var options = new PredictionOptions
@@ -33,7 +34,7 @@ internal static class PredictCommand
             options.Validate();
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
             var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
-            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse.GetValue(padMask)));
+            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse.GetValue(padMask), parse.GetValue(smpInput)));
             var job = PredictionJob.Plan(predictor, parse.GetValue(inputs)!, options);
             PredictionReport report = null!;
             ProgressReporter.Run("predict", job.Files.Count, advance => report = job.Run(advance));

@@ -61,11 +61,16 @@ public sealed class TrainConfig
     /// <summary>CRIS only: "reference" (the reference's mask of ids equal to 0) or "fixed" (mask the padding).</summary>
     public string CrisPadMask { get; set; } = DefaultCrisPadMask;
 
+    public const string DefaultSmpInput = "reference";
+    /// <summary>UNet, UNet++, DeepLabV3+ only: "reference" (medvlsm's Resize(256): shorter side, aspect kept; non-square images refused) or "square" (resize to img_size x img_size).</summary>
+    public string SmpInput { get; set; } = DefaultSmpInput;
+
     /// <summary>Options of the model's family, as <see cref="IModelFamily.Options"/> keys (only those set away from their defaults).</summary>
     public IReadOnlyDictionary<string, string> FamilyOptions()
     {
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         if (CrisPadMask != DefaultCrisPadMask) options[Models.Cris.CrisFamily.PadMaskOption] = CrisPadMask;
+        if (SmpInput != DefaultSmpInput) options[Models.Smp.SmpFamily.InputOption] = SmpInput;
         return options;
     }
 
@@ -76,6 +81,7 @@ public sealed class TrainConfig
         foreach (var (key, value) in options)
         {
             if (key == Models.Cris.CrisFamily.PadMaskOption) CrisPadMask = value;
+            else if (key == Models.Smp.SmpFamily.InputOption) SmpInput = value;
             else throw new VlsmException($"{key} is not an option of any model family.");
         }
     }
