@@ -27,6 +27,7 @@ public static class VlsmCli
             PromptsCommand.Build(),
             SynthCommand.Build(),
             ConvertCommand.Build(),
+            InitCommand.Build(),
             EnvCommand.Build(),
         };
         root.Options.Add(Verbose);

@@ -120,40 +120,10 @@ public static class CrisConverter
     }
 
     /// <summary>Writes the folder in a sibling staging folder, then moves it (or its files) into place.</summary>
-    private static void WriteFolder(string outDir, CrisConfig config, IReadOnlyList<TorchTensor> tensors)
+    private static void WriteFolder(string outDir, CrisConfig config, IReadOnlyList<TorchTensor> tensors) => StagedFolder.Write(outDir, staging =>
     {
-        string target = Path.GetFullPath(outDir);
-        if (File.Exists(target)) throw new VlsmException($"--out {outDir} is a file; give a folder.");
-        string parent = Path.GetDirectoryName(target)!;
-        Directory.CreateDirectory(parent);
-        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(staging);
-        try
-        {
-            var materialised = tensors.Select(t => new KeyValuePair<string, torch.Tensor>(t.Name, t.ToTensor())).ToList();
-            try
-            {
-                SafetensorsWriter.Save(Path.Combine(staging, CrisLoader.WeightsFile), materialised, new Dictionary<string, string> { ["format"] = "pt" });
-            }
-            finally
-            {
-                foreach (var (_, t) in materialised) t.Dispose();
-            }
-            AtomicFile.WriteAllText(Path.Combine(staging, CrisLoader.ConfigFile), config.ToJson());
-            ClipTokenizer.WriteBuiltInVocabulary(staging);
-            if (!Directory.Exists(target))
-            {
-                Directory.Move(staging, target);
-                return;
-            }
-            foreach (var file in Directory.GetFiles(staging))
-                File.Move(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
-            Directory.Delete(staging, recursive: true);
-        }
-        catch
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            throw;
-        }
-    }
+        SafetensorsWriter.Save(Path.Combine(staging, CrisLoader.WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        AtomicFile.WriteAllText(Path.Combine(staging, CrisLoader.ConfigFile), config.ToJson());
+        ClipTokenizer.WriteBuiltInVocabulary(staging);
+    });
 }
