@@ -14,7 +14,7 @@ public static class VlsmCli
 
     public static int Run(string[] args)
     {
-        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg, CRIS) on a CPU.")
+        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg, CRIS) and their image-only baselines (UNet, UNet++, DeepLabV3+) on a CPU.")
         {
             DemoCommand.Build(),
             PredictCommand.Build(),
@@ -27,6 +27,7 @@ public static class VlsmCli
             PromptsCommand.Build(),
             SynthCommand.Build(),
             ConvertCommand.Build(),
+            InitCommand.Build(),
             EnvCommand.Build(),
             ScoreCommand.Build(),
             SweepCommand.Build(),

@@ -4,6 +4,7 @@ using Vlsm.Models.BiomedClipSeg;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
 using Vlsm.Models.San;
+using Vlsm.Models.Smp;
 using Vlsm.Tensors;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -25,7 +26,13 @@ public class ModelConvolutionTests
     public ModelConvolutionTests(ITestOutputHelper output) => this.output = output;
 
     public static IEnumerable<object[]> Models() =>
-        new[] { "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50", "san-tiny", "san-vit-b16", "biomedclipseg-tiny", "biomedclipseg" }.Select(m => new object[] { m });
+        new[]
+        {
+            "clipseg-tiny", "clipseg-geometry", "clipseg-adapter-base", "demo", "clipseg-rd64-refined", "cris-tiny", "cris-rn50",
+            "san-tiny", "san-vit-b16", "biomedclipseg-tiny", "biomedclipseg",
+            "smp-unet-tiny", "smp-unet-tiny-basic", "smp-unetplusplus-tiny", "smp-unetplusplus-tiny-basic", "smp-deeplabv3plus-tiny", "smp-deeplabv3plus-tiny-basic",
+            "unet-resnet50", "unetplusplus-resnet50", "deeplabv3plus-resnet50",
+        }.Select(m => new object[] { m });
 
     [Theory]
     [MemberData(nameof(Models))]
@@ -83,6 +90,22 @@ public class ModelConvolutionTests
                 case "clipseg-rd64-refined":
                     RunClipSeg(new ClipSegModel(ClipSegConfig.Rd64Refined), 352);
                     break;
+                case var smp when smp.StartsWith("smp-", StringComparison.Ordinal):
+                {
+                    // The reference's two inputs (square and non-square), at batch 2.
+                    string folder = Path.Combine(Fixtures.Parity, model);
+                    using var reference = SafetensorsFile.Open(Path.Combine(folder, "reference.safetensors"));
+                    var shapes = new[] { "pixel_values", SmpReferenceVerifier.NonSquareInput }.Select(n => reference.Entry(n).Shape).Select(s => (s[2], s[3])).ToList();
+                    RunSmp(SmpLoader.ReadConfig(folder), shapes);
+                    break;
+                }
+                case var real when SmpFamily.All.Any(f => f.BuiltIn(real) is not null):
+                {
+                    var config = SmpFamily.All.Select(f => f.BuiltIn(real)).First(c => c is not null)!;
+                    long size = config.ImgSize;
+                    RunSmp(config, [(size, size)]);
+                    break;
+                }
                 default:
                     string dir = Path.Combine(Fixtures.Parity, model);
                     using (var reference = SafetensorsFile.Open(Path.Combine(dir, "reference.safetensors")))
@@ -131,6 +154,13 @@ public class ModelConvolutionTests
             var mask = tensor(new long[] { 1, 1, 1, 1, 1, 0 }, [2, 3]);
             model.Forward(randn(2, 3, size, size), ids, mask);
         }
+    }
+
+    private static void RunSmp(SmpConfig config, IEnumerable<(long Height, long Width)> sizes)
+    {
+        using var model = new SmpModel(config);
+        model.eval();
+        foreach (var (h, w) in sizes) model.Forward(randn(2, 3, h, w)).Dispose();
     }
 
     private static void RunCris(CrisModel model)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Vlsm.Models.BiomedClipSeg;
 using Vlsm.Models.Cris;
 using Vlsm.Models.San;
+using Vlsm.Models.Smp;
 
 namespace Vlsm.Cli.Commands;
 
@@ -13,6 +14,7 @@ internal static class ConvertCommand
         BuildCris(),
         BuildSan(),
         BuildBiomedClip(),
+        BuildSmp(),
     };
 
     private static Command BuildSan()
@@ -74,6 +76,33 @@ internal static class ConvertCommand
         }));
         return cmd;
     }
+
+    private static Command BuildSmp()
+    {
+        var checkpoint = new Option<string>("--checkpoint")
+        {
+            Description = "A medvlsm UNet/UNet++/DeepLabV3+ Lightning checkpoint (.ckpt/.pth; its net. prefix is removed and its other entries are skipped without running them), or an smp state dict.",
+            Required = true,
+        };
+        var config = new Option<string?>("--config") { Description = "The model's config.json (model_type unet, unetplusplus or deeplabv3plus, encoder, decoder, classes); default: config.json beside the checkpoint." };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write (model.safetensors, config.json).", Required = true };
+        var cmd = new Command("smp", "Convert a medvlsm smp checkpoint (UNet, UNet++, DeepLabV3+), read without running its pickle, to a checked model folder.") { checkpoint, config, outDir };
+        cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
+        {
+            var r = SmpWeights.Convert(parse.GetValue(checkpoint)!, parse.GetValue(config), parse.GetValue(outDir)!);
+            Console.WriteLine(Written(r));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>One line about an smp folder vlsm convert or vlsm init wrote.</summary>
+    internal static string Written(SmpFolderWritten r) =>
+        $"wrote {r.OutDir}: {r.Config}, {r.Tensors} tensors from {r.Source}"
+        + (r.StrippedPrefix is { } prefix ? $" ({prefix} prefix removed)" : "")
+        + (r.DroppedKeys.Count > 0 ? $"; dropped {string.Join(", ", r.DroppedKeys)}" : "")
+        + (r.AddedStepCounters > 0 ? $"; {r.AddedStepCounters} missing num_batches_tracked set to 0" : "")
+        + (r.SkippedObjects.Count > 0 ? $"; objects beside the state dict not read: {string.Join(", ", r.SkippedObjects)}" : "");
 
     private static Command BuildCris()
     {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Vlsm.Models;
+using Vlsm.Models.Smp;
 
 namespace Vlsm.Cli.Commands;
 
@@ -9,6 +10,11 @@ internal static class ModelOptions
     public static Option<string?> CrisPadMask() => new("--cris-pad-mask")
     {
         Description = "CRIS only: reference (default; masks ids equal to 0 as the reference does, so padding is attended) or fixed (masks the padding after the end token).",
+    };
+
+    public static Option<string?> SmpInput() => new(SmpFamily.InputFlag)
+    {
+        Description = "UNet, UNet++, DeepLabV3+ only: reference (default; medvlsm's Resize(256): shorter side to 256, aspect kept, so only images that come out square are taken) or square (resize every image to 256x256).",
     };
 
     public static Option<string?> SanGradients() => new("--san-gradients")
@@ -30,7 +36,7 @@ internal static class ModelOptions
     /// <summary>Every family option's flag, for a command to add and read back with <see cref="FamilyOptions(ParseResult, IReadOnlyList{Option{string}})"/>.</summary>
     /// <param name="training">Adds the options only training reads (SAN's gradient flow).</param>
     public static IReadOnlyList<Option<string?>> FamilyOptionFlags(bool training = false) =>
-        training ? [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask(), SanGradients()] : [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask()];
+        training ? [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask(), SmpInput(), SanGradients()] : [CrisPadMask(), BiomedclipsegExtract(), BiomedclipsegTextMask(), SmpInput()];
 
     /// <summary>The family options given on the command line through <paramref name="flags"/> (from <see cref="FamilyOptionFlags"/>), by their config keys.</summary>
     public static IReadOnlyDictionary<string, string> FamilyOptions(ParseResult parse, IReadOnlyList<Option<string?>> flags)

@@ -12,7 +12,7 @@ internal static class TrainCommand
         var model = new Option<string?>("--model") { Description = "Model folder to fine-tune, of any family vlsm knows (config.json's model_type)." };
         var data = new Option<string[]>("--data") { Description = "Dataset root (medvlsm layout); repeat to pool datasets.", AllowMultipleArgumentsPerToken = false };
         var preset = new Option<string?>("--preset") { Description = $"Reference experiment: {string.Join(", ", Models.Registry.ModelFamilies.Presets.Select(p => p.Name))}." };
-        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset); CRIS: full or decoder; SAN: full." };
+        var mode = new Option<string?>("--mode") { Description = "shallow, dense, decoder or full (instead of --preset); CRIS, UNet, UNet++, DeepLabV3+: full or decoder; SAN: full." };
         var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c." };
         var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter width (default 512 shallow, 64 dense)." };
         var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional adapter width (default 256)." };
@@ -24,7 +24,7 @@ internal static class TrainCommand
         var prompt = new Option<string?>("--prompt") { Description = "Prompt key (p3), random (p1..pN per sample, default) or literal text." };
         var seed = new Option<int?>("--seed") { Description = "Seed for initialisation, shuffling and prompt choice (default 42)." };
         var precision = new Option<string?>("--precision") { Description = "fp32 (default) or bf16." };
-        var loss = new Option<string?>("--loss") { Description = "reference (default: as the Python reference, sigmoid fed to BCE-with-logits) or dice-bce." };
+        var loss = new Option<string?>("--loss") { Description = $"reference (default: as the Python reference, sigmoid fed to BCE-with-logits), or one of {string.Join(", ", SegmentationLosses.Names.Where(n => n != "reference"))}." };
         var maskThreshold = new Option<string?>("--mask-threshold") { Description = "Mask pixels above this value are foreground (default 127); \"soft\" keeps value/255 targets." };
         var augment = new Option<bool>("--augment") { Description = "Flips, rotation, scale and colour jitter (off by default, as in the reference)." };
         var onError = new Option<string?>("--on-error") { Description = "fail (default) stops at an unusable record (e.g. image and mask sizes differ); skip skips and counts it." };
@@ -33,7 +33,7 @@ internal static class TrainCommand
         var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
         var output = new Option<string?>("--out") { Description = "Run folder to create." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder after its last completed epoch." };
-        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), CRIS (full/decoder) or SAN (its side network), on medvlsm-format datasets.")
+        var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), CRIS (full/decoder), SAN (its side network), BiomedCLIPSeg, or train the image-only UNet, UNet++ and DeepLabV3+ baselines, on medvlsm-format datasets.")
         {
             model, data, preset, mode, parts, adapterDim, condDim, zeroInit, freezeText, epochs, batch, lr, prompt, seed, precision, loss,
             maskThreshold, augment, onError, noCache, configFile, output, resume,

@@ -197,6 +197,8 @@ public sealed class SampleLoader
                 $"{record.Where}: image '{record.ImagePath}' is {rgb.Width}x{rgb.Height} but mask '{record.MaskPath}' is {gray.Width}x{gray.Height}. "
                 + "Give the mask the image's size (or fix mask_name), or skip such records with --on-error skip.");
         }
+        if (Preprocessor.SizeProblem(rgb.Width, rgb.Height) is { } problem)
+            throw new VlsmException($"{record.Where}: image '{record.ImagePath}': {problem}");
         if (!Preprocessor.DoResize && (rgb.Width != Width || rgb.Height != Height))
         {
             throw new VlsmException(

@@ -508,6 +508,20 @@ public sealed unsafe class SafetensorsFile : IDisposable
 /// <summary>Writes safetensors files.</summary>
 public static class SafetensorsWriter
 {
+    /// <summary>Writes tensors read from a PyTorch checkpoint (<see cref="TorchCheckpoint"/>), in the given order, atomically.</summary>
+    public static void Save(string path, IReadOnlyList<TorchTensor> tensors, IReadOnlyDictionary<string, string>? metadata)
+    {
+        var materialised = tensors.Select(t => new KeyValuePair<string, torch.Tensor>(t.Name, t.ToTensor())).ToList();
+        try
+        {
+            Save(path, materialised, metadata);
+        }
+        finally
+        {
+            foreach (var (_, t) in materialised) t.Dispose();
+        }
+    }
+
     /// <summary>
     /// Writes <paramref name="tensors"/> (in the given order) and <paramref name="metadata"/> to
     /// <paramref name="path"/>, atomically: on failure an existing file is left as it was. Tensors

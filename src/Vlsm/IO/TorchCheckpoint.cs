@@ -33,11 +33,14 @@ public sealed record TorchTensor(string Name, SafetensorsDtype Dtype, long[] Sha
 }
 
 /// <summary>
-/// Reads state dicts from <c>torch.save</c> zip checkpoints (<c>.pth</c>, <c>.pt</c>, HF
-/// <c>pytorch_model.bin</c>) without Python and without running anything the file says: the
-/// pickle is interpreted by <see cref="RestrictedUnpickler"/>, which knows only the opcodes and
-/// globals a state dict needs and refuses any other by name. Tensor bytes come from the archive's
-/// <c>data/N</c> entries, honouring each tensor's storage offset, size and stride.
+/// Reads state dicts from <c>torch.save</c> checkpoints (<c>.pth</c>, <c>.pt</c>, HF
+/// <c>pytorch_model.bin</c>; the zip archive of PyTorch 1.6 and later and the legacy stream of
+/// pickles before it) and the parameters of TorchScript archives, without Python and without
+/// running anything the file says: the pickle is interpreted by <see cref="RestrictedUnpickler"/>,
+/// which knows only the opcodes and globals a state dict needs and refuses any other by name (or,
+/// only when a caller asks, reads it as an inert <see cref="PickleObject"/>). Tensor bytes come
+/// from the archive's <c>data/N</c> entries (or the legacy stream's storages), honouring each
+/// tensor's storage offset, size and stride.
 /// </summary>
 public static class TorchCheckpoint
 {
@@ -46,11 +49,14 @@ public static class TorchCheckpoint
 
     /// <summary>The tensors of the checkpoint's state dict, in the order the file stores them.</summary>
     /// <exception cref="VlsmException">
-    /// The file is missing, not a torch zip checkpoint, truncated, uses a global or opcode outside
+    /// The file is missing, not a torch checkpoint, truncated, uses a global or opcode outside
     /// the state-dict subset (named in the message), or holds something other than a dict of tensors.
     /// </exception>
-    public static IReadOnlyList<TorchTensor> ReadStateDict(string path) =>
-        Read(path, PickleMode.StateDict, (root, _, _) => FindStateDict(path, root), out _);
+    /// <remarks>
+    /// Both <c>torch.save</c> formats are read: the zip archive (PyTorch 1.6 and later) and the
+    /// legacy stream of pickles (earlier versions; torchvision's 2017 ImageNet weights).
+    /// </remarks>
+    public static IReadOnlyList<TorchTensor> ReadStateDict(string path) => Read(path, PickleMode.StateDict, out _);
 
     /// <summary>
     /// The state dict of a checkpoint that also pickles other objects beside it, such as a PyTorch
@@ -61,7 +67,7 @@ public static class TorchCheckpoint
     /// </summary>
     /// <exception cref="VlsmException">As <see cref="ReadStateDict(string)"/>, but for other globals.</exception>
     public static IReadOnlyList<TorchTensor> ReadStateDictBesideObjects(string path, out IReadOnlyList<string> foreignGlobals) =>
-        Read(path, PickleMode.Lenient, (root, _, _) => FindStateDict(path, root), out foreignGlobals);
+        Read(path, PickleMode.Lenient, out foreignGlobals);
 
     /// <summary>
     /// The parameters and buffers of a TorchScript archive (<c>torch.jit.save</c>; e.g. OpenAI's CLIP
@@ -73,17 +79,22 @@ public static class TorchCheckpoint
     /// constants.pkl are not part of the state dict either.
     /// </summary>
     /// <exception cref="VlsmException">As <see cref="ReadStateDict(string)"/>, or data.pkl does not hold a module.</exception>
-    public static IReadOnlyList<TorchTensor> ReadTorchScript(string path) =>
-        Read(path, PickleMode.TorchScript, (root, zip, prefix) => ModuleTensors(path, root, DeclaredTensors(path, zip, prefix)), out _);
+    public static IReadOnlyList<TorchTensor> ReadTorchScript(string path) => Read(path, PickleMode.TorchScript, out _);
 
-    private static IReadOnlyList<TorchTensor> Read(string path, PickleMode mode, Func<object?, ZipArchive, string, PickleDict> tensors, out IReadOnlyList<string> foreignGlobals)
+    /// <summary>The file's tensors as <paramref name="mode"/> reads them: a state dict, or a TorchScript module's parameters and buffers.</summary>
+    private static IReadOnlyList<TorchTensor> Read(string path, PickleMode mode, out IReadOnlyList<string> foreignGlobals)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new VlsmException($"{path}: checkpoint file not found.");
         try
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            CheckMagic(path, stream);
+            if (IsLegacy(path, stream))
+            {
+                if (mode == PickleMode.TorchScript)
+                    throw new VlsmException($"{path}: a legacy torch.save stream of pickles, not a TorchScript archive (torch.jit.save writes a zip archive with code/ and data.pkl).");
+                return ReadLegacy(path, stream, mode, out foreignGlobals);
+            }
             using var zip = new ZipArchive(stream, ZipArchiveMode.Read);
             var pickle = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
                 ?? throw new VlsmException($"{path}: a zip file without <name>/data.pkl; not a torch.save checkpoint.");
@@ -97,7 +108,15 @@ public static class TorchCheckpoint
             var unpickler = new RestrictedUnpickler(path, ReadEntry(path, pickle), mode);
             object? root = unpickler.Load();
             foreignGlobals = unpickler.ForeignGlobals;
-            return Materialise(path, zip, prefix, tensors(root, zip, prefix));
+            var dict = mode == PickleMode.TorchScript ? ModuleTensors(path, root, DeclaredTensors(path, zip, prefix)) : FindStateDict(path, root);
+            var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            return Materialise(path, dict, (name, storage) =>
+            {
+                if (storages.TryGetValue(storage.Key, out var cached)) return cached;
+                var entry = zip.GetEntry($"{prefix}data/{storage.Key}")
+                    ?? throw new VlsmException($"{path}: tensor \"{name}\" refers to storage {storage.Key}, which the archive lacks ({prefix}data/{storage.Key}).");
+                return storages[storage.Key] = ReadEntry(path, entry);
+            });
         }
         catch (InvalidDataException e)
         {
@@ -109,20 +128,78 @@ public static class TorchCheckpoint
         }
     }
 
+    /// <summary>The legacy format's first pickle: the magic number 0x1950a86a20f9469cfc6c.</summary>
+    private static readonly System.Numerics.BigInteger LegacyMagic = System.Numerics.BigInteger.Parse("01950a86a20f9469cfc6c", System.Globalization.NumberStyles.HexNumber);
+    private const long LegacyProtocolVersion = 1001;
+
+    /// <summary>
+    /// The legacy <c>torch.save</c> stream: pickles of the magic number, the protocol version (1001),
+    /// the system info and the object (storages as persistent ids), the list of storage keys, then
+    /// each storage as an int64 element count and its raw bytes, in the order of that list.
+    /// </summary>
+    private static IReadOnlyList<TorchTensor> ReadLegacy(string path, FileStream stream, PickleMode mode, out IReadOnlyList<string> foreignGlobals)
+    {
+        if (stream.Length > Array.MaxLength)
+            throw new VlsmException($"{path}: a legacy checkpoint of {stream.Length} bytes is more than one array can hold.");
+        var data = new byte[stream.Length];
+        stream.ReadExactly(data);
+        int pos = 0;
+        IReadOnlyDictionary<string, StorageRef> seen = new Dictionary<string, StorageRef>();
+        IReadOnlyList<string> foreign = [];
+        object? Next(PickleMode pickleMode = PickleMode.StateDict)
+        {
+            var unpickler = new RestrictedUnpickler(path, data, pickleMode, pos);
+            var value = unpickler.Load();
+            pos = unpickler.Position;
+            seen = unpickler.Storages;
+            foreign = unpickler.ForeignGlobals;
+            return value;
+        }
+        if (Next() is not System.Numerics.BigInteger magic || magic != LegacyMagic)
+            throw new VlsmException($"{path}: starts like a pickle but not with torch.save's magic number; not a PyTorch checkpoint.");
+        if (Next() is not long version || version != LegacyProtocolVersion)
+            throw new VlsmException($"{path}: legacy torch.save protocol version is not {LegacyProtocolVersion}; this file cannot be read.");
+        if (Next() is PickleDict info && info.TryGet("little_endian", out var little) && little is false)
+            throw new VlsmException($"{path}: saved on a big-endian machine; only little-endian checkpoints are supported.");
+        object? root = Next(mode);
+        var referenced = seen;
+        foreignGlobals = foreign;
+        if (Next() is not List<object?> keys || !keys.All(k => k is string))
+            throw new VlsmException($"{path}: the legacy checkpoint's list of storage keys is missing or malformed.");
+        var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (string key in keys.Cast<string>())
+        {
+            if (!referenced.TryGetValue(key, out var storage))
+                throw new VlsmException($"{path}: storage {key} is listed but no tensor refers to it; the checkpoint is damaged.");
+            if (pos + 8 > data.Length) throw new VlsmException($"{path}: ends before storage {key}; the checkpoint is truncated.");
+            long count = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(pos, 8));
+            pos += 8;
+            long bytes = count * SafetensorsDtypes.Size(storage.Dtype);
+            if (count < 0 || count != storage.Count || pos + bytes > data.Length)
+                throw new VlsmException($"{path}: storage {key} holds {count} elements where {storage.Count} were announced, or runs past the end; the checkpoint is truncated or damaged.");
+            storages[key] = data.AsSpan(pos, (int)bytes).ToArray();
+            pos += (int)bytes;
+        }
+        var dict = FindStateDict(path, root);
+        return Materialise(path, dict, (name, storage) => storages.TryGetValue(storage.Key, out var bytes)
+            ? bytes
+            : throw new VlsmException($"{path}: tensor \"{name}\" refers to storage {storage.Key}, which the file does not hold."));
+    }
+
     /// <summary>Removes <paramref name="prefix"/> (e.g. DataParallel's <c>module.</c>) when every key starts with it.</summary>
     public static IReadOnlyList<TorchTensor> StripPrefix(IReadOnlyList<TorchTensor> tensors, string prefix) =>
         tensors.Count > 0 && tensors.All(t => t.Name.StartsWith(prefix, StringComparison.Ordinal))
             ? tensors.Select(t => t with { Name = t.Name[prefix.Length..] }).ToList()
             : tensors;
 
-    private static void CheckMagic(string path, FileStream stream)
+    /// <summary>True for the legacy format (a stream of pickles), false for a zip archive; anything else is an error.</summary>
+    private static bool IsLegacy(string path, FileStream stream)
     {
         Span<byte> head = stackalloc byte[4];
         int n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         stream.Position = 0;
-        if (n == 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return;
-        if (n >= 2 && head[0] == 0x80)
-            throw new VlsmException($"{path}: a legacy (PyTorch < 1.6) checkpoint, which is not supported; re-save it with torch.save from PyTorch 1.6 or later.");
+        if (n == 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return false;
+        if (n >= 2 && head[0] == 0x80) return true;
         throw new VlsmException($"{path}: not a torch.save zip checkpoint (it does not start with a zip header).");
     }
 
@@ -226,24 +303,18 @@ public static class TorchCheckpoint
         _ => value.ToString() ?? value.GetType().Name,
     };
 
-    private static List<TorchTensor> Materialise(string path, ZipArchive zip, string prefix, PickleDict dict)
+    /// <param name="storageBytes">The bytes of a tensor's (root) storage; the name is for messages.</param>
+    private static List<TorchTensor> Materialise(string path, PickleDict dict, Func<string, StorageRef, byte[]> storageBytes)
     {
-        var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var result = new List<TorchTensor>(dict.Items.Count);
         foreach (var (key, value) in dict.Items)
         {
             if (key is not string name) throw new VlsmException($"{path}: state-dict key {Describe(key)} is not a string.");
             var t = (PickledTensor)value!;
-            if (!storages.TryGetValue(t.Storage.Key, out var data))
-            {
-                var entry = zip.GetEntry($"{prefix}data/{t.Storage.Key}")
-                    ?? throw new VlsmException($"{path}: tensor \"{name}\" refers to storage {t.Storage.Key}, which the archive lacks ({prefix}data/{t.Storage.Key}).");
-                data = ReadEntry(path, entry);
-                long needed = t.Storage.Count * SafetensorsDtypes.Size(t.Storage.Dtype);
-                if (data.LongLength < needed)
-                    throw new VlsmException($"{path}: storage {t.Storage.Key} holds {data.LongLength} bytes, fewer than its {t.Storage.Count} elements need ({needed}).");
-                storages[t.Storage.Key] = data;
-            }
+            var data = storageBytes(name, t.Storage);
+            long needed = t.Storage.Count * SafetensorsDtypes.Size(t.Storage.Dtype);
+            if (data.LongLength < needed)
+                throw new VlsmException($"{path}: storage {t.Storage.Key} holds {data.LongLength} bytes, fewer than its {t.Storage.Count} elements need ({needed}).");
             result.Add(new TorchTensor(name, t.Storage.Dtype, t.Size, Gather(path, name, t, data)));
         }
         return result;
@@ -253,7 +324,8 @@ public static class TorchCheckpoint
     private static byte[] Gather(string path, string name, PickledTensor t, byte[] storage)
     {
         int size = SafetensorsDtypes.Size(t.Storage.Dtype);
-        long count = 1, last = t.Offset;
+        long start = t.Offset + t.Storage.Offset;
+        long count = 1, last = start;
         bool contiguous = true;
         long expected = 1;
         for (int i = t.Size.Length - 1; i >= 0; i--)
@@ -266,17 +338,17 @@ public static class TorchCheckpoint
             if (t.Size[i] > 0) last += (t.Size[i] - 1) * t.Stride[i];
         }
         if (count == 0) return [];
-        if (t.Offset < 0 || last >= t.Storage.Count)
+        if (t.Offset < 0 || last >= t.Storage.Offset + t.Storage.Count)
             throw new VlsmException($"{path}: tensor \"{name}\" (offset {t.Offset}, size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}]) reaches past its storage of {t.Storage.Count} elements.");
         if (count * size > Array.MaxLength)
             throw new VlsmException($"{path}: tensor \"{name}\" holds {count * size} bytes, more than one array can hold.");
-        if (contiguous) return storage.AsSpan(checked((int)(t.Offset * size)), checked((int)(count * size))).ToArray();
+        if (contiguous) return storage.AsSpan(checked((int)(start * size)), checked((int)(count * size))).ToArray();
 
         var result = new byte[count * size];
         var index = new long[t.Size.Length];
         for (long n = 0; n < count; n++)
         {
-            long element = t.Offset;
+            long element = start;
             for (int i = 0; i < index.Length; i++) element += index[i] * t.Stride[i];
             storage.AsSpan(checked((int)(element * size)), size).CopyTo(result.AsSpan(checked((int)(n * size)), size));
             for (int i = index.Length - 1; i >= 0; i--)
@@ -333,7 +405,12 @@ internal sealed record PickleGlobal(string Module, string Name)
     public override string ToString() => FullName;
 }
 
-/// <summary>An object built by NEWOBJ (a TorchScript module, or an inert placeholder): its class name and the state BUILD gave it. Nothing of its class runs.</summary>
+/// <summary>
+/// A Python object vlsm does not build, the one placeholder of the reader: a TorchScript module
+/// (NEWOBJ of a <c>__torch__.*</c> class) or, in <see cref="PickleMode.Lenient"/>, what NEWOBJ or
+/// REDUCE of a foreign global would have made. Its class name and the state BUILD gave it; nothing
+/// of its class is imported or run.
+/// </summary>
 internal sealed class PickleObject(string type)
 {
     public string Type { get; } = type;
@@ -354,7 +431,8 @@ internal enum PickleMode
     Lenient,
 }
 
-internal sealed record StorageRef(string Key, SafetensorsDtype Dtype, long Count);
+/// <summary>A storage a tensor refers to: its key, dtype and element count; a legacy view starts <paramref name="Offset"/> elements into the storage of that key.</summary>
+internal sealed record StorageRef(string Key, SafetensorsDtype Dtype, long Count, long Offset = 0);
 
 internal sealed record PickledTensor(StorageRef Storage, long Offset, long[] Size, long[] Stride)
 {
@@ -364,9 +442,11 @@ internal sealed record PickledTensor(StorageRef Storage, long Offset, long[] Siz
 /// <summary>
 /// A pickle interpreter for state dicts. It never imports or calls anything: the few globals a
 /// state dict uses are recognised by name and built here (<c>collections.OrderedDict</c>,
-/// <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_parameter</c>, the typed
-/// <c>torch.*Storage</c> classes in persistent ids); any other global or opcode stops the load
-/// with an error that names it.
+/// <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_tensor</c>,
+/// <c>torch._utils._rebuild_parameter</c>, the typed <c>torch.*Storage</c> and
+/// <c>torch.cuda.*Storage</c> classes in persistent ids); any other global or opcode stops the
+/// load with an error that names it, unless <see cref="PickleMode"/> admits it as data
+/// (<see cref="PickleObject"/>). Opcodes that only build data (strings, sets, POP, DUP) are read in every mode.
 /// </summary>
 internal sealed class RestrictedUnpickler
 {
@@ -380,7 +460,7 @@ internal sealed class RestrictedUnpickler
 
     private static readonly HashSet<string> Callables = new(StringComparer.Ordinal)
     {
-        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "torch._utils._rebuild_tensor",
     };
 
     /// <summary>torch.jit._pickle's functions: each returns its first argument (a container, with a type tag TorchScript uses).</summary>
@@ -397,17 +477,26 @@ internal sealed class RestrictedUnpickler
     private readonly List<object?> stack = new();
     private readonly Stack<int> marks = new();
     private readonly Dictionary<long, object?> memo = new();
+    private readonly Dictionary<string, StorageRef> storages = new(StringComparer.Ordinal);
     private int pos;
 
-    public RestrictedUnpickler(string path, byte[] data, PickleMode mode = PickleMode.StateDict)
+    /// <param name="start">Where the pickle starts in <paramref name="data"/> (the legacy format is a stream of pickles).</param>
+    public RestrictedUnpickler(string path, byte[] data, PickleMode mode = PickleMode.StateDict, int start = 0)
     {
         this.path = path;
         this.data = data;
         this.mode = mode;
+        pos = start;
     }
 
-    /// <summary>The globals that became inert placeholders (<see cref="PickleMode.Lenient"/>).</summary>
+    /// <summary>The globals that became inert placeholders (<see cref="PickleMode.Lenient"/>), sorted.</summary>
     public IReadOnlyList<string> ForeignGlobals => foreign.ToList();
+
+    /// <summary>Where the pickle ended (after its STOP), once <see cref="Load"/> has returned.</summary>
+    public int Position => pos;
+
+    /// <summary>Every (root) storage the pickle referred to, by key.</summary>
+    public IReadOnlyDictionary<string, StorageRef> Storages => storages;
 
     private bool IsModuleClass(PickleGlobal g) => mode == PickleMode.TorchScript && (g.Module == "__torch__" || g.Module.StartsWith("__torch__.", StringComparison.Ordinal));
 
@@ -445,6 +534,22 @@ internal sealed class RestrictedUnpickler
                 case 0x8a: Push(Long1(at)); break; // LONG1
                 case (byte)'G': Push(BinaryPrimitives.ReadDoubleBigEndian(Take(8))); break; // BINFLOAT
                 case (byte)'X': Push(Utf8(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINUNICODE
+                case 0x8d: Push(Utf8(checked((long)BinaryPrimitives.ReadUInt64LittleEndian(Take(8))))); break; // BINUNICODE8
+                case (byte)'T': Push(Utf8(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINSTRING (Python 2 str; torch.load decodes it as UTF-8)
+                case (byte)'U': Push(Utf8(U8())); break; // SHORT_BINSTRING
+                case 0x8b: Push(Long4(at)); break; // LONG4
+                case (byte)'0': Pop(at); break; // POP
+                case (byte)'1': PopToMark(at); break; // POP_MARK
+                case (byte)'2': Push(Peek(at)); break; // DUP
+                case 0x8f: Push(new List<object?>()); break; // EMPTY_SET (a set's items are kept as a list)
+                case 0x90: // ADDITEMS
+                {
+                    var items = PopToMark(at);
+                    AddTo(at, Peek(at), items);
+                    break;
+                }
+                case 0x91: Push(PopToMark(at)); break; // FROZENSET
+                case 0x8e: Push(Take(checked((int)BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))).ToArray()); break; // BINBYTES8
                 case 0x8c: Push(Utf8(U8())); break; // SHORT_BINUNICODE
                 case (byte)'B': Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray()); break; // BINBYTES
                 case (byte)'C': Push(Take(U8()).ToArray()); break; // SHORT_BINBYTES
@@ -460,13 +565,13 @@ internal sealed class RestrictedUnpickler
                 case (byte)'a': // APPEND
                 {
                     var item = Pop(at);
-                    AsList(at, Peek(at)).Add(item);
+                    AddTo(at, Peek(at), [item]);
                     break;
                 }
                 case (byte)'e': // APPENDS
                 {
                     var items = PopToMark(at);
-                    AsList(at, Peek(at)).AddRange(items);
+                    AddTo(at, Peek(at), items);
                     break;
                 }
                 case (byte)'s': // SETITEM
@@ -516,37 +621,19 @@ internal sealed class RestrictedUnpickler
                     else if (target is not PickleDict && mode != PickleMode.Lenient) Fail(at, "BUILD on something other than a dict");
                     break;
                 }
-                case 0x81: // NEWOBJ: cls.__new__(cls, *args), here only an inert object
+                case 0x81: // NEWOBJ: cls.__new__(cls, *args)
                 {
                     _ = Pop(at);
                     Push(NewObject(at, Pop(at)));
                     break;
                 }
-                case 0x92 when mode == PickleMode.Lenient: // NEWOBJ_EX
+                case 0x92: // NEWOBJ_EX: cls.__new__(cls, *args, **kwargs)
                 {
                     _ = Pop(at);
                     _ = Pop(at);
                     Push(NewObject(at, Pop(at)));
                     break;
                 }
-                case (byte)'0' when mode == PickleMode.Lenient: _ = Pop(at); break; // POP
-                case (byte)'1' when mode == PickleMode.Lenient: _ = PopToMark(at); break; // POP_MARK
-                case (byte)'2' when mode == PickleMode.Lenient: Push(Peek(at)); break; // DUP
-                case 0x8f when mode == PickleMode.Lenient: Push(new List<object?>()); break; // EMPTY_SET, as a list
-                case 0x90 when mode == PickleMode.Lenient: // ADDITEMS
-                {
-                    var items = PopToMark(at);
-                    AsList(at, Peek(at)).AddRange(items);
-                    break;
-                }
-                case 0x91 when mode == PickleMode.Lenient: Push(PopToMark(at)); break; // FROZENSET, as a list
-                case (byte)'U' when mode == PickleMode.Lenient: Push(Take(U8()).ToArray()); break; // SHORT_BINSTRING
-                case (byte)'T' when mode == PickleMode.Lenient: Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray()); break; // BINSTRING
-                case 0x8d when mode == PickleMode.Lenient: Push(Utf8(checked((long)BinaryPrimitives.ReadUInt64LittleEndian(Take(8))))); break; // BINUNICODE8
-                case 0x8e when mode == PickleMode.Lenient: Push(Take(checked((int)BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))).ToArray()); break; // BINBYTES8
-                case 0x8b when mode == PickleMode.Lenient: // LONG4: an integer too large for a state dict; kept as its bytes
-                    Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray());
-                    break;
                 default:
                     Fail(at, $"opcode 0x{op:x2} ('{(op is >= 0x20 and < 0x7f ? (char)op : '?')}'), which a state dict does not use");
                     break;
@@ -558,7 +645,7 @@ internal sealed class RestrictedUnpickler
     {
         string full = $"{module}.{name}";
         if (Callables.Contains(full)) return new PickleGlobal(module, name);
-        if (module == "torch" && StorageTypes.ContainsKey(name)) return new PickleGlobal(module, name);
+        if (module is "torch" or "torch.cuda" && StorageTypes.ContainsKey(name)) return new PickleGlobal(module, name);
         var g = new PickleGlobal(module, name);
         if (mode != PickleMode.StateDict && TypeTags.Contains(full)) return g;
         if (IsModuleClass(g)) return g;
@@ -568,22 +655,43 @@ internal sealed class RestrictedUnpickler
             return g;
         }
         throw new VlsmException($"{path}: refused to load: the pickle asks for global {full} (byte {at}), which a state dict does not need; "
-            + "only collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter and torch.*Storage are allowed. Nothing was run.");
+            + "only collections.OrderedDict, torch._utils._rebuild_tensor(_v2), torch._utils._rebuild_parameter and torch(.cuda).*Storage are allowed. Nothing was run.");
     }
 
+    /// <summary>
+    /// A storage: <c>('storage', torch.&lt;Type&gt;Storage, key, location, size)</c> in the zip format;
+    /// the legacy format adds view metadata, None or <c>(view_key, offset, view_size)</c>.
+    /// </summary>
     private StorageRef PersistentLoad(int at, object? pid)
     {
-        if (pid is not PickleTuple { Items: ["storage", PickleGlobal type, string key, string, long count] } || !StorageTypes.TryGetValue(type.Name, out var dtype))
+        object? view = null;
+        if (pid is not PickleTuple { Items: ["storage", PickleGlobal type, string key, string, long count, ..] items }
+            || items.Length > 6 || !StorageTypes.TryGetValue(type.Name, out var dtype))
         {
             Fail(at, $"persistent id {pid} is not ('storage', torch.<Type>Storage, key, location, size)");
             return null!;
         }
+        if (items.Length == 6) view = items[5];
         if (count < 0) Fail(at, $"storage {key} has a negative size");
-        return new StorageRef(key, dtype, count);
+        if (storages.TryGetValue(key, out var known) && (known.Dtype != dtype || known.Count != count))
+            Fail(at, $"storage {key} with two different types or sizes");
+        storages[key] = new StorageRef(key, dtype, count);
+        switch (view)
+        {
+            case null:
+                return storages[key];
+            case PickleTuple { Items: [string, long offset, long size] } when offset >= 0 && size >= 0 && offset + size <= count:
+                return new StorageRef(key, dtype, size, offset);
+            default:
+                Fail(at, $"storage {key} has view metadata {view}, not (key, offset, size) within the storage");
+                return null!;
+        }
     }
 
+    /// <summary>NEWOBJ: an OrderedDict is built empty; a TorchScript module class or (lenient) a foreign class gives a <see cref="PickleObject"/>; anything else is refused.</summary>
     private object NewObject(int at, object? cls)
     {
+        if (cls is PickleGlobal { FullName: "collections.OrderedDict" }) return new PickleDict();
         if (cls is PickleGlobal g && (IsModuleClass(g) || IsInert(g))) return new PickleObject(g.FullName);
         Fail(at, $"NEWOBJ of {cls ?? "None"}, which cannot be built here");
         return null!;
@@ -596,7 +704,7 @@ internal sealed class RestrictedUnpickler
             if (args is not PickleTuple { Items.Length: >= 1 } tagged) { Fail(at, $"{tag} without arguments"); return null; }
             return tagged.Items[0];
         }
-        if (callable is PickleGlobal inert && IsInert(inert)) return new PickleObject(inert.FullName);
+        if (callable is PickleGlobal inert && IsInert(inert)) return new PickleObject(inert.FullName); // never called: what it would have made is a placeholder
         if (callable is not PickleGlobal g || !Callables.Contains(g.FullName))
         {
             Fail(at, $"REDUCE calls {callable ?? "None"}, which cannot be called here");
@@ -606,8 +714,15 @@ internal sealed class RestrictedUnpickler
         switch (g.FullName)
         {
             case "collections.OrderedDict":
-                if (t.Items.Length != 0) Fail(at, "collections.OrderedDict with arguments");
-                return new PickleDict();
+                return OrderedDict(at, t);
+            case "torch._utils._rebuild_tensor": // (storage, offset, size, stride): PyTorch before 0.4
+                if (t.Items is not [StorageRef s0, long o0, PickleTuple size0, PickleTuple stride0] || size0.Items.Length != stride0.Items.Length
+                    || !size0.Items.All(i => i is long) || !stride0.Items.All(i => i is long))
+                {
+                    Fail(at, "torch._utils._rebuild_tensor arguments are not (storage, offset, size, stride)");
+                    return null;
+                }
+                return new PickledTensor(s0, o0, size0.Items.Select(i => (long)i!).ToArray(), stride0.Items.Select(i => (long)i!).ToArray());
             case "torch._utils._rebuild_parameter":
                 if (t.Items is not [PickledTensor, ..]) Fail(at, "torch._utils._rebuild_parameter without a tensor");
                 return t.Items[0];
@@ -620,6 +735,24 @@ internal sealed class RestrictedUnpickler
                 }
                 return new PickledTensor(storage, offset, size.Items.Select(i => (long)i!).ToArray(), stride.Items.Select(i => (long)i!).ToArray());
         }
+    }
+
+    /// <summary>OrderedDict() or, as Python 2 pickled it, OrderedDict([[key, value], ...]).</summary>
+    private PickleDict OrderedDict(int at, PickleTuple args)
+    {
+        var dict = new PickleDict();
+        if (args.Items.Length == 0) return dict;
+        if (args.Items is not [List<object?> pairs]) { Fail(at, "collections.OrderedDict with arguments other than a list of pairs"); return dict; }
+        foreach (var pair in pairs)
+        {
+            switch (pair)
+            {
+                case List<object?> { Count: 2 } l: SetItem(at, dict, l[0], l[1]); break;
+                case PickleTuple { Items: [var k, var v] }: SetItem(at, dict, k, v); break;
+                default: Fail(at, "collections.OrderedDict with an item that is not a (key, value) pair"); break;
+            }
+        }
+        return dict;
     }
 
     private void SetItem(int at, object? target, object? key, object? value)
@@ -636,12 +769,10 @@ internal sealed class RestrictedUnpickler
         }
     }
 
-    private List<object?> AsList(int at, object? target)
+    private void AddTo(int at, object? target, List<object?> items)
     {
-        if (target is List<object?> list) return list;
-        if (target is PickleObject && mode == PickleMode.Lenient) return []; // items of an inert object are not kept
-        Fail(at, "APPEND on something other than a list");
-        return null!;
+        if (target is List<object?> list) list.AddRange(items);
+        else if (target is not PickleObject || mode != PickleMode.Lenient) Fail(at, "APPEND on something other than a list"); // items of an inert object are not kept
     }
 
     private object? Recall(int at, long key)
@@ -650,15 +781,23 @@ internal sealed class RestrictedUnpickler
         return value;
     }
 
-    private long Long1(int at)
+    /// <summary>LONG1: a little-endian two's-complement integer of up to 255 bytes; those longer than 8 bytes (torch.save's legacy magic number) as a BigInteger.</summary>
+    private object Long1(int at)
     {
         int n = U8();
-        if (n > 8) Fail(at, $"an integer of {n} bytes");
+        if (n > 8) return new System.Numerics.BigInteger(Take(n), isUnsigned: false, isBigEndian: false);
         var bytes = Take(n);
         long value = 0;
         for (int i = n - 1; i >= 0; i--) value = (value << 8) | bytes[i];
         if (n is > 0 and < 8 && (bytes[n - 1] & 0x80) != 0) value -= 1L << (8 * n); // two's complement sign
         return value;
+    }
+
+    private System.Numerics.BigInteger Long4(int at)
+    {
+        int n = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)));
+        if (n > 1 << 16) Fail(at, $"an integer of {n} bytes");
+        return new System.Numerics.BigInteger(Take(n), isUnsigned: false, isBigEndian: false);
     }
 
     private string Line()

@@ -26,6 +26,40 @@ public sealed class ImagePreprocessor
         resample: ResampleFilter.Bilinear, doRescale: true, rescaleFactor: 1.0 / 255.0,
         doNormalize: true, mean: mean.ToArray(), std: std.ToArray());
 
+    /// <summary>
+    /// torchvision's <c>Resize(size)</c> with an int, as medvlsm preprocesses its CNN baselines: the
+    /// shorter side goes to <paramref name="size"/> with the aspect kept (bilinear, Pillow's
+    /// antialiasing), rescale 1/255, normalise. Batches hold one size, so only images whose resize is
+    /// <paramref name="size"/> x <paramref name="size"/> are taken (square ones, and those within a
+    /// pixel of square); others are refused with <paramref name="hint"/>, as the reference refuses them.
+    /// </summary>
+    public static ImagePreprocessor ShorterSide(int size, IReadOnlyList<float> mean, IReadOnlyList<float> std, string hint) =>
+        new(doResize: true, width: size, height: size, shortestEdge: null, doCenterCrop: false,
+            resample: ResampleFilter.Bilinear, doRescale: true, rescaleFactor: 1.0 / 255.0,
+            doNormalize: true, mean: mean.ToArray(), std: std.ToArray()) { keepAspectHint = hint };
+
+    /// <summary>Set for <see cref="ShorterSide"/>: what to do about an image it refuses.</summary>
+    private string? keepAspectHint;
+
+    /// <summary>Whether images are resized by their shorter side with the aspect kept (<see cref="ShorterSide"/>).</summary>
+    public bool KeepsAspect => keepAspectHint is not null;
+
+    /// <summary>
+    /// Why an image of this size cannot become model input, or null when it can: under
+    /// <see cref="ShorterSide"/>, torchvision's size rule (shorter side to the model size, longer side
+    /// scaled and truncated) must give exactly the model's <see cref="Width"/> x <see cref="Height"/>.
+    /// </summary>
+    public string? SizeProblem(int width, int height)
+    {
+        if (keepAspectHint is null || !DoResize) return null;
+        long shortSide = Math.Min(width, height), longSide = Math.Max(width, height);
+        long newLong = (long)Height * longSide / shortSide;
+        long w = width <= height ? Width : newLong, h = width <= height ? newLong : Height;
+        if (w == Width && h == Height) return null;
+        return $"the image is {width}x{height}; resizing its shorter side to {Height} with the aspect kept (the model's reference preprocessing) "
+            + $"gives {w}x{h}, not the model's {Width}x{Height} input; {keepAspectHint}";
+    }
+
     /// <summary>Model input width (after resizing and any center crop).</summary>
     public int Width { get; }
 
@@ -252,6 +286,7 @@ public sealed class ImagePreprocessor
                     $"The image is {image.Width}x{image.Height} but the preprocessor has do_resize off and expects {Width}x{Height}. Turn do_resize on or resize the images.");
             return image;
         }
+        if (SizeProblem(image.Width, image.Height) is { } problem) throw new VlsmException(problem);
         if (ShortestEdge is not int shortest)
             return Resize.Resample(image, Width, Height, Resample);
 

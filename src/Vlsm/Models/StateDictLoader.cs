@@ -9,6 +9,9 @@ public static class StateDictLoader
 {
     private const int ListedKeys = 12;
 
+    /// <summary>BatchNorm's step counter: older checkpoints lack it and inference never reads it, so loaders may treat it as optional.</summary>
+    public static bool IsStepCounter(string key) => key.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
+
     /// <summary>
     /// Copies every tensor of <paramref name="file"/> into the parameter or buffer of the same name,
     /// converting floating-point data to the target's dtype. Missing keys, unexpected keys and

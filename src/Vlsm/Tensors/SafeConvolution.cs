@@ -27,7 +27,9 @@ public enum ConvolutionPath
 /// through the padding unchanged. Measured on Zen 5 (docs/known-issues.md): convolutions are right
 /// when input channels are at most 16 or a multiple of 32 and output channels a multiple of 16;
 /// transposed ones when input channels are a multiple of 16 and output channels at most 16 or a
-/// multiple of 32. Grouped and 1x1 convolutions were right in every shape tried and go direct.
+/// multiple of 32. Grouped and 1x1 convolutions were right in every shape tried and go direct,
+/// except strided 1x1 ones, whose input gradient crashes libtorch there: the padded path subsamples
+/// their input and convolves with stride 1.
 /// <c>VLSM_CONVOLUTION=direct|padded</c> overrides the probe (for measurements and tests).
 /// </summary>
 public static class SafeConvolution
@@ -133,6 +135,7 @@ public static class SafeConvolution
     public static Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, ConvolutionGeometry g, ConvolutionPath path)
     {
         Observer?.Invoke(new ConvolutionCall(input.shape, weight.shape, bias is not null, g, Transposed: false, weight.dtype));
+        if (path == ConvolutionPath.ChannelPadded && IsStridedPointwise(weight, g)) return Subsampled(input, weight, bias, g);
         if (path == ConvolutionPath.Direct || !Affected(weight, g)) return Direct(input, weight, bias, g);
         long inChannels = weight.shape[1], outChannels = weight.shape[0];
         long kh = weight.shape[2], kw = weight.shape[3];
@@ -152,6 +155,24 @@ public static class SafeConvolution
         long paddedIn = RoundUp(inChannels, 16);
         long paddedOut = outChannels <= 16 ? outChannels : RoundUp(outChannels, 32);
         return Padded(input, weight, bias, paddedIn, paddedOut, transposed: true, g);
+    }
+
+    /// <summary>A 1x1 convolution with a stride above 1 and no padding (ResNet's downsampling shortcuts).</summary>
+    private static bool IsStridedPointwise(Tensor weight, ConvolutionGeometry g) =>
+        weight.shape[2] == 1 && weight.shape[3] == 1 && (g.StrideH > 1 || g.StrideW > 1) && g.PadH == 0 && g.PadW == 0;
+
+    /// <summary>
+    /// A strided 1x1 convolution as the stride-1 convolution of the input's every s-th row and column:
+    /// the same sums. On Zen 5 libtorch's gradient of the input of a strided 1x1 convolution stops the
+    /// process (SIGFPE, an integer division by zero in libtorch_cpu) for 1024 or more output channels
+    /// from 256 or more input channels (ResNet-50's layer3 and layer4 shortcuts); through the
+    /// subsampling it is a stride-1 gradient scattered back, which is right.
+    /// </summary>
+    private static Tensor Subsampled(Tensor input, Tensor weight, Tensor? bias, ConvolutionGeometry g)
+    {
+        using var scope = NewDisposeScope();
+        var x = input.slice(2, 0, input.shape[2], g.StrideH).slice(3, 0, input.shape[3], g.StrideW);
+        return Direct(x, weight, bias, ConvolutionGeometry.Square(groups: g.Groups)).MoveToOuterDisposeScope();
     }
 
     private static bool Affected(Tensor weight, ConvolutionGeometry g) =>

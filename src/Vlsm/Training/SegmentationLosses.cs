@@ -23,6 +23,8 @@ public static class SegmentationLosses
         [MonaiDiceOnlyLoss.LossName] = (MonaiDiceOnlyLoss.Description, () => new MonaiDiceOnlyLoss()),
         [DiceCeLoss.ReferenceName] = ("medvlsm's DiceCE (monai 1.1, lambda_dice 1.0, lambda_ce 0.2) on sigmoid(logits); its cross-entropy over one channel is 0, as in the reference", () => new DiceCeLoss(CeTerm.Reference)),
         [DiceCeLoss.BceName] = ("1.0 x Dice + 0.2 x BCE-with-logits on the logits (DiceCE with the cross-entropy term working)", () => new DiceCeLoss(CeTerm.Bce)),
+        [TunedDiceLoss.ReferenceName] = ("medvlsm's TunedDiceLoss (its UNet/UNet++/DeepLabV3+ loss): soft Dice of each mask plane holding an exact 1, mean per sample, then over the batch; NaN when a sample's mask is empty", () => new TunedDiceLoss(skipEmpty: false)),
+        [TunedDiceLoss.FixedName] = ("tuned-dice with samples whose mask is empty left out of the batch mean instead of making it NaN (0 for a batch of empty masks)", () => new TunedDiceLoss(skipEmpty: true)),
     };
 
     public static IEnumerable<string> Names => Known.Keys;

@@ -69,6 +69,9 @@ public sealed class TrainConfig
     public string BiomedclipsegExtract { get; set; } = DefaultBiomedclipsegExtract;
     /// <summary>BiomedCLIPSeg only: "reference" (the tokenizer's mask: a literal [PAD] in a prompt is attended) or "fixed" (every [PAD] id masked).</summary>
     public string BiomedclipsegTextMask { get; set; } = DefaultBiomedclipsegTextMask;
+    public const string DefaultSmpInput = "reference";
+    /// <summary>UNet, UNet++, DeepLabV3+ only: "reference" (medvlsm's Resize(256): shorter side, aspect kept; non-square images refused) or "square" (resize to img_size x img_size).</summary>
+    public string SmpInput { get; set; } = DefaultSmpInput;
 
     /// <summary>Options of the model's family, as <see cref="IModelFamily.Options"/> keys (only those set away from their defaults).</summary>
     public IReadOnlyDictionary<string, string> FamilyOptions()
@@ -78,6 +81,7 @@ public sealed class TrainConfig
         if (SanGradients != DefaultSanGradients) options[Models.San.SanTrainables.OptionKey] = SanGradients;
         if (BiomedclipsegExtract != DefaultBiomedclipsegExtract) options[Models.BiomedClipSeg.BiomedClipSegFamily.ExtractOption] = BiomedclipsegExtract;
         if (BiomedclipsegTextMask != DefaultBiomedclipsegTextMask) options[Models.BiomedClipSeg.BiomedClipSegFamily.TextMaskOption] = BiomedclipsegTextMask;
+        if (SmpInput != DefaultSmpInput) options[Models.Smp.SmpFamily.InputOption] = SmpInput;
         return options;
     }
 
@@ -91,6 +95,7 @@ public sealed class TrainConfig
             else if (key == Models.San.SanTrainables.OptionKey) SanGradients = value;
             else if (key == Models.BiomedClipSeg.BiomedClipSegFamily.ExtractOption) BiomedclipsegExtract = value;
             else if (key == Models.BiomedClipSeg.BiomedClipSegFamily.TextMaskOption) BiomedclipsegTextMask = value;
+            else if (key == Models.Smp.SmpFamily.InputOption) SmpInput = value;
             else throw new VlsmException($"{key} is not an option of any model family.");
         }
     }

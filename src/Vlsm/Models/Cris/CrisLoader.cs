@@ -16,7 +16,7 @@ public static class CrisLoader
     public const string ConfigFile = "config.json";
 
     /// <summary>BatchNorm's step counter, which older checkpoints lack and inference never reads.</summary>
-    public static bool IsStepCounter(string key) => key.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
+    public static bool IsStepCounter(string key) => StateDictLoader.IsStepCounter(key);
 
     /// <summary>The folder's config with the backbone sizes its weights have (when it has weights).</summary>
     public static CrisConfig ReadConfig(string dir)
@@ -119,18 +119,10 @@ public static class CrisConverter
         return new CrisConversion(outDir, configPath, output.Count, !ReferenceEquals(read, tensors), output.Count - tensors.Count, config);
     }
 
-    /// <summary>Writes the folder in a sibling staging folder, then moves it into place (<see cref="AtomicFolder"/>).</summary>
+    /// <summary>Writes the folder in a sibling staging folder, then moves it (or its files) into place (<see cref="AtomicFolder"/>).</summary>
     private static void WriteFolder(string outDir, CrisConfig config, IReadOnlyList<TorchTensor> tensors) => AtomicFolder.Write(outDir, staging =>
     {
-        var materialised = tensors.Select(t => new KeyValuePair<string, torch.Tensor>(t.Name, t.ToTensor())).ToList();
-        try
-        {
-            SafetensorsWriter.Save(Path.Combine(staging, CrisLoader.WeightsFile), materialised, new Dictionary<string, string> { ["format"] = "pt" });
-        }
-        finally
-        {
-            foreach (var (_, t) in materialised) t.Dispose();
-        }
+        SafetensorsWriter.Save(Path.Combine(staging, CrisLoader.WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         AtomicFile.WriteAllText(Path.Combine(staging, CrisLoader.ConfigFile), config.ToJson());
         ClipTokenizer.WriteBuiltInVocabulary(staging);
     });

@@ -4,6 +4,7 @@ using Vlsm.Models.BiomedClipSeg;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
 using Vlsm.Models.San;
+using Vlsm.Models.Smp;
 
 namespace Vlsm.Models.Registry;
 
@@ -13,7 +14,7 @@ namespace Vlsm.Models.Registry;
 /// </summary>
 public static class ModelFamilies
 {
-    public static IReadOnlyList<IModelFamily> All { get; } = [ClipSegFamily.Instance, CrisFamily.Instance, SanFamily.Instance, BiomedClipSegFamily.Instance];
+    public static IReadOnlyList<IModelFamily> All { get; } = [ClipSegFamily.Instance, CrisFamily.Instance, SanFamily.Instance, BiomedClipSegFamily.Instance, .. SmpFamily.All];
 
     /// <summary>The family registered for a <c>model_type</c>.</summary>
     /// <exception cref="VlsmException">No family has that model_type.</exception>
