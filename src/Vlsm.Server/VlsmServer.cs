@@ -275,6 +275,12 @@ public static class VlsmServer
             return;
         }
 
+        if (host.Segmenter.Preprocessor.SizeProblem(image.Width, image.Height) is { } sizeProblem)
+        {
+            await Error(context, StatusCodes.Status400BadRequest, "image", $"model '{host.Name}' cannot take this image: {sizeProblem}");
+            return;
+        }
+
         var job = new SegmentJob(image, host.Segmenter.Family.TakesText ? prompts.Cast<string?>().ToList() : new List<string?> { null });
         if (!host.TryEnqueue(job))
         {

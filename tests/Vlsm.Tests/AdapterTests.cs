@@ -210,12 +210,25 @@ public sealed class AdapterTests : IDisposable
     }
 
     [Fact]
-    public void ShallowLanguageAdaptersNeedTextWidthEqualToProjection()
+    public void ShallowLanguageAdaptersOnOtherWidthsAddThroughTheFrozenTextProjection()
     {
         using var tiny = ClipSegLoader.Load(Path.Combine(Fixtures.Parity, "clipseg-tiny")); // text 32, projection 16
-        var e = Assert.Throws<VlsmException>(() => new AdaptedClipSeg(tiny, FineTuneSpec.Create(FineTuneMode.Shallow, "vl")));
-        Assert.Contains("width 32", e.Message);
-        Assert.Contains("width 16", e.Message);
+        Assert.NotEqual(tiny.Config.Text.HiddenSize, tiny.Config.ProjectionDim);
+        using var adapted = new AdaptedClipSeg(tiny, FineTuneSpec.Create(FineTuneMode.Shallow, "l"));
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var ids = torch.tensor(new long[] { 49406, 320, 1125, 49407, 49407, 49407, 49406, 2368, 49407, 49407, 49407, 49407 }, [2, 6]);
+        using var text = adapted.EncodeText(ids, null);
+        var cond = adapted.ConditionalEmbedding(text);
+        Assert.Equal([2L, tiny.Config.ProjectionDim], cond.shape);
+        // Each L adapter's output (text width) enters the conditional embedding through CLIP's own text projection.
+        var expected = text.Conditional.clone();
+        var adapters = ((ShallowAdapterSet)adapted.Adapters!).TextExtract!;
+        for (int i = 0; i < adapters.Count; i++)
+            expected = expected + tiny.Clip.TextProjection.forward(adapters[i].forward(text.PooledHidden![i]));
+        Assert.True(torch.allclose(expected, cond, rtol: 0, atol: 1e-6), $"max diff {(expected - cond).abs().max().item<float>()}");
+        Assert.False(tiny.Clip.TextProjection.weight!.requires_grad);
+        Assert.True((cond - text.Conditional).abs().max().item<float>() > 1e-4f, "the L adapters changed nothing");
     }
 
     [Theory]

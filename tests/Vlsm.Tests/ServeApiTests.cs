@@ -248,6 +248,42 @@ public sealed class ServeApiTests : IClassFixture<ServeApiTests.Servers>, IDispo
     }
 
     [Fact]
+    public async Task A_text_free_model_needs_no_prompt_refuses_one_and_names_an_image_it_cannot_size()
+    {
+        var spec = ServedModelSpec.FromOptions([$"unet={Path.Combine(Fixtures.Parity, "smp-unet-tiny")}"], [], null)[0];
+        using var host = spec.Open(ComputePrecision.Fp32, new Dictionary<string, string>(), new QueueSettings());
+        var app = Start(new ServerOptions { Port = 0 }, host);
+        try
+        {
+            var model = JsonNode.Parse(await http.GetStringAsync(Url(app) + "/v1/models"))!["models"]![0]!;
+            Assert.False((bool)model["needs_prompt"]!);
+            int size = host.Segmenter.Preprocessor.Width;
+            var upload = UploadImages.Png(size + 20, size + 20);
+            using var mask = await Segment(app, Form(upload));
+            Assert.Equal(HttpStatusCode.OK, mask.StatusCode);
+            var gray = Gray(await mask.Content.ReadAsByteArrayAsync());
+            Assert.Equal((size + 20, size + 20), (gray.Width, gray.Height));
+            var direct = host.Segmenter.Predict([ImageCodec.DecodeRgb(upload, "direct")], null)[0].MaskAt(size + 20, size + 20, MaskRule.DefaultThreshold);
+            Assert.Equal(direct.Pixels, gray.Pixels);
+
+            using var prompted = await Segment(app, Form(upload, fields: [("prompt", "polyp")]));
+            Assert.Equal(HttpStatusCode.BadRequest, prompted.StatusCode);
+            Assert.Equal("prompt", (string)JsonNode.Parse(await prompted.Content.ReadAsStringAsync())!["error"]!["field"]!);
+
+            // medvlsm's Resize(256) keeps the aspect, so a wide image cannot become this model's square input.
+            using var wide = await Segment(app, Form(UploadImages.Png(2 * size, size)));
+            Assert.Equal(HttpStatusCode.BadRequest, wide.StatusCode);
+            var error = JsonNode.Parse(await wide.Content.ReadAsStringAsync())!["error"]!;
+            Assert.Equal("image", (string)error["field"]!);
+            Assert.Contains($"{2 * size}x{size}", (string)error["message"]!);
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task Openapi_document_describes_every_v1_route()
     {
         var doc = JsonNode.Parse(await http.GetStringAsync(Url(servers.Default) + "/v1/openapi.json"))!;

@@ -37,7 +37,7 @@ public sealed class ServePageTests : IDisposable
         string text = Path.Combine(work, "notes.png");
         File.WriteAllText(text, "patient notes, not an image\n");
 
-        using var serve = new ServeProcess("--model", "tiny=" + Path.Combine(Fixtures.Parity, "clipseg-tiny"));
+        using var serve = new ServeProcess("--model", "tiny=" + Path.Combine(Fixtures.Parity, "clipseg-tiny"), "--model", "unet=" + Path.Combine(Fixtures.Parity, "smp-unet-tiny"));
         var (playwright, browser) = await Launch();
         try
         {
@@ -94,6 +94,17 @@ public sealed class ServePageTests : IDisposable
             await page.WaitForSelectorAsync("#status:not([hidden])");
             await page.WaitForFunctionAsync("document.getElementById('status').textContent.startsWith('image:')");
             Assert.Contains("not an image", await page.InnerTextAsync("#status"));
+
+            // A model that reads no text: the prompts go away, and an image segments without one.
+            await page.SelectOptionAsync("#model", "unet");
+            Assert.False(await page.IsVisibleAsync("#prompt-box"));
+            Assert.Contains("reads no text", await page.InnerTextAsync("#model-facts"));
+            string square = Path.Combine(work, "square.png");
+            File.WriteAllBytes(square, UploadImages.Png(80, 80));
+            await page.SetInputFilesAsync("#image", square);
+            await page.ClickAsync("#segment");
+            await page.WaitForSelectorAsync("#results figure canvas");
+            Assert.Equal("mask", await page.InnerTextAsync("#results figcaption span:first-child"));
         }
         finally
         {
