@@ -103,20 +103,5 @@ internal static class BiomedClipSegBench
         Console.WriteLine($"train step biomedclipseg decoder {ComputePrecisions.Name(precision)} batch {TrainBatch}: {seconds:0.000} s; with the feature cache warm {cached:0.000} s");
     }
 
-    private static Batch RandomBatch(int id)
-    {
-        using var pixels = randn(TrainBatch, 3, Size, Size);
-        using var target = rand(TrainBatch, Size, Size).gt(0.5).to(ScalarType.Float32);
-        return new Batch
-        {
-            Index = 0,
-            Width = Size,
-            Height = Size,
-            Images = pixels.data<float>().ToArray(),
-            Masks = target.data<float>().ToArray(),
-            Prompts = Enumerable.Repeat(Prompt, TrainBatch).ToList(),
-            Records = Enumerable.Range(0, TrainBatch).Select(i => new RecordId("bench", "train", id * TrainBatch + i, $"{id}-{i}.png", $"{id}-{i}.png")).ToList(),
-            OriginalSizes = Enumerable.Repeat((Size, Size), TrainBatch).ToList(),
-        };
-    }
+    private static Batch RandomBatch(int id) => Bench.LoaderBatch(TrainBatch, Size, Prompt, id);
 }

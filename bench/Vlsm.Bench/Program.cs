@@ -6,8 +6,9 @@ using Vlsm.Bench;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
-// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--only serve]
+// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--only serve]
 // --biomedclipseg measures CLIPSeg's forward passes and BiomedCLIPSeg's figures only (a full run includes them).
+// --smp measures only the image-only baseline, UNet-r50, median of 3 for its forward passes too (a full run includes it; --quick leaves it out).
 // --only serve: just the load and soak of vlsm serve, its figures under "extra".
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
@@ -45,6 +46,14 @@ if (Value("--only") is { } only)
     return 0;
 }
 
+if (argsList.Contains("--smp"))
+{
+    var smpOnly = new JsonObject();
+    SmpBench.Measure(smpOnly, trainRepeats, warmUp: !quick);
+    Write(new JsonObject { ["results"] = smpOnly });
+    return 0;
+}
+
 // The probe runs at the process's first convolution; here it is the first libtorch work of all,
 // so this figure includes libtorch's own first-use costs that any first convolution pays.
 double firstProbeMs = Vlsm.Tensors.SafeConvolution.Probe.Milliseconds;
@@ -63,6 +72,7 @@ if (biomedOnly)
     return 0;
 }
 ConvolutionBench.Measure(extra, inferRepeats, warmUp: !quick);
+if (!quick) SmpBench.Measure(results, trainRepeats, warmUp: true);
 
 foreach (var key in TrainingMeasurement.Keys)
 {
