@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Vlsm.Data;
+using Vlsm.Training;
 using static TorchSharp.torch;
 
 namespace Vlsm.Bench;
@@ -23,6 +25,46 @@ internal static class Bench
         var mask = ones(batch, 12, ScalarType.Int64);
         var target = rand(batch, 352, 352).gt(0.5).to(ScalarType.Float32);
         return (pixels, ids, mask, target);
+    }
+
+    /// <summary>
+    /// A batch of random size x size images, binary masks and one prompt, as the data loader hands it
+    /// over; <paramref name="id"/> names its records, so a new id is a batch no feature cache has seen.
+    /// </summary>
+    public static Batch RandomTrainBatch(int id, int batch, int size, string prompt)
+    {
+        using var pixels = randn(batch, 3, size, size);
+        using var target = rand(batch, size, size).gt(0.5).to(ScalarType.Float32);
+        return new Batch
+        {
+            Index = 0,
+            Width = size,
+            Height = size,
+            Images = pixels.data<float>().ToArray(),
+            Masks = target.data<float>().ToArray(),
+            Prompts = Enumerable.Repeat(prompt, batch).ToList(),
+            Records = Enumerable.Range(0, batch).Select(i => new RecordId("bench", "train", id * batch + i, $"{id}-{i}.png", $"{id}-{i}.png")).ToList(),
+            OriginalSizes = Enumerable.Repeat((size, size), batch).ToList(),
+        };
+    }
+
+    /// <summary>
+    /// Median seconds of <see cref="TrainingSession.TrainStep"/> on batches never seen (frozen towers
+    /// computed), then on one batch again and again (their outputs served by the feature cache).
+    /// </summary>
+    public static (double Fresh, double Cached) TrainSteps(TrainingSession session, int batch, int size, string prompt, int repeats, bool warmUp)
+    {
+        session.Model.SetTraining(true);
+        int fresh = 0;
+        double seconds = Median(repeats, () =>
+        {
+            var b = RandomTrainBatch(fresh++, batch, size, prompt);
+            return Time(() => session.TrainStep(b));
+        }, warmUp);
+        var cachedBatch = RandomTrainBatch(-1, batch, size, prompt);
+        session.TrainStep(cachedBatch);
+        double cached = Median(repeats, () => Time(() => session.TrainStep(cachedBatch)), warmUp);
+        return (seconds, cached);
     }
 
     /// <summary>Seconds one timed call of <paramref name="work"/> takes.</summary>

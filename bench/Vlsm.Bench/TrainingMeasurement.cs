@@ -111,28 +111,8 @@ internal static class TrainingMeasurement
         return (JsonObject)JsonNode.Parse(output.Trim().Split('\n').Last())!;
     }
 
-    /// <summary>A batch of random 352x352 images, 12-token prompts and binary masks, as the data loader hands them over; <paramref name="id"/> names its records.</summary>
-    private static Batch RandomBatch(int id)
-    {
-        var (pixels, ids, mask, target) = Bench.RandomBatch(Batch);
-        using (pixels)
-        using (ids)
-        using (mask)
-        using (target)
-        {
-            return new Batch
-            {
-                Index = 0,
-                Width = 352,
-                Height = 352,
-                Images = pixels.data<float>().ToArray(),
-                Masks = target.data<float>().ToArray(),
-                Prompts = Enumerable.Repeat("a small pink polyp at the top left of the image", Batch).ToList(),
-                Records = Enumerable.Range(0, Batch).Select(i => new RecordId("bench", "train", id * Batch + i, $"{id}-{i}.png", $"{id}-{i}.png")).ToList(),
-                OriginalSizes = Enumerable.Repeat((352, 352), Batch).ToList(),
-            };
-        }
-    }
+    /// <summary>A batch of random 352x352 images, one prompt and binary masks; <paramref name="id"/> names its records.</summary>
+    private static Batch RandomBatch(int id) => Bench.RandomTrainBatch(id, Batch, 352, "a small pink polyp at the top left of the image");
 
     internal sealed class Silent : ITrainingObserver
     {
