@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Vlsm.Data;
+using Vlsm.Training;
 using static TorchSharp.torch;
 
 namespace Vlsm.Bench;
@@ -27,11 +28,10 @@ internal static class Bench
     }
 
     /// <summary>
-    /// A batch as the data loader hands it over: random <paramref name="size"/>-square images and
-    /// binary masks, one prompt for all; <paramref name="id"/> names its records, so a new id means
-    /// samples never seen (frozen towers run), the same id samples the feature cache holds.
+    /// A batch of random size x size images, binary masks and one prompt, as the data loader hands it
+    /// over; <paramref name="id"/> names its records, so a new id is a batch no feature cache has seen.
     /// </summary>
-    public static Batch LoaderBatch(int batch, int size, string prompt, int id)
+    public static Batch RandomTrainBatch(int id, int batch, int size, string prompt)
     {
         using var pixels = randn(batch, 3, size, size);
         using var target = rand(batch, size, size).gt(0.5).to(ScalarType.Float32);
@@ -46,6 +46,25 @@ internal static class Bench
             Records = Enumerable.Range(0, batch).Select(i => new RecordId("bench", "train", id * batch + i, $"{id}-{i}.png", $"{id}-{i}.png")).ToList(),
             OriginalSizes = Enumerable.Repeat((size, size), batch).ToList(),
         };
+    }
+
+    /// <summary>
+    /// Median seconds of <see cref="TrainingSession.TrainStep"/> on batches never seen (frozen towers
+    /// computed), then on one batch again and again (their outputs served by the feature cache).
+    /// </summary>
+    public static (double Fresh, double Cached) TrainSteps(TrainingSession session, int batch, int size, string prompt, int repeats, bool warmUp)
+    {
+        session.Model.SetTraining(true);
+        int fresh = 0;
+        double seconds = Median(repeats, () =>
+        {
+            var b = RandomTrainBatch(fresh++, batch, size, prompt);
+            return Time(() => session.TrainStep(b));
+        }, warmUp);
+        var cachedBatch = RandomTrainBatch(-1, batch, size, prompt);
+        session.TrainStep(cachedBatch);
+        double cached = Median(repeats, () => Time(() => session.TrainStep(cachedBatch)), warmUp);
+        return (seconds, cached);
     }
 
     /// <summary>Seconds one timed call of <paramref name="work"/> takes.</summary>

@@ -87,21 +87,10 @@ internal static class BiomedClipSegBench
             new ScheduleSection(1, 1, true, 0.1, 5, 1e-4, 20, 1e-4),
             new DiceCeLoss(), 0, new CacheSection(true, 2048L << 20));
         using var session = new TrainingSession(plan, model, run, new TrainingMeasurement.Silent());
-        session.Model.SetTraining(true);
-        int fresh = 0;
         string name = $"biomedclipseg_train_decoder_b{TrainBatch}_{ComputePrecisions.Name(precision)}";
-        double seconds = Bench.Median(repeats, () =>
-        {
-            var batch = RandomBatch(fresh++);
-            return Bench.Time(() => session.TrainStep(batch));
-        }, warmUp);
-        var cachedBatch = RandomBatch(-1);
-        session.TrainStep(cachedBatch);
-        double cached = Bench.Median(repeats, () => Bench.Time(() => session.TrainStep(cachedBatch)), warmUp);
+        var (seconds, cached) = Bench.TrainSteps(session, TrainBatch, Size, Prompt, repeats, warmUp);
         results[$"{name}_s"] = Math.Round(seconds, 4);
         results[$"{name}_cached_s"] = Math.Round(cached, 4);
         Console.WriteLine($"train step biomedclipseg decoder {ComputePrecisions.Name(precision)} batch {TrainBatch}: {seconds:0.000} s; with the feature cache warm {cached:0.000} s");
     }
-
-    private static Batch RandomBatch(int id) => Bench.LoaderBatch(TrainBatch, Size, Prompt, id);
 }

@@ -6,9 +6,11 @@ using Vlsm.Bench;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
-// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--only serve]
+// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--san] [--only serve]
 // --biomedclipseg measures CLIPSeg's forward passes and BiomedCLIPSeg's figures only (a full run includes them).
 // --smp measures only the image-only baseline, UNet-r50, median of 3 for its forward passes too (a full run includes it; --quick leaves it out).
+// --san measures CLIPSeg's forward passes, its dense-adapter training step (fp32) and SAN's figures
+// only (a full run includes them; --quick leaves SAN out). SAN's figures are medians of 3 runs.
 // --only serve: just the load and soak of vlsm serve, its figures under "extra".
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
@@ -64,9 +66,11 @@ double gemmBf16 = GemmGflops(ScalarType.BFloat16);
 Console.WriteLine($"threads {threads}; 2048x2048 matmul: fp32 {gemmFp32:0.0} GFLOP/s, bf16 {gemmBf16:0.0} GFLOP/s");
 
 MeasureInference();
-bool biomedOnly = argsList.Contains("--biomedclipseg");
-if (!quick || biomedOnly) BiomedClipSegBench.Measure(results, inferRepeats, warmUp: !quick);
-if (biomedOnly)
+bool biomedOnly = argsList.Contains("--biomedclipseg"), sanOnly = argsList.Contains("--san");
+if ((!quick && !sanOnly) || biomedOnly) BiomedClipSegBench.Measure(results, inferRepeats, warmUp: !quick);
+if ((!quick && !biomedOnly) || sanOnly) SanBench.Measure(results, trainRepeats, warmUp: !quick);
+if (sanOnly) MeasureTraining("train_dense_vl_b4", TowerPrecision.Fp32); // CLIPSeg's dense adapters, beside SAN's step
+if (biomedOnly || sanOnly)
 {
     Write(new JsonObject { ["results"] = results, ["extra"] = extra });
     return 0;
@@ -75,20 +79,21 @@ ConvolutionBench.Measure(extra, inferRepeats, warmUp: !quick);
 if (!quick) SmpBench.Measure(results, trainRepeats, warmUp: true);
 
 foreach (var key in TrainingMeasurement.Keys)
-{
     foreach (var precision in new[] { TowerPrecision.Fp32, TowerPrecision.Bf16 })
+        MeasureTraining(key, precision);
+
+void MeasureTraining(string key, string precision)
+{
+    var measured = TrainingMeasurement.InChildProcess(key, precision, quick, threads);
+    string name = precision == TowerPrecision.Fp32 ? key : $"{key}_{precision}";
+    results[$"{name}_s"] = measured["seconds"]!.GetValue<double>();
+    // The required document has the dense runs' peak RSS; the shallow runs' goes with the extra figures.
+    (key == "train_dense_vl_b4" ? results : extra)[$"{name}_peak_rss_mb"] = measured["peak_rss_mb"]!.GetValue<long>();
+    Console.WriteLine($"train step {measured["spec"]} batch {TrainingMeasurement.Batch}: {measured["seconds"]} s, peak RSS {measured["peak_rss_mb"]} MB");
+    if (measured["cached_seconds"] is { } cachedSeconds)
     {
-        var measured = TrainingMeasurement.InChildProcess(key, precision, quick, threads);
-        string name = precision == TowerPrecision.Fp32 ? key : $"{key}_{precision}";
-        results[$"{name}_s"] = measured["seconds"]!.GetValue<double>();
-        // The required document has the dense runs' peak RSS; the shallow runs' goes with the extra figures.
-        (key == "train_dense_vl_b4" ? results : extra)[$"{name}_peak_rss_mb"] = measured["peak_rss_mb"]!.GetValue<long>();
-        Console.WriteLine($"train step {measured["spec"]} batch {TrainingMeasurement.Batch}: {measured["seconds"]} s, peak RSS {measured["peak_rss_mb"]} MB");
-        if (measured["cached_seconds"] is { } cachedSeconds)
-        {
-            results[$"{key}_cached_s"] = cachedSeconds.GetValue<double>();
-            Console.WriteLine($"  with the feature cache warm: {cachedSeconds} s ({measured["seconds"]!.GetValue<double>() / cachedSeconds.GetValue<double>():0.0}x faster)");
-        }
+        results[$"{key}_cached_s"] = cachedSeconds.GetValue<double>();
+        Console.WriteLine($"  with the feature cache warm: {cachedSeconds} s ({measured["seconds"]!.GetValue<double>() / cachedSeconds.GetValue<double>():0.0}x faster)");
     }
 }
 

@@ -80,7 +80,7 @@ internal static class SmpBench
         int id = 0;
         double seconds = Bench.Median(repeats, () =>
         {
-            var batch = Bench.LoaderBatch(TrainBatch, Size, "", id++);
+            var batch = Bench.RandomTrainBatch(id++, TrainBatch, Size, "");
             return Bench.Time(() => session.TrainStep(batch));
         }, warmUp);
         results[$"unet_r50_train_full_b{TrainBatch}_s"] = Math.Round(seconds, 4);

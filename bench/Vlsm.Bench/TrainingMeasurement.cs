@@ -111,8 +111,8 @@ internal static class TrainingMeasurement
         return (JsonObject)JsonNode.Parse(output.Trim().Split('\n').Last())!;
     }
 
-    /// <summary>A batch of random 352x352 images, 12-token prompts and binary masks, as the data loader hands them over; <paramref name="id"/> names its records.</summary>
-    private static Batch RandomBatch(int id) => Bench.LoaderBatch(Batch, 352, "a small pink polyp at the top left of the image", id);
+    /// <summary>A batch of random 352x352 images, one prompt and binary masks; <paramref name="id"/> names its records.</summary>
+    private static Batch RandomBatch(int id) => Bench.RandomTrainBatch(id, Batch, 352, "a small pink polyp at the top left of the image");
 
     internal sealed class Silent : ITrainingObserver
     {

@@ -65,6 +65,15 @@ public static class SanConverter
         return new SanConversion(outDir, clipArchive, written, clip.Count, 0, null, dropped, [], config);
     }
 
+    /// <summary>A SAN folder with random weights, every tensor as <see cref="SanModel"/> initialises it: the real architecture's shapes and costs, nothing pretrained (benchmarks).</summary>
+    public static SanConversion Random(SanConfig config, string outDir, long seed)
+    {
+        manual_seed(seed);
+        using var model = new SanModel(config);
+        int written = Write(outDir, config, model.state_dict());
+        return new SanConversion(outDir, "random weights", written, 0, 0, null, [], [], config);
+    }
+
     /// <param name="checkpoint">A Lightning .ckpt (state dict under <c>state_dict</c>, keys <c>net.*</c>) or a torch.save SAN state dict.</param>
     /// <param name="configPath">The SAN config.json it was trained with; null: the benchmark's SAN.</param>
     public static SanConversion FromCheckpoint(string checkpoint, string? configPath, string outDir)
