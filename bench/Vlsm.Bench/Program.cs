@@ -6,12 +6,12 @@ using Vlsm.Bench;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
-// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--san] [--only serve]
+// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--san] [--only serve|sweep]
 // --biomedclipseg measures CLIPSeg's forward passes and BiomedCLIPSeg's figures only (a full run includes them).
 // --smp measures only the image-only baseline, UNet-r50, median of 3 for its forward passes too (a full run includes it; --quick leaves it out).
 // --san measures CLIPSeg's forward passes, its dense-adapter training step (fp32) and SAN's figures
 // only (a full run includes them; --quick leaves SAN out). SAN's figures are medians of 3 runs.
-// --only serve: just the load and soak of vlsm serve, its figures under "extra".
+// --only serve|sweep: just the load and soak of vlsm serve, or the sweep runner's overhead per cell; figures under "extra".
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
 // document from one run without warm-up, loads 64 images instead of 256 and leaves out the
@@ -41,10 +41,19 @@ if (Value("--child") is { } child)
 
 if (Value("--only") is { } only)
 {
-    if (only != "serve") throw new ArgumentException($"--only {only}: the one part that runs alone is 'serve'.");
-    var serveOnly = new JsonObject();
-    ServeLoad.Measure(serveOnly, quick);
-    Write(new JsonObject { ["extra"] = serveOnly });
+    var alone = new JsonObject();
+    switch (only)
+    {
+        case "serve":
+            ServeLoad.Measure(alone, quick);
+            break;
+        case "sweep":
+            SweepOverhead.Measure(alone, MemoryGrowth.TinyModel() ?? throw new ArgumentException("--only sweep needs ../shared/parity/clipseg-tiny beside the checkout."));
+            break;
+        default:
+            throw new ArgumentException($"--only {only}: the parts that run alone are 'serve' and 'sweep'.");
+    }
+    Write(new JsonObject { ["extra"] = alone });
     return 0;
 }
 
