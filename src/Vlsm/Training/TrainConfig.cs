@@ -132,6 +132,7 @@ public sealed class TrainConfig
 
     private static readonly ISerializer Writer = new SerializerBuilder()
         .WithNamingConvention(UnderscoredNamingConvention.Instance)
+        .WithTypeConverter(new IO.YamlFloats())
         .ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve)
         .Build();
 
