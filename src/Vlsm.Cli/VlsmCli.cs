@@ -12,9 +12,13 @@ public static class VlsmCli
         Recursive = true,
     };
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) =>
+        BuildRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+
+    /// <summary>Every command and option; parsing only, no command runs until the parse result is invoked.</summary>
+    public static RootCommand BuildRoot()
     {
-        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg, CRIS) and their image-only baselines (UNet, UNet++, DeepLabV3+) on a CPU.")
+        var root = new RootCommand("vlsm: fine-tune and run vision-language segmentation models (CLIPSeg, BiomedCLIPSeg, CRIS, SAN) and their image-only baselines (UNet, UNet++, DeepLabV3+) on a CPU.")
         {
             DemoCommand.Build(),
             PredictCommand.Build(),
@@ -35,7 +39,7 @@ public static class VlsmCli
             ServeCommand.Build(),
         };
         root.Options.Add(Verbose);
-        return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        return root;
     }
 
     /// <summary>

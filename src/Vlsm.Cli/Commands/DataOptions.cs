@@ -12,12 +12,6 @@ internal static class DataOptions
         DefaultValueFactory = _ => 127,
     };
 
-    public static Option<MaskMode> MaskModeOption() => new("--mask-mode")
-    {
-        Description = "binary: threshold masks (default); soft: target = value/255, as the Python reference, for exact reproduction.",
-        DefaultValueFactory = _ => MaskMode.Binary,
-    };
-
     public static Option<OnError> OnErrorOption() => new("--on-error")
     {
         Description = "fail: stop at a record whose files are missing, corrupt or of different sizes (default); skip: leave it out and count it.",

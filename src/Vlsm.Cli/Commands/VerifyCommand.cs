@@ -11,7 +11,7 @@ internal static class VerifyCommand
     public static Command Build()
     {
         var model = new Option<string>("--model") { Description = "Model folder, of any family vlsm knows (config.json's model_type).", Required = true };
-        var reference = new Option<string>("--reference") { Description = "Safetensors file with inputs and expected outputs (shared/parity/README.md format).", Required = true };
+        var reference = new Option<string>("--reference") { Description = "A safetensors file written by the Python model: its inputs (pixel_values, input_ids, attention_mask) and the outputs to compare, under the model's output names (logits, ...).", Required = true };
         var tolerance = new Option<double>("--tolerance") { Description = "Largest allowed absolute difference.", DefaultValueFactory = _ => 1e-4 };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors, e.g. a run's best.safetensors) to apply to the model." };
