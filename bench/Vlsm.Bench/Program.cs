@@ -27,6 +27,10 @@ torch.set_num_threads(threads);
 torch.set_num_interop_threads(1);
 torch.manual_seed(0);
 
+// The probe runs at the process's first convolution; here it is the first libtorch work of all,
+// so this figure includes libtorch's own first-use costs that any first convolution pays.
+double firstProbeMs = Vlsm.Tensors.SafeConvolution.Probe.Milliseconds;
+
 // A training measurement runs alone in a child process so its peak RSS is its own.
 if (Value("--child") == MemoryGrowth.ChildKey)
 {
@@ -65,9 +69,6 @@ if (argsList.Contains("--smp"))
     return 0;
 }
 
-// The probe runs at the process's first convolution; here it is the first libtorch work of all,
-// so this figure includes libtorch's own first-use costs that any first convolution pays.
-double firstProbeMs = Vlsm.Tensors.SafeConvolution.Probe.Milliseconds;
 var results = new JsonObject();
 var extra = new JsonObject();
 double gemmFp32 = GemmGflops(ScalarType.Float32);
@@ -103,6 +104,11 @@ void MeasureTraining(string key, string precision)
     {
         results[$"{key}_cached_s"] = cachedSeconds.GetValue<double>();
         Console.WriteLine($"  with the feature cache warm: {cachedSeconds} s ({measured["seconds"]!.GetValue<double>() / cachedSeconds.GetValue<double>():0.0}x faster)");
+        if (measured["cached_parts_s"] is JsonObject parts)
+        {
+            extra[$"{key}_cached_parts_s"] = parts.DeepClone();
+            Console.WriteLine($"  its parts: {string.Join(", ", parts.Select(kv => $"{kv.Key} {kv.Value} s"))}");
+        }
     }
 }
 
@@ -136,9 +142,16 @@ Write(new JsonObject
 });
 return 0;
 
+// Every document says which machine and build produced it, so figures from different machines are never compared blind.
 void Write(JsonObject root)
 {
     if (jsonPath is null) return;
+    if (root["machine"] is null)
+    {
+        var described = new JsonObject { ["threads"] = threads };
+        ConvolutionBench.DescribeMachine(described, firstProbeMs);
+        root["machine"] = described;
+    }
     Vlsm.IO.AtomicFile.WriteAllText(jsonPath, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"wrote {jsonPath}");
 }

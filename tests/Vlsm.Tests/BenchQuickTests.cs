@@ -70,6 +70,10 @@ public sealed class BenchQuickTests : IDisposable
         var extra = root["extra"]!.AsObject();
         foreach (var key in new[] { "convolution_probe_ms", "cris_rn50_forward_b2_direct_s", "cris_rn50_forward_b2_padded_s", "cris_rn50_forward_padded_over_direct" })
             Assert.True(extra[key]!.GetValue<double>() > 0, $"{key} = {extra[key]}");
+        // The cached step's time is broken into its parts (#21: where the cached step's time goes).
+        var parts = extra["train_shallow_vlc_b4_cached_parts_s"]!.AsObject();
+        Assert.Equal(["forward", "loss", "backward", "clip", "optimizer"], parts.Select(kv => kv.Key));
+        Assert.All(parts, kv => Assert.True(kv.Value!.GetValue<double>() > 0, kv.Key));
         // The sweep runner's cost per cell was measured (a difference of two timings: its sign is noise-prone).
         Assert.Equal(8, extra["sweep_cells"]!.GetValue<int>());
         Assert.True(extra["sweep_runner_s"]!.GetValue<double>() > 0 && extra["sweep_direct_s"]!.GetValue<double>() > 0);
