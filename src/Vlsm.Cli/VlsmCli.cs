@@ -64,7 +64,9 @@ public static class VlsmCli
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}" + (verbose ? "" : " (run with --verbose for the stack trace)"));
+            // One line: libtorch's errors carry their native stack frames after the first line.
+            string first = e.Message.Split('\n', 2)[0].Trim();
+            Console.Error.WriteLine($"error: {e.GetType().Name}: {Vlsm.IO.Printable.Clip(first, 300)}" + (verbose ? "" : " (run with --verbose for the stack trace)"));
             if (verbose) Console.Error.WriteLine(e);
             return 3;
         }

@@ -51,7 +51,8 @@ public static class BiomedClipSegLoader
     }
 
     /// <summary>The folder's WordPiece tokenizer (its vocab.txt).</summary>
-    public static WordPieceTokenizer Tokenizer(string dir) => WordPieceTokenizer.FromVocabFile(Path.Combine(dir, WordPieceTokenizer.VocabFileName));
+    public static WordPieceTokenizer Tokenizer(string dir) =>
+        WordPieceTokenizer.FromVocabFile(Path.Combine(dir, WordPieceTokenizer.VocabFileName)).Within(ReadConfig(dir).Text.VocabSize, "the BERT vocab_size");
 
     /// <summary>medvlsm's image transform: PIL bilinear resize to the ViT size (antialiased, aspect ratio not kept), /255, OpenAI mean and std.</summary>
     public static ImagePreprocessor Preprocessor(BiomedClipSegConfig config) =>
