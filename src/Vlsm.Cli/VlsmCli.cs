@@ -45,6 +45,8 @@ public static class VlsmCli
     public static int Guard(ParseResult parse, Func<int> body)
     {
         bool verbose = parse.GetValue(Verbose);
+        if (parse.CommandResult.Command.Options.FirstOrDefault(o => o.Name == DataOptions.FollowSymlinksName) is Option<bool> follow)
+            Data.MedvlsmDataset.FollowSymlinksByDefault = parse.GetValue(follow);
         if (verbose) Tensors.SafeConvolution.PathChosen += description => Console.Error.WriteLine($"convolution path: {description}");
         try
         {
