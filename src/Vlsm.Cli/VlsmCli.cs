@@ -35,7 +35,10 @@ public static class VlsmCli
             ServeCommand.Build(),
         };
         root.Options.Add(Verbose);
-        return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        var parse = root.Parse(args);
+        // Mistakes get one line and a usage line (ParseErrors), not .NET type names and the whole help.
+        if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?" or "/?" or "/h" or "--version")) return ParseErrors.Report(parse);
+        return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
     }
 
     /// <summary>
