@@ -60,6 +60,15 @@ public sealed class ConfigAgainstWeightsTests : IDisposable
     }
 
     [Fact]
+    public void BiomedClipSegSizesAreCheckedAgainstTheHeaderToo()
+    {
+        string dir = Copy(Path.Combine(Fixtures.Parity, "biomedclipseg-tiny"), "biomed", "config.json", c => c["hf_text_config"]!["intermediate_size"] = 128);
+        var e = Assert.Throws<VlsmException>(() => Vlsm.Models.BiomedClipSeg.BiomedClipSegLoader.ReadConfig(dir));
+        Assert.Contains("hf_text_config.intermediate_size is 128, but", e.Message);
+        Assert.Contains("of shape [64, 16] where the config gives [128, 16]", e.Message);
+    }
+
+    [Fact]
     public void AMissingVisionConfigBlamesConfigJson()
     {
         string dir = Copy(ClipSegTiny, "no-vision", "config.json", c => c.Remove("vision_config"));

@@ -21,7 +21,11 @@ public static class BiomedClipSegLoader
     {
         if (!Directory.Exists(dir))
             throw new VlsmException($"model folder {dir} does not exist; pass a BiomedCLIPSeg folder (config.json, model.safetensors, vocab.txt), e.g. one written by vlsm convert biomedclip.");
-        return BiomedClipSegConfig.FromFile(Path.Combine(dir, ConfigFile));
+        string path = Path.Combine(dir, ConfigFile);
+        var config = BiomedClipSegConfig.FromFile(path);
+        var (shapes, counts) = config.WeightClaims();
+        WeightShapes.Check(path, Path.Combine(dir, WeightsFile), shapes, counts);
+        return config;
     }
 
     /// <summary>The folder's model in float32 and eval mode, weights loaded strictly.</summary>
