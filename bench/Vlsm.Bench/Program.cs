@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 // --san measures CLIPSeg's forward passes, its dense-adapter training step (fp32) and SAN's figures
 // only (a full run includes them; --quick leaves SAN out). SAN's figures are medians of 3 runs.
 // --only serve|sweep: just the load and soak of vlsm serve, or the sweep runner's overhead per cell; figures under "extra".
+// --only hostile: peak RSS of `vlsm convert` (a child process; build src/Vlsm.Cli first) on hostile .pth files, target under 300 MB.
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
 // document from one run without warm-up, loads 64 images instead of 256 and leaves out the
@@ -54,8 +55,11 @@ if (Value("--only") is { } only)
         case "sweep":
             SweepOverhead.Measure(alone, MemoryGrowth.TinyModel() ?? throw new ArgumentException("--only sweep needs ../shared/parity/clipseg-tiny beside the checkout."));
             break;
+        case "hostile":
+            HostileFiles.Measure(alone);
+            break;
         default:
-            throw new ArgumentException($"--only {only}: the parts that run alone are 'serve' and 'sweep'.");
+            throw new ArgumentException($"--only {only}: the parts that run alone are 'serve', 'sweep' and 'hostile'.");
     }
     Write(new JsonObject { ["extra"] = alone });
     return 0;

@@ -43,7 +43,7 @@ internal static class SanBench
         using var scope = NewDisposeScope();
         manual_seed(0);
         var pixels = randn(InferBatch, 3, size, size);
-        var ids = SanLoader.InputIds(SanLoader.Tokenizer(modelDir), model.Config, Enumerable.Repeat(Prompt, InferBatch).ToList());
+        var ids = SanLoader.InputIds(SanLoader.Tokenizer(modelDir, model.Config), model.Config, Enumerable.Repeat(Prompt, InferBatch).ToList());
         double s = Bench.Median(repeats, () => Bench.Time(() =>
         {
             using var _ = inference_mode();

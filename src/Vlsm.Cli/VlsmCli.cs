@@ -12,8 +12,13 @@ public static class VlsmCli
         Recursive = true,
     };
 
-    public static int Run(string[] args) =>
-        BuildRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    public static int Run(string[] args)
+    {
+        var parse = BuildRoot().Parse(args);
+        // Mistakes get one line and a usage line (ParseErrors), not .NET type names and the whole help.
+        if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?" or "/?" or "/h" or "--version")) return ParseErrors.Report(parse);
+        return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    }
 
     /// <summary>Every command and option; parsing only, no command runs until the parse result is invoked.</summary>
     public static RootCommand BuildRoot()
@@ -49,6 +54,8 @@ public static class VlsmCli
     public static int Guard(ParseResult parse, Func<int> body)
     {
         bool verbose = parse.GetValue(Verbose);
+        if (parse.CommandResult.Command.Options.FirstOrDefault(o => o.Name == DataOptions.FollowSymlinksName) is Option<bool> follow)
+            Data.MedvlsmDataset.FollowSymlinksByDefault = parse.GetValue(follow);
         if (verbose) Tensors.SafeConvolution.PathChosen += description => Console.Error.WriteLine($"convolution path: {description}");
         try
         {
@@ -68,7 +75,9 @@ public static class VlsmCli
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}" + (verbose ? "" : " (run with --verbose for the stack trace)"));
+            // One line: libtorch's errors carry their native stack frames after the first line.
+            string first = e.Message.Split('\n', 2)[0].Trim();
+            Console.Error.WriteLine($"error: {e.GetType().Name}: {Vlsm.IO.Printable.Clip(first, 300)}" + (verbose ? "" : " (run with --verbose for the stack trace)"));
             if (verbose) Console.Error.WriteLine(e);
             return 3;
         }

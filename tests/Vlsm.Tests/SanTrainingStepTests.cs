@@ -33,7 +33,7 @@ public sealed class SanTrainingStepTests
     private static ModelBatch Batch(SanTraining model, SafetensorsFile reference)
     {
         var prompts = JsonSerializer.Deserialize<string[]>(reference.Metadata["prompts"])!;
-        using var ids = SanLoader.InputIds(SanLoader.Tokenizer(Tiny), model.Model.Config, prompts);
+        using var ids = SanLoader.InputIds(SanLoader.Tokenizer(Tiny, model.Model.Config), model.Model.Config, prompts);
         using var expected = reference.Load("input_ids", ScalarType.Int64);
         Assert.True(ids.equal(expected).all().item<bool>(), "the prompts do not tokenize to the fixture's input_ids");
         return new ModelBatch(reference.Load("pixel_values", ScalarType.Float32), prompts, prompts.Select((_, i) => $"sample{i}").ToList());

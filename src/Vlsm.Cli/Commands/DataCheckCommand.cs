@@ -18,11 +18,12 @@ internal static class DataCheckCommand
         var prompt = DataOptions.Prompt("Prompt key the records must have (p0…pN, or random for any of p1…pN).");
         var threshold = DataOptions.MaskThreshold();
         var workers = new Option<int>("--workers") { Description = "Files decoded in parallel.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var follow = DataOptions.FollowSymlinks();
         var cmd = new Command("check", "Check a dataset: counts per split; missing, unreadable or empty files; image/mask size mismatches; "
             + "empty or non-binary masks; duplicate records; images shared between splits; records without the prompt key. "
             + "Exit code 1 when any record is unusable, 0 when there are only warnings.")
         {
-            data, json, prompt, threshold, workers,
+            data, json, prompt, threshold, workers, follow,
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -31,6 +32,7 @@ internal static class DataCheckCommand
                 Prompt = DataOptions.ParsePrompt(parse.GetValue(prompt)),
                 MaskThreshold = DataOptions.CheckThreshold(parse.GetValue(threshold)),
                 Workers = parse.GetValue(workers) is int w and >= 1 ? w : throw new VlsmException($"--workers must be at least 1, got {parse.GetValue(workers)}."),
+                FollowSymlinks = parse.GetValue(follow),
             };
             if (options.Prompt is { Kind: PromptChoice.Mode.Literal } literal)
                 throw new VlsmException($"--prompt {literal} is neither a key (p0, p1, …) nor random; the checker checks keys records must have.");

@@ -18,6 +18,17 @@ internal static class DataOptions
         DefaultValueFactory = _ => OnError.Fail,
     };
 
+    /// <summary>
+    /// Allow dataset records reached through symbolic links that lead outside the dataset folder.
+    /// <see cref="VlsmCli.Guard"/> applies it to every dataset the command opens, so a command only adds the option.
+    /// </summary>
+    public static Option<bool> FollowSymlinks() => new(FollowSymlinksName)
+    {
+        Description = "Read images and masks through symbolic links that lead outside the dataset folder (refused by default: a link must not make a dataset read other files).",
+    };
+
+    public const string FollowSymlinksName = "--follow-symlinks";
+
     public static Option<string?> Prompt(string description) => new("--prompt") { Description = description };
 
     /// <summary>A --prompt value as a choice; a bare "p" followed by non-digits is text, so "p3" and "random" are the only special forms.</summary>

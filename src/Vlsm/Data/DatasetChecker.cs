@@ -13,6 +13,9 @@ public sealed record DatasetCheckOptions
 
     /// <summary>Files decoded at once.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Allow records reached through symbolic links out of the dataset (<see cref="MedvlsmDataset.FollowSymlinks"/>); null: the process default.</summary>
+    public bool? FollowSymlinks { get; init; }
 }
 
 public enum IssueSeverity
@@ -39,6 +42,7 @@ public static class IssueKind
     public const string NonBinaryMask = "non_binary_mask";
     public const string DuplicateRecord = "duplicate_record";
     public const string SharedImage = "shared_image";
+    public const string EmptySplit = "empty_split";
 }
 
 /// <summary>One finding; <see cref="File"/> is the file to fix, <see cref="Message"/> says what is wrong and names the files.</summary>
@@ -149,7 +153,7 @@ public sealed class DatasetChecker
         MedvlsmDataset dataset;
         try
         {
-            dataset = MedvlsmDataset.Open(full);
+            dataset = MedvlsmDataset.Open(full, options.FollowSymlinks);
         }
         catch (VlsmException e)
         {
@@ -169,6 +173,13 @@ public sealed class DatasetChecker
                 checker._datasetIssues.Add(new CheckIssue(IssueSeverity.Error, IssueKind.MissingFile, folder,
                     $"{folder}: the {key} folder does not exist; create it, or name the folder with \"{key}:\" in {Path.Combine(dataset.Root, DatasetConfig.FileName)}."));
             }
+        }
+        if (!dataset.Splits.Any(dataset.HasFile))
+        {
+            string anns = Path.Combine(dataset.Root, "anns");
+            checker._datasetIssues.Add(new CheckIssue(IssueSeverity.Error, IssueKind.AnnotationFile, anns,
+                $"{dataset.Root}: no annotation file for any split ({(Directory.Exists(anns) ? $"{anns} holds no train.json, val.json, test.json or other *.json" : $"{anns} does not exist")}); "
+                + "a medvlsm dataset needs anns/<split>.json (see vlsm synth for the layout)."));
         }
         foreach (var split in dataset.Splits)
         {
@@ -208,6 +219,8 @@ public sealed class DatasetChecker
                 }
                 entries.Add(new RecordEntry(i, annotation, resolved, issues));
             }
+            if (file is not null && annotations.Count == 0)
+                checker._datasetIssues.Add(new CheckIssue(IssueSeverity.Warning, IssueKind.EmptySplit, file, $"{file}: split \"{split}\" has no records.", split));
             checker._splits.Add(new SplitRecords(split, file ?? dataset.SplitFile(split), file is not null, entries));
         }
         return checker;

@@ -55,9 +55,8 @@ internal static class RecordPaths
 
     /// <summary>The full path of <paramref name="name"/> inside <paramref name="folder"/>, or null with the reason it escapes.</summary>
     /// <remarks>
-    /// The check is on the path as written, not on symbolic-link targets: datasets are often
-    /// assembled by linking images/ or single files from elsewhere, and that is the owner's choice;
-    /// what must not happen is an annotation file naming arbitrary files.
+    /// The check is on the path as written; symbolic links are checked by <see cref="RealPath"/>
+    /// (<see cref="MedvlsmDataset.FollowSymlinks"/>).
     /// </remarks>
     public static string? Resolve(string folder, string name, out string? problem)
     {
@@ -71,5 +70,42 @@ internal static class RecordPaths
             return null;
         }
         return full;
+    }
+
+    /// <summary>
+    /// <paramref name="path"/> with every symbolic link along it replaced by its target (as
+    /// realpath(3), but a missing tail is kept as written). At most 40 links are followed.
+    /// </summary>
+    public static string RealPath(string path)
+    {
+        string full = Path.GetFullPath(path);
+        string root = Path.GetPathRoot(full)!;
+        var pending = new Stack<string>(full[root.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries).Reverse());
+        string current = root;
+        int links = 0;
+        while (pending.Count > 0)
+        {
+            string part = pending.Pop();
+            string next = Path.Combine(current, part);
+            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            if (!info.Exists || info.LinkTarget is not { } target)
+            {
+                current = next;
+                continue;
+            }
+            if (++links > 40) return next; // a loop of links: nothing real behind it
+            string resolved = Path.GetFullPath(Path.Combine(current, target));
+            string resolvedRoot = Path.GetPathRoot(resolved)!;
+            foreach (var p in resolved[resolvedRoot.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries).Reverse()) pending.Push(p);
+            current = resolvedRoot;
+        }
+        return current;
+    }
+
+    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or inside it (both full paths).</summary>
+    public static bool IsInside(string path, string folder)
+    {
+        string f = Path.TrimEndingDirectorySeparator(folder);
+        return path == f || path.StartsWith(f + Path.DirectorySeparatorChar, StringComparison.Ordinal);
     }
 }

@@ -23,6 +23,18 @@ public sealed partial class MedvlsmDataset
     /// <summary>The folder's name (e.g. "kvasir_polyp"); names the dataset in records and reports.</summary>
     public string Name { get; }
 
+    /// <summary>
+    /// Whether a record's image or mask may be reached through a symbolic link that leads outside
+    /// the dataset folder (the command line's <c>--follow-symlinks</c>). Off by default: a link in
+    /// a dataset from elsewhere must not read files outside it (e.g. /etc/passwd).
+    /// </summary>
+    public bool FollowSymlinks { get; }
+
+    /// <summary>What <see cref="Open"/> uses when not told: the process's <c>--follow-symlinks</c>, set once by the command line.</summary>
+    public static bool FollowSymlinksByDefault { get; set; }
+
+    private string? _realRoot;
+
     /// <summary>The <c>class</c> from dataset.yaml, if any.</summary>
     public string? ClassName { get; }
 
@@ -35,9 +47,10 @@ public sealed partial class MedvlsmDataset
     private readonly Dictionary<string, string> _splitFiles;
     private readonly bool _filesFromConfig;
 
-    private MedvlsmDataset(string root, DatasetConfig config)
+    private MedvlsmDataset(string root, DatasetConfig config, bool followSymlinks)
     {
         Root = root;
+        FollowSymlinks = followSymlinks;
         Name = Path.GetFileName(root);
         ClassName = config.Class;
         ImagesDir = Path.GetFullPath(Path.Combine(root, config.Images));
@@ -66,7 +79,8 @@ public sealed partial class MedvlsmDataset
 
     /// <summary>Opens a dataset folder, reading its dataset.yaml if present. Annotation files are read on demand.</summary>
     /// <exception cref="VlsmException">The folder does not exist or dataset.yaml is invalid.</exception>
-    public static MedvlsmDataset Open(string root)
+    /// <param name="followSymlinks">Allow links out of the folder (<see cref="FollowSymlinks"/>); null: <see cref="FollowSymlinksByDefault"/>.</param>
+    public static MedvlsmDataset Open(string root, bool? followSymlinks = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         if (root.Length == 0) throw new VlsmException("The dataset folder path is empty; give the folder holding images/, masks/ and anns/.");
@@ -75,7 +89,7 @@ public sealed partial class MedvlsmDataset
             throw new VlsmException($"{root}: is a file; give the dataset folder (holding images/, masks/ and anns/).");
         if (!Directory.Exists(full))
             throw new VlsmException($"{root}: dataset folder not found; give the folder holding images/, masks/ and anns/.");
-        return new MedvlsmDataset(full, DatasetConfig.Load(full));
+        return new MedvlsmDataset(full, DatasetConfig.Load(full), followSymlinks ?? FollowSymlinksByDefault);
     }
 
     [GeneratedRegex("^[A-Za-z0-9_-]+$")]
@@ -109,7 +123,8 @@ public sealed partial class MedvlsmDataset
         for (int i = 0; i < annotations.Count; i++)
         {
             records.Add(Resolve(split, file, i, annotations[i], out string? problem)
-                ?? throw new VlsmException($"{RecordPaths.Where(file, i, annotations[i].ImgName)}: {problem}. Record paths must be relative to the images/masks folders, without '..'; fix the record."));
+                ?? throw new VlsmException($"{RecordPaths.Where(file, i, annotations[i].ImgName)}: {problem}."
+                    + (problem!.Contains("--follow-symlinks", StringComparison.Ordinal) ? "" : " Record paths must be relative to the images/masks folders, without '..'; fix the record.")));
         }
         return records;
     }
@@ -144,6 +159,16 @@ public sealed partial class MedvlsmDataset
         return AnnotationFile.Read(file);
     }
 
+    /// <summary>Why <paramref name="path"/> leaves the dataset folder through a symbolic link, or null when its real path stays inside.</summary>
+    private string? Outside(string path)
+    {
+        _realRoot ??= RecordPaths.RealPath(Root);
+        string real = RecordPaths.RealPath(path);
+        if (RecordPaths.IsInside(real, _realRoot)) return null;
+        return $"\"{Path.GetRelativePath(Root, path)}\" is a symbolic link (or lies under one) that leads outside the dataset folder {Root}, to {real}; "
+            + "links out of a dataset are refused unless --follow-symlinks is given";
+    }
+
     private string SplitsWithFiles() => Splits.Where(HasFile).ToArray() is { Length: > 0 } present ? string.Join(", ", present) : "none";
 
     /// <summary>
@@ -163,6 +188,11 @@ public sealed partial class MedvlsmDataset
         if (mask is null)
         {
             problem = $"mask_name \"{annotation.MaskName}\" {maskProblem}";
+            return null;
+        }
+        if (!FollowSymlinks && (Outside(image) ?? Outside(mask)) is { } escape)
+        {
+            problem = escape;
             return null;
         }
         problem = null;
@@ -197,7 +227,7 @@ public sealed class PooledDataset
     public static PooledDataset Open(IEnumerable<string> roots)
     {
         ArgumentNullException.ThrowIfNull(roots);
-        return new PooledDataset(roots.Select(MedvlsmDataset.Open).ToArray());
+        return new PooledDataset(roots.Select(r => MedvlsmDataset.Open(r)).ToArray());
     }
 
     /// <summary>All datasets' records of <paramref name="split"/>; datasets without a file for it contribute none.</summary>

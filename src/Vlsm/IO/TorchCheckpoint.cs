@@ -95,27 +95,36 @@ public static class TorchCheckpoint
                     throw new VlsmException($"{path}: a legacy torch.save stream of pickles, not a TorchScript archive (torch.jit.save writes a zip archive with code/ and data.pkl).");
                 return ReadLegacy(path, stream, mode, out foreignGlobals);
             }
+            var budget = new DecodedBytes(path, stream.Length);
             using var zip = new ZipArchive(stream, ZipArchiveMode.Read);
+            var twice = zip.Entries.GroupBy(e => e.FullName, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+            if (twice is not null)
+                throw new VlsmException($"{path}: the zip archive holds {twice.Count()} entries named {Printable.Quote(twice.Key)}; "
+                    + "readers disagree on which one counts (Python's zipfile takes the last), so the checkpoint is refused. Re-save it with torch.save.");
             var pickle = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
                 ?? throw new VlsmException($"{path}: a zip file without <name>/data.pkl; not a torch.save checkpoint.");
             string prefix = pickle.FullName[..^"data.pkl".Length];
             if (zip.GetEntry(prefix + "byteorder") is { } order)
             {
-                string text = System.Text.Encoding.ASCII.GetString(ReadEntry(path, order)).Trim();
+                if (order.Length > 64) throw new VlsmException($"{path}: {Printable.Quote(order.FullName)} holds {order.Length} bytes, not \"little\" or \"big\".");
+                string text = System.Text.Encoding.ASCII.GetString(budget.Read(order)).Trim();
                 if (text != "little")
-                    throw new VlsmException($"{path}: byteorder is \"{text}\"; only little-endian checkpoints are supported.");
+                    throw new VlsmException($"{path}: byteorder is {Printable.Quote(text)}; only little-endian checkpoints are supported.");
             }
-            var unpickler = new RestrictedUnpickler(path, ReadEntry(path, pickle), mode);
+            if (pickle.Length > PickleLimits.MaxPickleBytes)
+                throw new VlsmException($"{path}: {Printable.Quote(pickle.FullName)} would decompress to {pickle.Length} bytes; a checkpoint's pickle is far smaller "
+                    + $"(the limit is {PickleLimits.MaxPickleBytes >> 20} MB: tensors live in data/, not in the pickle). Refused before reading it.");
+            var unpickler = new RestrictedUnpickler(path, budget.Read(pickle), mode);
             object? root = unpickler.Load();
             foreignGlobals = unpickler.ForeignGlobals;
-            var dict = mode == PickleMode.TorchScript ? ModuleTensors(path, root, DeclaredTensors(path, zip, prefix)) : FindStateDict(path, root);
+            var dict = mode == PickleMode.TorchScript ? ModuleTensors(path, root, DeclaredTensors(zip, prefix, budget)) : FindStateDict(path, root);
             var storages = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-            return Materialise(path, dict, (name, storage) =>
+            return Materialise(path, dict, budget, (name, storage) =>
             {
                 if (storages.TryGetValue(storage.Key, out var cached)) return cached;
                 var entry = zip.GetEntry($"{prefix}data/{storage.Key}")
-                    ?? throw new VlsmException($"{path}: tensor \"{name}\" refers to storage {storage.Key}, which the archive lacks ({prefix}data/{storage.Key}).");
-                return storages[storage.Key] = ReadEntry(path, entry);
+                    ?? throw new VlsmException($"{path}: tensor {Printable.Quote(name)} refers to storage {Printable.Quote(storage.Key)}, which the archive lacks ({Printable.Clip(prefix)}data/{Printable.Clip(storage.Key)}).");
+                return storages[storage.Key] = budget.Read(entry);
             });
         }
         catch (InvalidDataException e)
@@ -170,20 +179,20 @@ public static class TorchCheckpoint
         foreach (string key in keys.Cast<string>())
         {
             if (!referenced.TryGetValue(key, out var storage))
-                throw new VlsmException($"{path}: storage {key} is listed but no tensor refers to it; the checkpoint is damaged.");
-            if (pos + 8 > data.Length) throw new VlsmException($"{path}: ends before storage {key}; the checkpoint is truncated.");
+                throw new VlsmException($"{path}: storage {Printable.Quote(key)} is listed but no tensor refers to it; the checkpoint is damaged.");
+            if ((long)pos + 8 > data.Length) throw new VlsmException($"{path}: ends before storage {Printable.Quote(key)}; the checkpoint is truncated.");
             long count = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(pos, 8));
             pos += 8;
+            if (count < 0 || count != storage.Count || count > data.Length || pos + count * SafetensorsDtypes.Size(storage.Dtype) > data.Length)
+                throw new VlsmException($"{path}: storage {Printable.Quote(key)} holds {count} elements where {storage.Count} were announced, or runs past the end; the checkpoint is truncated or damaged.");
             long bytes = count * SafetensorsDtypes.Size(storage.Dtype);
-            if (count < 0 || count != storage.Count || pos + bytes > data.Length)
-                throw new VlsmException($"{path}: storage {key} holds {count} elements where {storage.Count} were announced, or runs past the end; the checkpoint is truncated or damaged.");
             storages[key] = data.AsSpan(pos, (int)bytes).ToArray();
             pos += (int)bytes;
         }
         var dict = FindStateDict(path, root);
-        return Materialise(path, dict, (name, storage) => storages.TryGetValue(storage.Key, out var bytes)
+        return Materialise(path, dict, new DecodedBytes(path, data.LongLength), (name, storage) => storages.TryGetValue(storage.Key, out var bytes)
             ? bytes
-            : throw new VlsmException($"{path}: tensor \"{name}\" refers to storage {storage.Key}, which the file does not hold."));
+            : throw new VlsmException($"{path}: tensor {Printable.Quote(name)} refers to storage {Printable.Quote(storage.Key)}, which the file does not hold."));
     }
 
     /// <summary>Removes <paramref name="prefix"/> (e.g. DataParallel's <c>module.</c>) when every key starts with it.</summary>
@@ -203,16 +212,40 @@ public static class TorchCheckpoint
         throw new VlsmException($"{path}: not a torch.save zip checkpoint (it does not start with a zip header).");
     }
 
-    private static byte[] ReadEntry(string path, ZipArchiveEntry entry)
+    /// <summary>
+    /// What a checkpoint may decode, relative to its size: zip entries may decompress to at most
+    /// <see cref="PickleLimits.DecodedRatio"/> times the file's size plus <see cref="PickleLimits.DecodedSlack"/>
+    /// in all (torch.save stores entries uncompressed, so a real checkpoint decodes to about its own
+    /// size), and the tensors gathered from storages to as much again (a stride-0 view could
+    /// otherwise expand one stored element into gigabytes). Checked before anything is allocated.
+    /// </summary>
+    private sealed class DecodedBytes(string path, long fileLength)
     {
-        if (entry.Length > Array.MaxLength)
-            throw new VlsmException($"{path}: entry {entry.FullName} holds {entry.Length} bytes, more than one array can hold.");
-        var bytes = new byte[entry.Length];
-        using var s = entry.Open();
-        int read = s.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
-        if (read != bytes.Length)
-            throw new VlsmException($"{path}: entry {entry.FullName} is truncated ({read} of {bytes.Length} bytes).");
-        return bytes;
+        private readonly long limit = fileLength * PickleLimits.DecodedRatio + PickleLimits.DecodedSlack;
+        private long entries, tensors;
+
+        public byte[] Read(ZipArchiveEntry entry)
+        {
+            entries += entry.Length;
+            if (entry.Length > Array.MaxLength || entries > limit)
+                throw new VlsmException($"{path}: entry {Printable.Quote(entry.FullName)} would decompress to {entry.Length} bytes from {entry.CompressedLength}; "
+                    + $"the archive's entries would hold more than {PickleLimits.DecodedRatio} times the file's {fileLength} bytes plus {PickleLimits.DecodedSlack >> 20} MB, "
+                    + "which no checkpoint does (torch.save does not compress). Refused before decompressing it.");
+            var bytes = new byte[entry.Length];
+            using var s = entry.Open();
+            int read = s.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
+            if (read != bytes.Length)
+                throw new VlsmException($"{path}: entry {Printable.Quote(entry.FullName)} is truncated ({read} of {bytes.Length} bytes).");
+            return bytes;
+        }
+
+        public void Gather(string name, long bytes)
+        {
+            tensors += bytes;
+            if (bytes > Array.MaxLength || tensors > limit)
+                throw new VlsmException($"{path}: tensor {Printable.Quote(name)} would hold {bytes} bytes, which with the tensors before it is more than "
+                    + $"{PickleLimits.DecodedRatio} times the file's {fileLength} bytes plus {PickleLimits.DecodedSlack >> 20} MB: its strides repeat stored elements. The checkpoint is refused.");
+        }
     }
 
     private static PickleDict FindStateDict(string path, object? root)
@@ -239,7 +272,7 @@ public static class TorchCheckpoint
     /// The parameters and buffers each class of the archive's code declares, by qualified name
     /// (<c>code/__torch__/a/b.py</c>'s class <c>C</c> is <c>__torch__.a.b.C</c>). Text is matched, nothing is run.
     /// </summary>
-    private static Dictionary<string, HashSet<string>> DeclaredTensors(string path, ZipArchive zip, string prefix)
+    private static Dictionary<string, HashSet<string>> DeclaredTensors(ZipArchive zip, string prefix, DecodedBytes budget)
     {
         var declared = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         string codeRoot = prefix + "code/";
@@ -247,7 +280,7 @@ public static class TorchCheckpoint
         {
             string module = entry.FullName[codeRoot.Length..^".py".Length].Replace('/', '.');
             string? current = null;
-            foreach (var line in System.Text.Encoding.UTF8.GetString(ReadEntry(path, entry)).Split('\n'))
+            foreach (var line in System.Text.Encoding.UTF8.GetString(budget.Read(entry)).Split('\n'))
             {
                 var c = ClassLine.Match(line);
                 if (c.Success)
@@ -271,40 +304,37 @@ public static class TorchCheckpoint
             throw new VlsmException($"{path}: data.pkl holds {Describe(root)}, not a TorchScript module; is it a torch.save checkpoint rather than a torch.jit.save archive?");
         var result = new PickleDict();
         var open = new HashSet<PickleObject>(ReferenceEqualityComparer.Instance);
-        void Walk(PickleObject m, string prefix)
+        void Walk(PickleObject m, string prefix, int depth)
         {
-            if (!open.Add(m)) throw new VlsmException($"{path}: module {prefix.TrimEnd('.')} contains itself; the archive is damaged.");
+            if (!open.Add(m)) throw new VlsmException($"{path}: module {Printable.Quote(prefix.TrimEnd('.'))} contains itself; the archive is damaged.");
+            if (depth > PickleLimits.MaxModuleDepth)
+                throw new VlsmException($"{path}: modules nest more than {PickleLimits.MaxModuleDepth} deep (at {Printable.Quote(prefix)}); no network does. The archive is refused.");
             if (m.State is not PickleDict attributes)
-                throw new VlsmException($"{path}: module {(prefix.Length == 0 ? "(root)" : prefix.TrimEnd('.'))} of type {m.Type} has no attribute dict ({Describe(m.State)}).");
+                throw new VlsmException($"{path}: module {(prefix.Length == 0 ? "(root)" : Printable.Quote(prefix.TrimEnd('.')))} of type {Printable.Clip(m.Type)} has no attribute dict ({Describe(m.State)}).");
             foreach (var (key, value) in attributes.Items)
             {
-                if (key is not string name) throw new VlsmException($"{path}: attribute {Describe(key)} of {m.Type} is not a string.");
+                if (key is not string name) throw new VlsmException($"{path}: attribute {Describe(key)} of {Printable.Clip(m.Type)} is not a string.");
                 if (value is PickledTensor)
                 {
                     if (!declared.TryGetValue(m.Type, out var stateNames) || stateNames.Contains(name)) result.Set(prefix + name, value);
                 }
-                else if (value is PickleObject child) Walk(child, prefix + name + ".");
+                else if (value is PickleObject child) Walk(child, prefix + name + ".", depth + 1);
             }
             open.Remove(m);
         }
-        Walk(module, "");
+        Walk(module, "", 0);
         if (result.Items.Count == 0) throw new VlsmException($"{path}: the TorchScript module holds no tensors.");
         return result;
     }
 
     private static string Describe(object? value) => value switch
     {
-        null => "None",
-        string s => $"\"{s}\"",
-        PickleDict => "a dict",
         PickleTuple => "a tuple",
-        List<object?> => "a list",
-        PickleObject o => $"an object of {o.Type}",
-        _ => value.ToString() ?? value.GetType().Name,
+        _ => PickleText.Show(value),
     };
 
     /// <param name="storageBytes">The bytes of a tensor's (root) storage; the name is for messages.</param>
-    private static List<TorchTensor> Materialise(string path, PickleDict dict, Func<string, StorageRef, byte[]> storageBytes)
+    private static List<TorchTensor> Materialise(string path, PickleDict dict, DecodedBytes budget, Func<string, StorageRef, byte[]> storageBytes)
     {
         var result = new List<TorchTensor>(dict.Items.Count);
         foreach (var (key, value) in dict.Items)
@@ -312,36 +342,40 @@ public static class TorchCheckpoint
             if (key is not string name) throw new VlsmException($"{path}: state-dict key {Describe(key)} is not a string.");
             var t = (PickledTensor)value!;
             var data = storageBytes(name, t.Storage);
-            long needed = t.Storage.Count * SafetensorsDtypes.Size(t.Storage.Dtype);
-            if (data.LongLength < needed)
-                throw new VlsmException($"{path}: storage {t.Storage.Key} holds {data.LongLength} bytes, fewer than its {t.Storage.Count} elements need ({needed}).");
-            result.Add(new TorchTensor(name, t.Storage.Dtype, t.Size, Gather(path, name, t, data)));
+            if (data.LongLength / SafetensorsDtypes.Size(t.Storage.Dtype) < t.Storage.Count)
+                throw new VlsmException($"{path}: storage {Printable.Quote(t.Storage.Key)} holds {data.LongLength} bytes, fewer than its {t.Storage.Count} elements need.");
+            result.Add(new TorchTensor(name, t.Storage.Dtype, t.Size, Gather(path, name, t, data, budget)));
         }
         return result;
     }
 
     /// <summary>The tensor's elements in row-major order: a slice when it is contiguous, else an element-by-element gather.</summary>
-    private static byte[] Gather(string path, string name, PickledTensor t, byte[] storage)
+    private static byte[] Gather(string path, string name, PickledTensor t, byte[] storage, DecodedBytes budget)
     {
         int size = SafetensorsDtypes.Size(t.Storage.Dtype);
+        string Layout() => $"offset {t.Offset}, size {Printable.Clip($"[{string.Join(", ", t.Size)}]")}, stride {Printable.Clip($"[{string.Join(", ", t.Stride)}]")}";
+        if (t.Size.Any(s => s < 0) || t.Stride.Any(s => s < 0))
+            throw new VlsmException($"{path}: tensor {Printable.Quote(name)} has a negative size or stride.");
+        if (t.Size.Contains(0)) return [];
+        long end = t.Storage.Offset + t.Storage.Count; // one past the last element the view may use
+        if (t.Offset < 0 || t.Offset >= t.Storage.Count)
+            throw new VlsmException($"{path}: tensor {Printable.Quote(name)} ({Layout()}) reaches past its storage of {t.Storage.Count} elements.");
         long start = t.Offset + t.Storage.Offset;
         long count = 1, last = start;
         bool contiguous = true;
         long expected = 1;
+        const long Saturated = long.MaxValue / 16; // past any budget; products stop growing there instead of overflowing
         for (int i = t.Size.Length - 1; i >= 0; i--)
         {
-            if (t.Size[i] < 0 || t.Stride[i] < 0)
-                throw new VlsmException($"{path}: tensor \"{name}\" has a negative size or stride.");
-            count *= t.Size[i];
-            if (t.Size[i] > 1 && t.Stride[i] != expected) contiguous = false;
-            expected *= t.Size[i];
-            if (t.Size[i] > 0) last += (t.Size[i] - 1) * t.Stride[i];
+            long n = t.Size[i];
+            if (n > 1 && t.Stride[i] > 0 && n - 1 > (end - 1 - last) / t.Stride[i])
+                throw new VlsmException($"{path}: tensor {Printable.Quote(name)} ({Layout()}) reaches past its storage of {t.Storage.Count} elements.");
+            if (n > 1) last += (n - 1) * t.Stride[i];
+            count = count > Saturated / n ? Saturated : count * n;
+            if (n > 1 && t.Stride[i] != expected) contiguous = false;
+            expected = expected > Saturated / n ? Saturated : expected * n;
         }
-        if (count == 0) return [];
-        if (t.Offset < 0 || last >= t.Storage.Offset + t.Storage.Count)
-            throw new VlsmException($"{path}: tensor \"{name}\" (offset {t.Offset}, size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}]) reaches past its storage of {t.Storage.Count} elements.");
-        if (count * size > Array.MaxLength)
-            throw new VlsmException($"{path}: tensor \"{name}\" holds {count * size} bytes, more than one array can hold.");
+        budget.Gather(name, count > Saturated / size ? Saturated : count * size);
         if (contiguous) return storage.AsSpan(checked((int)(start * size)), checked((int)(count * size))).ToArray();
 
         var result = new byte[count * size];
@@ -395,14 +429,73 @@ internal sealed class PickleDict
 
 internal sealed record PickleTuple(object?[] Items)
 {
-    public override string ToString() => $"({string.Join(", ", Items)})";
+    public override string ToString() => PickleText.Show(this);
+}
+
+/// <summary>
+/// What the pickle limits are: a state dict's pickle is a few values per tensor, so each bound is
+/// far above any real checkpoint and far below what would exhaust memory. The reader refuses a
+/// file past any of them, naming the limit, before it allocates what the file asks for.
+/// </summary>
+internal static class PickleLimits
+{
+    /// <summary>The decompressed data.pkl (real ones: kilobytes to a few megabytes).</summary>
+    public const long MaxPickleBytes = 64L << 20;
+
+    /// <summary>Values on the unpickler's stack at once, and open MARKs.</summary>
+    public const int MaxStack = 1_000_000;
+
+    /// <summary>One string, bytes object or GLOBAL line (state-dict strings are tensor names).</summary>
+    public const int MaxStringBytes = 1 << 20;
+
+    /// <summary>What the values built so far would take in memory, estimated generously (each value, container slot and memo entry counts).</summary>
+    public const long MaxValueBytes = 96L << 20;
+
+    /// <summary>Nesting of TorchScript submodules.</summary>
+    public const int MaxModuleDepth = 1000;
+
+    /// <summary>Zip entries, and again the tensors gathered from them, may hold this many times the file's size …</summary>
+    public const long DecodedRatio = 4;
+
+    /// <summary>… plus this.</summary>
+    public const long DecodedSlack = 64L << 20;
+}
+
+/// <summary>Pickled values in one bounded line of a message: strings quoted, cut and escaped; tuples to two levels and six items.</summary>
+internal static class PickleText
+{
+    private const int MaxChars = 200;
+
+    public static string Show(object? value)
+    {
+        string text = Show(value, 0);
+        return text.Length <= MaxChars ? text : text[..MaxChars] + "…";
+    }
+
+    private static string Show(object? value, int depth) => value switch
+    {
+        null => "None",
+        string s => Printable.Quote(s),
+        byte[] b => $"{b.Length} bytes",
+        PickleTuple { Items: var items } => depth >= 2 ? "(…)"
+            : "(" + string.Join(", ", items.Take(6).Select(i => Show(i, depth + 1))) + (items.Length > 6 ? $", … {items.Length - 6} more" : "") + ")",
+        PickleDict => "a dict",
+        List<object?> => "a list",
+        PickleObject o => $"an object of {Printable.Clip(o.Type)}",
+        PickleGlobal g => Printable.Clip(g.FullName),
+        PickledTensor t => $"a tensor {Printable.Clip($"[{string.Join(", ", t.Size)}]")}",
+        StorageRef r => $"storage {Printable.Quote(r.Key)}",
+        System.Numerics.BigInteger n => n.GetByteCount() > 16 ? $"an integer of {n.GetByteCount()} bytes" : n.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => Printable.Clip(value.ToString() ?? value.GetType().Name),
+    };
 }
 
 /// <summary>A global the unpickler allows, as a value on its stack.</summary>
 internal sealed record PickleGlobal(string Module, string Name)
 {
     public string FullName => $"{Module}.{Name}";
-    public override string ToString() => FullName;
+    public override string ToString() => Printable.Clip(FullName);
 }
 
 /// <summary>
@@ -415,7 +508,7 @@ internal sealed class PickleObject(string type)
 {
     public string Type { get; } = type;
     public object? State { get; set; }
-    public override string ToString() => $"an object of {Type}";
+    public override string ToString() => $"an object of {Printable.Clip(Type)}";
 }
 
 /// <summary>What the unpickler accepts beyond a plain state dict.</summary>
@@ -436,7 +529,7 @@ internal sealed record StorageRef(string Key, SafetensorsDtype Dtype, long Count
 
 internal sealed record PickledTensor(StorageRef Storage, long Offset, long[] Size, long[] Stride)
 {
-    public override string ToString() => $"a tensor [{string.Join(", ", Size)}]";
+    public override string ToString() => PickleText.Show(this);
 }
 
 /// <summary>
@@ -479,6 +572,8 @@ internal sealed class RestrictedUnpickler
     private readonly Dictionary<long, object?> memo = new();
     private readonly Dictionary<string, StorageRef> storages = new(StringComparer.Ordinal);
     private int pos;
+    private int at; // where the current opcode starts
+    private long built; // estimated bytes of the values built so far (PickleLimits.MaxValueBytes)
 
     /// <param name="start">Where the pickle starts in <paramref name="data"/> (the legacy format is a stream of pickles).</param>
     public RestrictedUnpickler(string path, byte[] data, PickleMode mode = PickleMode.StateDict, int start = 0)
@@ -506,7 +601,7 @@ internal sealed class RestrictedUnpickler
     {
         while (true)
         {
-            int at = pos;
+            at = pos;
             byte op = U8();
             switch (op)
             {
@@ -520,6 +615,8 @@ internal sealed class RestrictedUnpickler
                     if (stack.Count != 1) Fail(at, $"STOP with {stack.Count} values on the stack");
                     return stack[0];
                 case (byte)'(': // MARK
+                    if (marks.Count >= PickleLimits.MaxStack) Fail(at, $"more than {PickleLimits.MaxStack:N0} open MARKs");
+                    Charge(4);
                     marks.Push(stack.Count);
                     break;
                 case (byte)'}': Push(new PickleDict()); break; // EMPTY_DICT
@@ -534,13 +631,13 @@ internal sealed class RestrictedUnpickler
                 case 0x8a: Push(Long1(at)); break; // LONG1
                 case (byte)'G': Push(BinaryPrimitives.ReadDoubleBigEndian(Take(8))); break; // BINFLOAT
                 case (byte)'X': Push(Utf8(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINUNICODE
-                case 0x8d: Push(Utf8(checked((long)BinaryPrimitives.ReadUInt64LittleEndian(Take(8))))); break; // BINUNICODE8
+                case 0x8d: Push(Utf8(BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))); break; // BINUNICODE8
                 case (byte)'T': Push(Utf8(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINSTRING (Python 2 str; torch.load decodes it as UTF-8)
                 case (byte)'U': Push(Utf8(U8())); break; // SHORT_BINSTRING
                 case 0x8b: Push(Long4(at)); break; // LONG4
                 case (byte)'0': Pop(at); break; // POP
                 case (byte)'1': PopToMark(at); break; // POP_MARK
-                case (byte)'2': Push(Peek(at)); break; // DUP
+                case (byte)'2': PushReference(Peek(at)); break; // DUP
                 case 0x8f: Push(new List<object?>()); break; // EMPTY_SET (a set's items are kept as a list)
                 case 0x90: // ADDITEMS
                 {
@@ -549,19 +646,19 @@ internal sealed class RestrictedUnpickler
                     break;
                 }
                 case 0x91: Push(PopToMark(at)); break; // FROZENSET
-                case 0x8e: Push(Take(checked((int)BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))).ToArray()); break; // BINBYTES8
+                case 0x8e: Push(Bytes(BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))); break; // BINBYTES8
                 case 0x8c: Push(Utf8(U8())); break; // SHORT_BINUNICODE
-                case (byte)'B': Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray()); break; // BINBYTES
-                case (byte)'C': Push(Take(U8()).ToArray()); break; // SHORT_BINBYTES
+                case (byte)'B': Push(Bytes(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINBYTES
+                case (byte)'C': Push(Bytes(U8())); break; // SHORT_BINBYTES
                 case (byte)'t': Push(new PickleTuple(PopToMark(at).ToArray())); break; // TUPLE
                 case 0x85: Push(new PickleTuple(PopMany(at, 1))); break; // TUPLE1
                 case 0x86: Push(new PickleTuple(PopMany(at, 2))); break; // TUPLE2
                 case 0x87: Push(new PickleTuple(PopMany(at, 3))); break; // TUPLE3
-                case (byte)'q': memo[U8()] = Peek(at); break; // BINPUT
-                case (byte)'r': memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(at); break; // LONG_BINPUT
-                case 0x94: memo[memo.Count] = Peek(at); break; // MEMOIZE
-                case (byte)'h': Push(Recall(at, U8())); break; // BINGET
-                case (byte)'j': Push(Recall(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // LONG_BINGET
+                case (byte)'q': Memoize(U8()); break; // BINPUT
+                case (byte)'r': Memoize(BinaryPrimitives.ReadUInt32LittleEndian(Take(4))); break; // LONG_BINPUT
+                case 0x94: Memoize(memo.Count); break; // MEMOIZE
+                case (byte)'h': PushReference(Recall(at, U8())); break; // BINGET
+                case (byte)'j': PushReference(Recall(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // LONG_BINGET
                 case (byte)'a': // APPEND
                 {
                     var item = Pop(at);
@@ -600,6 +697,7 @@ internal sealed class RestrictedUnpickler
                     var name = Pop(at);
                     var module = Pop(at);
                     if (module is not string m || name is not string n) { Fail(at, "STACK_GLOBAL without two strings"); return null; }
+                    if (m.Length + n.Length > PickleLimits.MaxStringBytes) Fail(at, "a STACK_GLOBAL name longer than a module path");
                     Push(Global(at, m, n));
                     break;
                 }
@@ -654,7 +752,7 @@ internal sealed class RestrictedUnpickler
             foreign.Add(full);
             return g;
         }
-        throw new VlsmException($"{path}: refused to load: the pickle asks for global {full} (byte {at}), which a state dict does not need; "
+        throw new VlsmException($"{path}: refused to load: the pickle asks for global {Printable.Quote(full)} (byte {at}), which a state dict does not need; "
             + "only collections.OrderedDict, torch._utils._rebuild_tensor(_v2), torch._utils._rebuild_parameter and torch(.cuda).*Storage are allowed. Nothing was run.");
     }
 
@@ -668,22 +766,22 @@ internal sealed class RestrictedUnpickler
         if (pid is not PickleTuple { Items: ["storage", PickleGlobal type, string key, string, long count, ..] items }
             || items.Length > 6 || !StorageTypes.TryGetValue(type.Name, out var dtype))
         {
-            Fail(at, $"persistent id {pid} is not ('storage', torch.<Type>Storage, key, location, size)");
+            Fail(at, $"persistent id {PickleText.Show(pid)}, not ('storage', torch.<Type>Storage, key, location, size),");
             return null!;
         }
         if (items.Length == 6) view = items[5];
-        if (count < 0) Fail(at, $"storage {key} has a negative size");
+        if (count < 0) Fail(at, $"storage {Printable.Quote(key)} with a negative size");
         if (storages.TryGetValue(key, out var known) && (known.Dtype != dtype || known.Count != count))
-            Fail(at, $"storage {key} with two different types or sizes");
+            Fail(at, $"storage {Printable.Quote(key)} with two different types or sizes");
         storages[key] = new StorageRef(key, dtype, count);
         switch (view)
         {
             case null:
                 return storages[key];
-            case PickleTuple { Items: [string, long offset, long size] } when offset >= 0 && size >= 0 && offset + size <= count:
+            case PickleTuple { Items: [string, long offset, long size] } when offset >= 0 && size >= 0 && offset <= count && size <= count - offset:
                 return new StorageRef(key, dtype, size, offset);
             default:
-                Fail(at, $"storage {key} has view metadata {view}, not (key, offset, size) within the storage");
+                Fail(at, $"storage {Printable.Quote(key)} with view metadata {PickleText.Show(view)}, not (key, offset, size) within the storage");
                 return null!;
         }
     }
@@ -693,7 +791,7 @@ internal sealed class RestrictedUnpickler
     {
         if (cls is PickleGlobal { FullName: "collections.OrderedDict" }) return new PickleDict();
         if (cls is PickleGlobal g && (IsModuleClass(g) || IsInert(g))) return new PickleObject(g.FullName);
-        Fail(at, $"NEWOBJ of {cls ?? "None"}, which cannot be built here");
+        Fail(at, $"NEWOBJ of {PickleText.Show(cls)}, which cannot be built here,");
         return null!;
     }
 
@@ -707,7 +805,7 @@ internal sealed class RestrictedUnpickler
         if (callable is PickleGlobal inert && IsInert(inert)) return new PickleObject(inert.FullName); // never called: what it would have made is a placeholder
         if (callable is not PickleGlobal g || !Callables.Contains(g.FullName))
         {
-            Fail(at, $"REDUCE calls {callable ?? "None"}, which cannot be called here");
+            Fail(at, $"REDUCE of {PickleText.Show(callable)}, which cannot be called here,");
             return null;
         }
         if (args is not PickleTuple t) { Fail(at, $"REDUCE arguments for {g} are not a tuple"); return null; }
@@ -757,6 +855,7 @@ internal sealed class RestrictedUnpickler
 
     private void SetItem(int at, object? target, object? key, object? value)
     {
+        Charge(64);
         if (target is PickleObject && mode == PickleMode.Lenient) return; // items of an inert object are not kept
         if (target is not PickleDict d) { Fail(at, "SETITEM on something other than a dict"); return; }
         try
@@ -771,6 +870,7 @@ internal sealed class RestrictedUnpickler
 
     private void AddTo(int at, object? target, List<object?> items)
     {
+        Charge(8L * items.Count);
         if (target is List<object?> list) list.AddRange(items);
         else if (target is not PickleObject || mode != PickleMode.Lenient) Fail(at, "APPEND on something other than a list"); // items of an inert object are not kept
     }
@@ -795,34 +895,97 @@ internal sealed class RestrictedUnpickler
 
     private System.Numerics.BigInteger Long4(int at)
     {
-        int n = checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)));
+        uint n = BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
         if (n > 1 << 16) Fail(at, $"an integer of {n} bytes");
-        return new System.Numerics.BigInteger(Take(n), isUnsigned: false, isBigEndian: false);
+        return new System.Numerics.BigInteger(Take((int)n), isUnsigned: false, isBigEndian: false);
     }
 
     private string Line()
     {
-        int end = Array.IndexOf(data, (byte)'\n', pos);
+        int end = Array.IndexOf(data, (byte)'\n', pos, Math.Min(data.Length - pos, PickleLimits.MaxStringBytes + 1));
+        if (end < 0 && data.Length - pos > PickleLimits.MaxStringBytes) Fail(at, $"a GLOBAL name longer than {PickleLimits.MaxStringBytes} bytes");
         if (end < 0) Take(data.Length - pos + 1); // a GLOBAL cut off by the end of the data
         string s = System.Text.Encoding.UTF8.GetString(data, pos, end - pos);
         pos = end + 1;
         return s;
     }
 
-    private string Utf8(long length) => System.Text.Encoding.UTF8.GetString(Take(checked((int)length)));
+    /// <summary>A declared length of a string or bytes object, refused above <see cref="PickleLimits.MaxStringBytes"/> before anything is read or allocated.</summary>
+    private int Length(ulong length, string what)
+    {
+        if (length > PickleLimits.MaxStringBytes)
+            Fail(at, $"a {what} of {length} bytes (the limit is {PickleLimits.MaxStringBytes >> 20} MB; a state dict's strings are names)");
+        return (int)length;
+    }
+
+    private string Utf8(ulong length) => System.Text.Encoding.UTF8.GetString(Take(Length(length, "string")));
+
+    private byte[] Bytes(ulong length) => Take(Length(length, "bytes object")).ToArray();
 
     private byte U8() => Take(1)[0];
 
     private ReadOnlySpan<byte> Take(int n)
     {
-        if (n < 0 || pos + n > data.Length)
+        if (n < 0 || (long)pos + n > data.Length)
             throw new VlsmException($"{path}: data.pkl ends early (at byte {data.Length}); the checkpoint is truncated or damaged.");
         var span = data.AsSpan(pos, n);
         pos += n;
         return span;
     }
 
-    private void Push(object? value) => stack.Add(value);
+    /// <summary>Pushes a value this opcode built, charging its estimated size.</summary>
+    private void Push(object? value)
+    {
+        Charge(8 + Size(value));
+        PushSlot(value);
+    }
+
+    /// <summary>Pushes one more reference to a value that exists already (DUP, BINGET).</summary>
+    private void PushReference(object? value)
+    {
+        Charge(8);
+        PushSlot(value);
+    }
+
+    private void PushSlot(object? value)
+    {
+        if (stack.Count >= PickleLimits.MaxStack) Fail(at, $"more than {PickleLimits.MaxStack:N0} values on the stack");
+        stack.Add(value);
+    }
+
+    private void Memoize(long key)
+    {
+        var value = Peek(at);
+        if (!memo.ContainsKey(key)) Charge(64);
+        memo[key] = value;
+    }
+
+    /// <summary>
+    /// Counts <paramref name="bytes"/> more of what the pickle has built (references, containers'
+    /// slots and memo entries included, and never given back), and refuses the file past
+    /// <see cref="PickleLimits.MaxValueBytes"/>.
+    /// </summary>
+    private void Charge(long bytes)
+    {
+        built += bytes;
+        if (built > PickleLimits.MaxValueBytes)
+            Fail(at, $"more values than a state dict builds (over {PickleLimits.MaxValueBytes >> 20} MB of them)");
+    }
+
+    /// <summary>What a newly built value takes in memory, roughly and on the high side.</summary>
+    private static long Size(object? value) => value switch
+    {
+        null => 0,
+        string s => 32 + 2L * s.Length,
+        byte[] b => 32 + b.LongLength,
+        PickleTuple t => 48 + 8L * t.Items.Length,
+        PickleDict => 200,
+        List<object?> l => 64 + 8L * l.Count,
+        PickleGlobal g => 120 + 2L * (g.Module.Length + g.Name.Length),
+        PickledTensor t => 120 + 16L * t.Size.Length,
+        System.Numerics.BigInteger n => 48 + n.GetByteCount(),
+        _ => 48,
+    };
 
     private object? Peek(int at)
     {

@@ -228,6 +228,8 @@ public static class ImageCodec
 
     private static unsafe Decoded DecodeBytes(string path, byte[] bytes)
     {
+        if (PngGray16.ImpossibleSize(bytes) is { } impossible)
+            throw new VlsmException($"Cannot decode image '{path}': {impossible}. Re-export the file.");
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(new SKMemoryStream(data), out var created);
         if (codec is null)

@@ -22,6 +22,21 @@ internal static class PngGray16
         && file[24] == 16
         && file[25] == 0;
 
+    /// <summary>
+    /// The reason a PNG's IHDR size is impossible (PNG allows 1 to 2^31 − 1 pixels a side), or null
+    /// when it is possible or the bytes are not a PNG with an IHDR. Decoders report such headers as
+    /// a truncated file, which misleads.
+    /// </summary>
+    public static string? ImpossibleSize(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 24 || !file[..8].SequenceEqual(Signature) || !file.Slice(12, 4).SequenceEqual("IHDR"u8)) return null;
+        uint width = BinaryPrimitives.ReadUInt32BigEndian(file[16..]), height = BinaryPrimitives.ReadUInt32BigEndian(file[20..]);
+        const uint Max = int.MaxValue;
+        if (width == 0 || height == 0 || width > Max || height > Max)
+            return $"its PNG header declares {width}x{height} pixels; PNG sides must be 1 to {Max} pixels, so the header is corrupt";
+        return null;
+    }
+
     /// <summary>Decodes to one byte per pixel, each 16-bit sample clipped to 255.</summary>
     /// <exception cref="InvalidDataException">The file is truncated or malformed.</exception>
     public static byte[] Decode(ReadOnlySpan<byte> file, out int width, out int height)

@@ -40,13 +40,20 @@ internal static class ConfigJson
     {
         var node = o[key];
         if (node is null) return fallback;
+        int value;
         try
         {
-            return node.GetValue<int>();
+            value = node.GetValue<int>();
         }
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {
-            throw new FormatException($"{label} must be an integer, got {node.ToJsonString()}.", e);
+            throw new FormatException($"{label} must be an integer, got {Vlsm.IO.Printable.Clip(node.ToJsonString())}.", e);
         }
+        if (value is > MaxMagnitude or < -MaxMagnitude)
+            throw new FormatException($"{label} is {value}; no size, count or id of a model this large is plausible (at most {MaxMagnitude:N0}), so nothing is built from it.");
+        return value;
     }
+
+    /// <summary>The largest integer a model config may hold (a vocabulary of a million tokens is larger than any real one).</summary>
+    public const int MaxMagnitude = 1 << 20;
 }

@@ -82,13 +82,39 @@ public static class StateDictLoader
         }
     }
 
+    /// <summary>
+    /// Copies each tensor into its target after two cheap checks: the stored dtype is of the target's
+    /// kind (floating point for a float weight, integer for a counter; an I32 or BOOL tensor declared
+    /// for a float weight would otherwise be converted silently), and a float tensor holds no NaN or
+    /// infinity (such weights give empty masks or a Dice of 0 with exit code 0).
+    /// </summary>
     private static void Copy(nn.Module module, SafetensorsFile file, Dictionary<string, Tensor> targets, IEnumerable<string> keys)
     {
         using var _ = no_grad();
-        foreach (var key in keys)
+        var keyList = keys.ToList();
+        foreach (var key in keyList)
+        {
+            var stored = file.Entry(key).Dtype;
+            bool targetFloat = targets[key].is_floating_point();
+            if (SafetensorsDtypes.IsFloat(stored) != targetFloat)
+                throw new VlsmException($"{file.Path}: tensor {Printable.Quote(key)} is stored as {stored}, but the model's is {(targetFloat ? "a floating-point weight" : "an integer buffer")} "
+                    + $"({targets[key].dtype}); the file was not written for this model.");
+        }
+        foreach (var key in keyList)
         {
             var target = targets[key];
             using var loaded = file.Load(key, target.dtype);
+            if (target.is_floating_point())
+            {
+                using var finite = loaded.isfinite().all();
+                if (!finite.item<bool>())
+                {
+                    using var nan = loaded.isnan().sum();
+                    using var inf = loaded.isinf().sum();
+                    throw new VlsmException($"{file.Path}: tensor {Printable.Quote(key)} holds {nan.item<long>()} NaN and {inf.item<long>()} infinite values; "
+                        + "weights must be finite (the training that wrote them diverged, or the file is damaged).");
+                }
+            }
             target.copy_(loaded);
         }
         ClearDerivedCaches(module);

@@ -47,15 +47,34 @@ public sealed class ClipTokenizer
     private readonly Dictionary<long, (int Rank, int Merged)> _merges;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
 
-    private ClipTokenizer(int vocabSize, int[] byteIds, int[] byteEndIds, Dictionary<long, (int, int)> merges)
+    private ClipTokenizer(int vocabSize, int[] byteIds, int[] byteEndIds, Dictionary<long, (int, int)> merges, string vocabPath, KeyValuePair<string, int> highest)
     {
         VocabSize = vocabSize;
+        _vocabPath = vocabPath;
+        _highest = highest;
         _byteIds = byteIds;
         _byteEndIds = byteEndIds;
         _merges = merges;
     }
 
     public int VocabSize { get; }
+
+    private readonly string _vocabPath;
+    private readonly KeyValuePair<string, int> _highest; // the token with the largest id
+
+    /// <summary>
+    /// This tokenizer, after checking that every id it can produce indexes one of the model's
+    /// <paramref name="embeddingRows"/> token embeddings (<paramref name="configField"/> names where the
+    /// model's count comes from), so a vocab.json of another model is refused before any text is encoded.
+    /// </summary>
+    /// <exception cref="VlsmException">An id of vocab.json is past the embedding.</exception>
+    public ClipTokenizer Within(int embeddingRows, string configField)
+    {
+        if (_highest.Value >= embeddingRows)
+            throw new VlsmException($"{_vocabPath}: token {Vlsm.IO.Printable.Quote(_highest.Key)} has id {_highest.Value}, but the model has {embeddingRows} token embeddings "
+                + $"({configField}); vocab.json does not belong to this model.");
+        return this;
+    }
 
     /// <summary>
     /// Writes CLIP's own <c>vocab.json</c> and <c>merges.txt</c>, embedded in this library, into
@@ -100,7 +119,7 @@ public sealed class ClipTokenizer
         }
 
         var merges = ReadMerges(mergesPath, vocab, vocabName);
-        return new ClipTokenizer(vocab.Count, byteIds, byteEndIds, merges);
+        return new ClipTokenizer(vocab.Count, byteIds, byteEndIds, merges, vocabPath, vocab.MaxBy(kv => kv.Value));
     }
 
     /// <summary>Start id, the BPE ids of <paramref name="text"/>, end id; no truncation.</summary>
@@ -417,6 +436,8 @@ public sealed class ClipTokenizer
         }
         if (vocab is null || vocab.Count == 0)
             throw new VlsmException($"{name} ({path}) holds no tokens.");
+        foreach (var (token, id) in vocab)
+            if (id < 0) throw new VlsmException($"{name} ({path}): token {Vlsm.IO.Printable.Quote(token)} has the negative id {id}; token ids index the embedding from 0.");
         return vocab;
     }
 

@@ -28,10 +28,12 @@ public sealed class WordPieceTokenizer
     private static readonly string[] SpecialTokens = ["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"];
 
     private readonly Dictionary<string, int> vocab;
+    private readonly string source;
 
     private WordPieceTokenizer(Dictionary<string, int> vocab, string source)
     {
         this.vocab = vocab;
+        this.source = source;
         int Special(string token) => vocab.TryGetValue(token, out int id)
             ? id
             : throw new VlsmException($"{source}: the vocabulary has no \"{token}\" entry; a BERT WordPiece vocab.txt needs [PAD], [UNK], [CLS], [SEP] and [MASK].");
@@ -43,6 +45,17 @@ public sealed class WordPieceTokenizer
     }
 
     public int VocabSize => vocab.Count;
+
+    /// <summary>This tokenizer, after checking that its ids (line numbers of vocab.txt) index one of the model's <paramref name="embeddingRows"/> token embeddings.</summary>
+    /// <exception cref="VlsmException">vocab.txt has more lines than the embedding has rows.</exception>
+    public WordPieceTokenizer Within(int embeddingRows, string configField)
+    {
+        int highest = vocab.Values.Max();
+        if (highest >= embeddingRows)
+            throw new VlsmException($"{source}: token {Vlsm.IO.Printable.Quote(vocab.First(kv => kv.Value == highest).Key)} has id {highest}, but the model has {embeddingRows} token embeddings "
+                + $"({configField}); vocab.txt does not belong to this model.");
+        return this;
+    }
     public int PadId { get; }
     public int UnkId { get; }
     public int ClsId { get; }

@@ -148,6 +148,36 @@ public sealed record BiomedClipSegConfig
         Vision = clipseg.Vision with { HiddenSize = vit.Width, PatchSize = vit.PatchSize },
     };
 
+    /// <summary>The sizes this config gives the weights' tensors (ViT, BERT, projections), checked against the header before building.</summary>
+    public (IEnumerable<ShapeClaim> Shapes, IEnumerable<CountClaim> Counts) WeightClaims()
+    {
+        const string V = "biomedclip.visual.trunk.", T = "biomedclip.text.transformer.";
+        long w = Vision.Width, h = Text.HiddenSize, grid = Vision.Grid;
+        ShapeClaim[] shapes =
+        [
+            new("timm_vit.embed_dim", w, V + "cls_token", [1, 1, w]),
+            new("timm_vit.patch_size", Vision.PatchSize, V + "patch_embed.proj.weight", [w, Vision.InChannels, Vision.PatchSize, Vision.PatchSize]),
+            new("timm_vit.img_size", Vision.ImageSize, V + "pos_embed", [1, grid * grid + 1, w]),
+            new("timm_vit.mlp_hidden", Vision.MlpHidden, V + "blocks.0.mlp.fc1.weight", [Vision.MlpHidden, w]),
+            new("hf_text_config.hidden_size", h, T + "embeddings.LayerNorm.weight", [h]),
+            new("hf_text_config.vocab_size", Text.VocabSize, T + "embeddings.word_embeddings.weight", [Text.VocabSize, h]),
+            new("hf_text_config.max_position_embeddings", Text.MaxPositionEmbeddings, T + "embeddings.position_embeddings.weight", [Text.MaxPositionEmbeddings, h]),
+            new("hf_text_config.type_vocab_size", Text.TypeVocabSize, T + "embeddings.token_type_embeddings.weight", [Text.TypeVocabSize, h]),
+            new("hf_text_config.intermediate_size", Text.IntermediateSize, T + "encoder.layer.0.intermediate.dense.weight", [Text.IntermediateSize, h]),
+            new("open_clip.embed_dim", EmbedDim, "biomedclip.visual.head.proj.weight", [EmbedDim, w]),
+            new("open_clip.embed_dim", EmbedDim, "biomedclip.text.proj.2.weight", [EmbedDim, ProjHidden]),
+            new("clipseg.reduce_dim", Decoder.ReduceDim, "decoder.film_mul.weight", [Decoder.ReduceDim, EmbedDim]),
+            new("clipseg.decoder_intermediate_size", Decoder.DecoderIntermediateSize, "decoder.layers.0.mlp.fc1.weight", [Decoder.DecoderIntermediateSize, Decoder.ReduceDim]),
+        ];
+        CountClaim[] counts =
+        [
+            new("timm_vit.depth", Vision.Depth, V + "blocks."),
+            new("hf_text_config.num_hidden_layers", Text.NumHiddenLayers, T + "encoder.layer."),
+            new("clipseg.extract_layers", Decoder.ExtractLayers.Count, "decoder.reduces."),
+        ];
+        return (shapes, counts);
+    }
+
     /// <summary>The dimensions trained weights depend on; weight files record it so they are not applied to another shape.</summary>
     public string Fingerprint =>
         $"biomedclipseg;vit={Vision.Width}x{Vision.Depth}h{Vision.Heads}i{Vision.MlpHidden}p{Vision.PatchSize}s{Vision.ImageSize};" +

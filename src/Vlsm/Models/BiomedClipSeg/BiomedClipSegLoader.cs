@@ -21,7 +21,11 @@ public static class BiomedClipSegLoader
     {
         if (!Directory.Exists(dir))
             throw new VlsmException($"model folder {dir} does not exist; pass a BiomedCLIPSeg folder (config.json, model.safetensors, vocab.txt), e.g. one written by vlsm convert biomedclip.");
-        return BiomedClipSegConfig.FromFile(Path.Combine(dir, ConfigFile));
+        string path = Path.Combine(dir, ConfigFile);
+        var config = BiomedClipSegConfig.FromFile(path);
+        var (shapes, counts) = config.WeightClaims();
+        WeightShapes.Check(path, Path.Combine(dir, WeightsFile), shapes, counts);
+        return config;
     }
 
     /// <summary>The folder's model in float32 and eval mode, weights loaded strictly.</summary>
@@ -51,7 +55,8 @@ public static class BiomedClipSegLoader
     }
 
     /// <summary>The folder's WordPiece tokenizer (its vocab.txt).</summary>
-    public static WordPieceTokenizer Tokenizer(string dir) => WordPieceTokenizer.FromVocabFile(Path.Combine(dir, WordPieceTokenizer.VocabFileName));
+    public static WordPieceTokenizer Tokenizer(string dir) =>
+        WordPieceTokenizer.FromVocabFile(Path.Combine(dir, WordPieceTokenizer.VocabFileName)).Within(ReadConfig(dir).Text.VocabSize, "the BERT vocab_size");
 
     /// <summary>medvlsm's image transform: PIL bilinear resize to the ViT size (antialiased, aspect ratio not kept), /255, OpenAI mean and std.</summary>
     public static ImagePreprocessor Preprocessor(BiomedClipSegConfig config) =>

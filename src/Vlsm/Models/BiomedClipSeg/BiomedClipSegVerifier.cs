@@ -27,7 +27,7 @@ public static class BiomedClipSegVerifier
         var model = adapted.Base;
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var ids = reference.Load("input_ids", ScalarType.Int64);
+        var ids = ReferenceComparison.TokenIds(reference, model.Config.Text.VocabSize, "the BERT vocab_size");
         var mask = reference.Load("attention_mask", ScalarType.Int64);
         var pixels = reference.Load("pixel_values", ScalarType.Float32);
         var results = new List<TensorComparison>();

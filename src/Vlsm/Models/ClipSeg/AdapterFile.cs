@@ -39,6 +39,18 @@ public static class AdapterFile
     /// <summary>Reads the spec a file was trained with (from metadata, else from its keys and shapes).</summary>
     public static FineTuneSpec ReadSpec(SafetensorsFile file)
     {
+        try
+        {
+            return ReadSpecOf(file);
+        }
+        catch (VlsmException e) when (!e.Message.StartsWith(file.Path, StringComparison.Ordinal))
+        {
+            throw new VlsmException($"{file.Path}: metadata: {e.Message}", e);
+        }
+    }
+
+    private static FineTuneSpec ReadSpecOf(SafetensorsFile file)
+    {
         var m = file.Metadata;
         if (m.TryGetValue("kind", out var kind))
         {

@@ -69,6 +69,36 @@ public sealed record ClipSegConfig
         $"projection={ProjectionDim};reduce={ReduceDim};extract={string.Join(",", ExtractLayers)};" +
         $"decoder=h{DecoderNumAttentionHeads}i{DecoderIntermediateSize}c{ConditionalLayer}{(UseComplexTransposedConvolution ? "x" : "")}";
 
+    /// <summary>The sizes this config gives the HF weights' tensors, for <see cref="WeightShapes.Check(string, string, IEnumerable{ShapeClaim}, IEnumerable{CountClaim})"/> before building.</summary>
+    public (IEnumerable<ShapeClaim> Shapes, IEnumerable<CountClaim> Counts) WeightClaims()
+    {
+        const string V = "clip.vision_model.", T = "clip.text_model.";
+        long h = Vision.HiddenSize, ht = Text.HiddenSize, grid = Vision.ImageSize / Vision.PatchSize;
+        ShapeClaim[] shapes =
+        [
+            new("vision_config.hidden_size", h, V + "embeddings.class_embedding", [h]),
+            new("vision_config.patch_size", Vision.PatchSize, V + "embeddings.patch_embedding.weight", [h, Vision.NumChannels, Vision.PatchSize, Vision.PatchSize]),
+            new("vision_config.image_size", Vision.ImageSize, V + "embeddings.position_embedding.weight", [grid * grid + 1, h]),
+            new("vision_config.intermediate_size", Vision.IntermediateSize, V + "encoder.layers.0.mlp.fc1.weight", [Vision.IntermediateSize, h]),
+            new("text_config.hidden_size", ht, T + "final_layer_norm.weight", [ht]),
+            new("text_config.vocab_size", Text.VocabSize, T + "embeddings.token_embedding.weight", [Text.VocabSize, ht]),
+            new("text_config.max_position_embeddings", Text.MaxPositionEmbeddings, T + "embeddings.position_embedding.weight", [Text.MaxPositionEmbeddings, ht]),
+            new("text_config.intermediate_size", Text.IntermediateSize, T + "encoder.layers.0.mlp.fc1.weight", [Text.IntermediateSize, ht]),
+            new("projection_dim", ProjectionDim, "clip.text_projection.weight", [ProjectionDim, ht]),
+            new("projection_dim", ProjectionDim, "clip.visual_projection.weight", [ProjectionDim, h]),
+            new("reduce_dim", ReduceDim, "decoder.film_mul.weight", [ReduceDim, ProjectionDim]),
+            new("decoder_intermediate_size", DecoderIntermediateSize, "decoder.layers.0.mlp.fc1.weight", [DecoderIntermediateSize, ReduceDim]),
+        ];
+        CountClaim[] counts =
+        [
+            new("vision_config.num_hidden_layers", Vision.NumHiddenLayers, V + "encoder.layers."),
+            new("text_config.num_hidden_layers", Text.NumHiddenLayers, T + "encoder.layers."),
+            new("extract_layers", ExtractLayers.Count, "decoder.reduces."),
+            new("extract_layers", ExtractLayers.Count, "decoder.layers."),
+        ];
+        return (shapes, counts);
+    }
+
     /// <summary>Number of vision encoder layers whose output the decoder can see.</summary>
     public int VisionLayersNeeded => ExtractLayers.Max() + 1;
 

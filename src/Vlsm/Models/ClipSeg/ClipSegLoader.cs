@@ -16,10 +16,15 @@ public static class ClipSegLoader
             throw new VlsmException($"model folder {dir} does not exist; pass the folder of an HF CLIPSeg checkpoint (config.json, model.safetensors, vocab.json, merges.txt).");
     }
 
+    /// <summary>The folder's config, its sizes checked against model.safetensors' header when the folder has one (before anything is built from them).</summary>
     public static ClipSegConfig ReadConfig(string dir)
     {
         CheckFolder(dir);
-        return ClipSegConfig.FromFile(Path.Combine(dir, "config.json"));
+        string path = Path.Combine(dir, "config.json");
+        var config = ClipSegConfig.FromFile(path);
+        var (shapes, counts) = config.WeightClaims();
+        WeightShapes.Check(path, Path.Combine(dir, WeightsFile), shapes, counts);
+        return config;
     }
 
     /// <summary>The tokenizer and preprocessor files a model folder carries besides config and weights.</summary>

@@ -33,7 +33,7 @@ public sealed class ClipSegPredictor : ISegmenter
         // them (stacked q/k/v, resized position embeddings) from one batch to the next.
         foreach (var p in ((nn.Module?)adapted ?? model).parameters()) p.requires_grad = false;
         model.SetTowerDtype(towerDtype);
-        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir), ImagePreprocessor.FromFolder(modelDir), adapted);
+        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir).Within(model.Config.Text.VocabSize, "text_config.vocab_size"), ImagePreprocessor.FromFolder(modelDir), adapted);
     }
 
     /// <summary>Releases the model (the adapted wrapper owns the base, so disposing it disposes both).</summary>

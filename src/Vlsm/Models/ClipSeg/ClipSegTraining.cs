@@ -15,7 +15,7 @@ internal sealed class ClipSegTraining : ITrainableModel
     private readonly CachedTowers towers;
 
     public ClipSegTraining(ModelRequest request, TrainingSetup setup)
-        : this(ClipSegLoader.Load(request.Directory), () => ClipTokenizer.FromFolder(request.Directory), () => ImagePreprocessor.FromFolder(request.Directory), request.Precision, setup)
+        : this(ClipSegLoader.Load(request.Directory), () => ClipTokenizer.FromFolder(request.Directory).Within(ClipSegLoader.ReadConfig(request.Directory).Text.VocabSize, "text_config.vocab_size"), () => ImagePreprocessor.FromFolder(request.Directory), request.Precision, setup)
     {
     }
 

@@ -23,7 +23,7 @@ public static class ReferenceVerifier
                 throw new VlsmException($"{reference.Path}: no \"{name}\" tensor; a reference file needs input_ids and pixel_values (attention_mask optional).");
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var ids = reference.Load("input_ids", ScalarType.Int64);
+        var ids = ReferenceComparison.TokenIds(reference, model.Config.Text.VocabSize, "text_config.vocab_size");
         var mask = reference.Contains("attention_mask") ? reference.Load("attention_mask", ScalarType.Int64) : null;
         var pixels = reference.Load("pixel_values", ScalarType.Float32);
 

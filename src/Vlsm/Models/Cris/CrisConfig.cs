@@ -109,6 +109,9 @@ public sealed record CrisConfig
     /// <summary>The benchmarks' CRIS (vlsm-adapter <c>configs/model/cris.yaml</c>): CLIP RN50 at 416 px.</summary>
     public static CrisConfig Rn50 => new() { Clip = CrisClipConfig.Rn50 };
 
+    /// <summary>The input sides vlsm runs CRIS at: at least one stride-32 feature cell, and at most 2048 px (memory and activations stay within a CPU's reach).</summary>
+    public const int MinImgSize = 32, MaxImgSize = 2048;
+
     /// <summary>Kernel size of the projector's dynamic convolution.</summary>
     public const int KernelSize = 3;
 
@@ -117,6 +120,23 @@ public sealed record CrisConfig
         $"cris;clip=e{Clip.EmbedDim}r{Clip.ImageResolution}l{string.Join(",", Clip.VisionLayers)}w{Clip.VisionWidth}t{Clip.TransformerWidth}x{Clip.TransformerLayers}h{Clip.TransformerHeads};" +
         $"fpn={string.Join(",", FpnIn)}>{string.Join(",", FpnOut)};vis={VisDim};word={WordDim};dec={NumLayers}h{NumHead}f{DimFfn}";
 
+
+    /// <summary>The sizes the <c>cris</c> object gives the neck, decoder and projector tensors, checked against the weights before building (the backbone's are read off the weights).</summary>
+    public (IEnumerable<ShapeClaim> Shapes, IEnumerable<CountClaim> Counts) WeightClaims()
+    {
+        ShapeClaim[] shapes =
+        [
+            new("cris.fpn_in[2]", FpnIn[2], "neck.f1_v_proj.0.weight", [FpnOut[2], FpnIn[2], 1, 1]),
+            new("cris.fpn_in[1]", FpnIn[1], "neck.f2_v_proj.0.weight", [FpnOut[1], FpnIn[1], 3, 3]),
+            new("cris.fpn_in[0]", FpnIn[0], "neck.f3_v_proj.0.weight", [FpnOut[0], FpnIn[0], 3, 3]),
+            new("cris.word_dim", WordDim, "neck.txt_proj.0.weight", [FpnOut[2], WordDim]),
+            new("cris.vis_dim", VisDim, "decoder.norm.weight", [VisDim]),
+            new("cris.dim_ffn", DimFfn, "decoder.layers.0.ffn.0.weight", [DimFfn, VisDim]),
+            new("cris.vis_dim", VisDim, "proj.vis.4.weight", [VisDim / 2, VisDim / 2, 1, 1]),
+        ];
+        CountClaim[] counts = [new("cris.num_layers", NumLayers, "decoder.layers.")];
+        return (shapes, counts);
+    }
 
     /// <exception cref="VlsmException">The file is missing, not JSON, or has a malformed or inconsistent field (named).</exception>
     public static CrisConfig FromFile(string path) => Read(path).Config;
@@ -217,8 +237,8 @@ public sealed record CrisConfig
     {
         var node = o[key];
         if (node is null) return fallback.ToArray();
-        if (node is not JsonArray a || a.Count != count || a.Any(n => n is not JsonValue v || !v.TryGetValue<int>(out _)))
-            throw new FormatException($"{section}.{key} must be a list of {count} integers, got {node.ToJsonString()}.");
+        if (node is not JsonArray a || a.Count != count || a.Any(n => n is not JsonValue v || !v.TryGetValue<int>(out int i) || Math.Abs((long)i) > ConfigJson.MaxMagnitude))
+            throw new FormatException($"{section}.{key} must be a list of {count} integers (each at most {ConfigJson.MaxMagnitude:N0}), got {Vlsm.IO.Printable.Clip(node.ToJsonString())}.");
         return a.Select(n => n!.GetValue<int>()).ToArray();
     }
 
@@ -256,7 +276,7 @@ public sealed record CrisConfig
         Check(VisDim % 4 == 0 && NumHead > 0 && VisDim % NumHead == 0, $"cris.vis_dim {VisDim} must be a multiple of 4 and of cris.num_head {NumHead}.");
         Check(NumLayers > 0 && DimFfn > 0, "cris.num_layers and cris.dim_ffn must be positive.");
         Check(Dropout is >= 0 and < 1, $"cris.dropout {Dropout} must be within [0, 1).");
-        Check(ImgSize > 0, $"cris.img_size {ImgSize} must be positive.");
+        Check(ImgSize is >= MinImgSize and <= MaxImgSize, $"cris.img_size {ImgSize} must be within {MinImgSize}..{MaxImgSize} pixels (the reference trains at 416).");
         Check(ImageStd.All(s => s > 0), "image_std must be positive.");
     }
 

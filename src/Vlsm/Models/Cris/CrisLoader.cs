@@ -28,7 +28,10 @@ public static class CrisLoader
         string weights = Path.Combine(dir, WeightsFile);
         if (!File.Exists(weights)) return config;
         using var file = SafetensorsFile.Open(weights);
-        return config.WithClipOf(InferClip(file.Path, file.Names, k => file.Contains(k) ? file.Entry(k).Shape : null), hasClip, configPath);
+        config = config.WithClipOf(InferClip(file.Path, file.Names, k => file.Contains(k) ? file.Entry(k).Shape : null), hasClip, configPath);
+        var (shapes, counts) = config.WeightClaims();
+        WeightShapes.Check(configPath, file.Path, k => file.Contains(k) ? file.Entry(k).Shape : null, file.Names, shapes, counts);
+        return config;
     }
 
     /// <summary>CLIP's <c>build_model</c> inference on <c>backbone.*</c> tensors; errors name <paramref name="source"/>.</summary>
@@ -70,7 +73,7 @@ public static class CrisLoader
     }
 
     /// <summary>The folder's tokenizer: its vocab.json and merges.txt (CLIP's, which vlsm convert writes).</summary>
-    public static ClipTokenizer Tokenizer(string dir) => ClipTokenizer.FromFolder(dir);
+    public static ClipTokenizer Tokenizer(string dir, CrisConfig config) => ClipTokenizer.FromFolder(dir).Within(config.Clip.VocabSize, "the weights' backbone.token_embedding.weight");
 }
 
 /// <summary>What <see cref="CrisConverter.Convert"/> did.</summary>
@@ -101,6 +104,8 @@ public static class CrisConverter
         var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         var clip = CrisLoader.InferClip(checkpoint, byName.Keys, k => byName.TryGetValue(k, out var t) ? t.Shape : null);
         config = config.WithClipOf(clip, hasClip, configPath);
+        var (shapes, counts) = config.WeightClaims();
+        WeightShapes.Check(configPath, checkpoint, k => byName.TryGetValue(k, out var t) ? t.Shape : null, byName.Keys, shapes, counts);
 
         var output = tensors.ToList();
         using (var model = new CrisModel(config))

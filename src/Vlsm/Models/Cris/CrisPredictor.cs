@@ -37,7 +37,7 @@ public sealed class CrisPredictor : ISegmenter
             if (checkpoint is not null) CrisCheckpointFile.Apply(model, checkpoint);
             model.PadMask = padMask;
             model.eval();
-            return new CrisPredictor(model, CrisLoader.Tokenizer(modelDir));
+            return new CrisPredictor(model, CrisLoader.Tokenizer(modelDir, model.Config));
         }
         catch
         {

@@ -18,7 +18,7 @@ public static class CrisReferenceVerifier
                 throw new VlsmException($"{reference.Path}: no \"{name}\" tensor; a CRIS reference file needs input_ids and pixel_values.");
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var ids = reference.Load("input_ids", ScalarType.Int64);
+        var ids = ReferenceComparison.TokenIds(reference, model.Config.Clip.VocabSize, "the weights' backbone.token_embedding.weight");
         var pixels = reference.Load("pixel_values", ScalarType.Float32);
         var vision = model.EncodeImage(pixels);
         var text = model.EncodeText(ids);

@@ -19,7 +19,7 @@ internal sealed class CrisTraining : ITrainableModel
         var padMask = CrisFamily.PadMask(request);
         model = CrisLoader.Load(request.Directory);
         model.PadMask = padMask;
-        tokenizer = CrisLoader.Tokenizer(request.Directory);
+        tokenizer = CrisLoader.Tokenizer(request.Directory, model.Config);
         Preprocessor = CrisPredictor.PreprocessorFor(model.Config);
         foreach (var (name, p) in model.named_parameters()) p.requires_grad = CrisCheckpointFile.IsTrained(mode, name);
         if (mode == FineTuneMode.Decoder && setup.FeatureCache)

@@ -126,7 +126,7 @@ public static partial class SanLoader
     }
 
     /// <summary>The folder's tokenizer: its vocab.json and merges.txt (CLIP's).</summary>
-    public static ClipTokenizer Tokenizer(string dir) => ClipTokenizer.FromFolder(dir);
+    public static ClipTokenizer Tokenizer(string dir, SanConfig config) => ClipTokenizer.FromFolder(dir).Within(config.Clip.VocabSize, "net.open_clip_cfg.text_cfg.vocab_size");
 
     /// <summary>The benchmark's tokenization: start, text, end, padded with the end id to the context length.</summary>
     public static TokenBatch Tokenize(ClipTokenizer tokenizer, SanConfig config, IReadOnlyList<string> prompts) =>

@@ -35,7 +35,7 @@ public sealed class SanPredictor : ISegmenter
         {
             if (weights is not null) SanWeightsFile.Apply(model, weights);
             model.eval();
-            return new SanPredictor(model, SanLoader.Tokenizer(modelDir));
+            return new SanPredictor(model, SanLoader.Tokenizer(modelDir, model.Config));
         }
         catch
         {

@@ -19,7 +19,7 @@ public static class SanReferenceVerifier
                 throw new VlsmException($"{reference.Path}: no \"{name}\" tensor; a SAN reference file needs input_ids and pixel_values.");
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var ids = reference.Load("input_ids", ScalarType.Int64);
+        var ids = ReferenceComparison.TokenIds(reference, model.Config.Clip.VocabSize, "net.open_clip_cfg.text_cfg.vocab_size");
         var pixels = reference.Load("pixel_values", ScalarType.Float32);
         var produced = Trace(model, pixels, ids);
         var results = new List<TensorComparison>();

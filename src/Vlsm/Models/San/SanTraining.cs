@@ -27,7 +27,7 @@ internal sealed class SanTraining : ITrainableModel
         gradients = SanFamily.Gradients(request);
         model = SanLoader.Load(request.Directory);
         model.OriginalGradients = gradients == SanGradients.Original;
-        tokenizer = SanLoader.Tokenizer(request.Directory);
+        tokenizer = SanLoader.Tokenizer(request.Directory, model.Config);
         Preprocessor = SanPredictor.PreprocessorFor(model.Config);
         trained = SanWeightsFile.Trained(model, gradients).ToList();
         var names = trained.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
