@@ -21,13 +21,17 @@ public sealed partial class DemoProgressTests : IDisposable
         Assert.Equal(200, eta.Remaining().TotalSeconds, 6);
 
         eta.NextStage();
-        now = TimeSpan.FromSeconds(190); // half of stage a took 190 s: twice as slow as the reference (with the 10 s prior: (190+10)/(50+10))
+        now = TimeSpan.FromSeconds(10); // set-up: 10 s before the first step
+        eta.Progress(0);
+        // No pace yet: the estimate times the speed factor ((10+10)/(0+10) = 2), less the 10 s spent.
+        Assert.Equal(100 * 2 - 10, eta.StageRemaining().TotalSeconds, 6);
+        now = TimeSpan.FromSeconds(190); // half of stage a done at 190 s (with the 10 s prior: (190+10)/(50+10))
         eta.Progress(0.5);
         double factor = 200.0 / 60;
         Assert.Equal(factor, eta.SpeedFactor, 9);
         Assert.Equal(150 * factor, eta.Remaining().TotalSeconds, 6);
-        // The stage's own pace: half done in 190 s, 190 s to go.
-        Assert.Equal(190, eta.StageRemaining().TotalSeconds, 6);
+        // The stage's own pace since its first step: half in 180 s, 180 s to go.
+        Assert.Equal(180, eta.StageRemaining().TotalSeconds, 6);
 
         eta.NextStage(); // a done at 190 s: b has made no progress, so its estimate times the speed factor
         Assert.Equal("b", eta.Current!.Title);

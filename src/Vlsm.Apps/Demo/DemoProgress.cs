@@ -24,6 +24,7 @@ public sealed class DemoEta
     private readonly TimeSpan start;
     private TimeSpan stageStart;
     private double fraction;
+    private (TimeSpan Time, double Fraction)? firstProgress;
 
     public DemoEta(IReadOnlyList<DemoStagePlan> stages, Func<TimeSpan> clock)
     {
@@ -49,11 +50,16 @@ public sealed class DemoEta
     {
         Index++;
         fraction = 0;
+        firstProgress = null;
         stageStart = clock();
     }
 
     /// <summary>The completed fraction (0 to 1) of the current stage.</summary>
-    public void Progress(double completed) => fraction = Math.Clamp(completed, 0, 1);
+    public void Progress(double completed)
+    {
+        fraction = Math.Clamp(completed, 0, 1);
+        firstProgress ??= (clock(), fraction);
+    }
 
     private double EstimateOf(int i) => i >= 0 && i < stages.Count ? Math.Max(stages[i].EstimatedSeconds, 0) : 0;
 
@@ -76,12 +82,18 @@ public sealed class DemoEta
         return TimeSpan.FromSeconds(Math.Max(total - Done(), 0) * SpeedFactor);
     }
 
-    /// <summary>Time left in the current stage: from its own pace once it has made progress, else from its estimate.</summary>
+    /// <summary>
+    /// Time left in the current stage: from its own pace since its first progress report (so the
+    /// set-up before the first step does not count as slowness) once it has advanced since, else its
+    /// estimate times the speed factor, less the time spent in it.
+    /// </summary>
     public TimeSpan StageRemaining()
     {
-        double inStage = (clock() - stageStart).TotalSeconds;
-        if (fraction > 0) return TimeSpan.FromSeconds(inStage / fraction * (1 - fraction));
-        return TimeSpan.FromSeconds(Math.Max(EstimateOf(Index) * SpeedFactor - inStage, 0));
+        var now = clock();
+        if (fraction >= 1) return TimeSpan.Zero;
+        if (firstProgress is { } first && fraction > first.Fraction)
+            return TimeSpan.FromSeconds((now - first.Time).TotalSeconds / (fraction - first.Fraction) * (1 - fraction));
+        return TimeSpan.FromSeconds(Math.Max(EstimateOf(Index) * SpeedFactor - (now - stageStart).TotalSeconds, 0));
     }
 
     /// <summary>"1:05:09", "4:58", "0:07": hours only when needed.</summary>
