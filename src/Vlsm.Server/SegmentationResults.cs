@@ -8,8 +8,8 @@ namespace Vlsm.Server;
 /// <summary>What /v1/segment returns for one prompt, in each of its output forms.</summary>
 internal static class SegmentationResults
 {
-    /// <summary>Prediction tint on the image: the colour-blind-safe orange of a pair with the blue outline the page uses.</summary>
-    public static readonly (byte R, byte G, byte B) Tint = (230, 159, 0);
+    /// <summary>Prediction tint on the image: the one every command uses (<see cref="Vlsm.Imaging.Overlay.PredictionColor"/>).</summary>
+    public static readonly (byte R, byte G, byte B) Tint = Vlsm.Imaging.Overlay.PredictionColor;
 
     public static GrayImage Mask(Prediction p, RgbImage image, float threshold) => p.MaskAt(image.Width, image.Height, threshold);
 
@@ -24,7 +24,7 @@ internal static class SegmentationResults
         return Resize.ResizeNearest(new GrayImage(p.Width, p.Height, bytes), image.Width, image.Height);
     }
 
-    public static RgbImage Overlay(RgbImage image, GrayImage mask) => Vlsm.Imaging.Overlay.Tint(image, mask, Tint);
+    public static RgbImage Overlay(RgbImage image, GrayImage mask) => Vlsm.Imaging.Overlay.Prediction(image, mask);
 
     /// <summary>
     /// The mask as JSON: area, bounding box [x, y, width, height], COCO's uncompressed run-length

@@ -50,6 +50,12 @@ public sealed class DemoCliTests : IDisposable
         Assert.True(grid.Width > 4 * 64 && grid.Height > 64);
         Assert.Contains("swap Dice", r.Stdout);
         Assert.Contains("dense VL", r.Stdout);
+        // Piped: plain stage and epoch lines with the whole demo's time left, and the README's Markdown table.
+        Assert.Matches(@"== fine-tuning: dense VL \(\[6/8\], demo ETA \d+:\d\d\)", r.Stdout);
+        Assert.Matches(@"epoch 1: train loss .*, demo ETA \d+:\d\d", r.Stdout);
+        Assert.Contains("| method | trainable parameters | % of the model | epochs | wall time | test Dice | test IoU | prompt-swap Dice |", r.Stdout);
+        Assert.Contains("|---|---:|---:|---:|---:|---:|---:|---:|", r.Stdout);
+        Assert.Matches(@"\| dense VL \| 100,224 \| 1\.22 \| 1 \| \d+ s \| 0\.\d{3} \| 0\.\d{3} \| 0\.\d{3} \|", r.Stdout);
 
         // The swap split pairs each record's mask with another object's prompts from the same image.
         var test = AnnotationFile.Read(Path.Combine(first, "data", "medical", "anns", "test.json"));

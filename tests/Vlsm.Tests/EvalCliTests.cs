@@ -38,6 +38,7 @@ public sealed class EvalCliTests : IDisposable
             var cells = line.Split('│', '|');
             if (cells.Length < 3) continue;
             var inner = cells[1..^1].Select(c => c.Trim()).ToArray();
+            if (inner.All(c => c.Trim('-', ':').Length == 0)) continue; // Markdown's alignment row (stdout is piped)
             if (header)
             {
                 if (inner[0] == firstHeader) header = false;
@@ -206,18 +207,21 @@ public sealed class EvalCliTests : IDisposable
         var worst = rows.OrderBy(x => x.Dice).ThenBy(x => x.Index).First();
         var files = Directory.GetFiles(Path.Combine(Out, "overlays")).Select(Path.GetFileName).Order().ToArray();
         Assert.Equal(new[] { $"best_01_{best.Name}.png", $"worst_01_{worst.Name}.png" }.Order(), files);
+        // 64x48 images are enlarged 4x (to 256 wide) with a caption band below.
+        const int k = 4;
         foreach (var f in files)
         {
             var overlay = ImageCodec.DecodeRgb(Path.Combine(Out, "overlays", f!));
-            Assert.Equal((EvalTestData.Width, EvalTestData.Height), (overlay.Width, overlay.Height));
+            Assert.Equal(k * EvalTestData.Width, overlay.Width);
+            Assert.InRange(overlay.Height, k * EvalTestData.Height + 3 * BitmapFont.CellHeight, k * EvalTestData.Height + 8 * BitmapFont.CellHeight);
         }
-        // The ground truth's outline is drawn in pure green: the top-left corner of the record's rectangle.
+        // The ground truth's outline is drawn in Okabe–Ito yellow: the top-left corner of the record's rectangle.
         foreach (var (kind, x) in new[] { ("best", best), ("worst", worst) })
         {
             if (x.Index == 2) continue; // record 2's mask is empty: no outline
             var drawn = ImageCodec.DecodeRgb(Path.Combine(Out, "overlays", $"{kind}_01_{x.Name}.png"));
-            int corner = 3 * ((6 + 2 * x.Index) * EvalTestData.Width + 4 + 3 * x.Index);
-            Assert.Equal(new byte[] { 0, 255, 0 }, drawn.Pixels[corner..(corner + 3)]);
+            int corner = 3 * (((6 + 2 * x.Index) * k + 1) * drawn.Width + (4 + 3 * x.Index) * k + 1);
+            Assert.Equal(new byte[] { 240, 228, 66 }, drawn.Pixels[corner..(corner + 3)]);
         }
     }
 

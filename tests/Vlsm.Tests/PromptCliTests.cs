@@ -33,10 +33,15 @@ public sealed class PromptCliTests : IDisposable
 
         var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp");
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("wrote 12 records (test 12)", r.Stdout);
-        Assert.Equal(["test.json"], Directory.GetFiles(Path.Combine(dir, "anns")).Select(Path.GetFileName));
-        var records = AnnotationFile.Read(Path.Combine(dir, "anns", "test.json"));
+        // Without --split: 0.7/0.15/0.15 by largest remainder (8.4, 1.8, 1.8 → 8, 2, 2), said on stdout; progress on stderr only.
+        Assert.Contains("split 12 images into train,val,test 0.7,0.15,0.15 with seed 0", r.Stdout);
+        Assert.Contains("wrote 12 records (train 8, val 2, test 2)", r.Stdout);
+        Assert.DoesNotContain("prompts: ", r.Stdout);
+        Assert.Contains("prompts: 12/12", r.Stderr);
+        Assert.Equal(["test.json", "train.json", "val.json"], Directory.GetFiles(Path.Combine(dir, "anns")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var records = new[] { "train", "val", "test" }.SelectMany(n => AnnotationFile.Read(Path.Combine(dir, "anns", n + ".json"))).ToList();
         Assert.Equal(12, records.Count);
+        Assert.Equal(12, records.Select(x => x.ImgName).Distinct().Count());
         foreach (var record in records)
         {
             Assert.Equal(P0ToP9, record.PromptKeys);
@@ -67,9 +72,31 @@ public sealed class PromptCliTests : IDisposable
         Assert.All(files.SelectMany(AnnotationFile.Read), r => Assert.Equal(7, r.Prompts.Count)); // no p7–p9 without descriptions
         var bytes = files.Select(File.ReadAllBytes).ToArray();
 
-        var again = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--split", "0.6,0.2,0.2", "--seed", "3");
-        Assert.Equal(0, again.ExitCode);
+        // An existing anns/ is refused, naming its files, and left as it was...
+        var refused = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--split", "0.5,0.25,0.25", "--seed", "4");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains($"{Path.Combine(dir, "anns")} already holds annotation files (test.json, train.json, val.json); give --force", refused.Stderr);
         Assert.Equal(bytes, files.Select(File.ReadAllBytes).ToArray());
+
+        // ...and replaced with --force; another file there (e.g. the demo's swap.json) is kept. The same seed gives the same bytes.
+        File.WriteAllText(Path.Combine(dir, "anns", "swap.json"), "[]");
+        var again = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--split", "0.6,0.2,0.2", "--seed", "3", "--force");
+        Assert.True(again.ExitCode == 0, again.Stderr);
+        Assert.Equal(bytes, files.Select(File.ReadAllBytes).ToArray());
+        Assert.Equal("[]", File.ReadAllText(Path.Combine(dir, "anns", "swap.json")));
+        Assert.Contains("swap.json is from an earlier run and was left as it was", again.Stdout);
+        // No staging folder is left beside anns/.
+        Assert.Equal(["anns", "images", "masks"], Directory.GetDirectories(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void AllToTestWithASplitOfZeroZeroOne()
+    {
+        string dir = Folder("alltest", 5);
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--split", "0,0,1");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("wrote 5 records (train 0, val 0, test 5)", r.Stdout);
+        Assert.Equal(5, AnnotationFile.Read(Path.Combine(dir, "anns", "test.json")).Count);
     }
 
     [Fact]
@@ -82,7 +109,7 @@ public sealed class PromptCliTests : IDisposable
         string descriptions = Path.Combine(tmp, "lesion.txt");
         File.WriteAllText(descriptions, "a patch of abnormal tissue\nlesion which is a spot\n");
 
-        var r = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--descriptions", descriptions);
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "lesion", "--descriptions", descriptions, "--split", "0,0,1");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("1 empty mask(s) got \"no lesion\" prompts", r.Stdout);
         var records = AnnotationFile.Read(Path.Combine(dir, "anns", "test.json"));
@@ -154,10 +181,11 @@ public sealed class PromptCliTests : IDisposable
     }
 
     [Fact]
-    public void HelpSaysWhereRecordsGoWithoutSplit()
+    public void HelpSaysTheDefaultSplitAndForce()
     {
         var r = CliRunner.Run("prompts", "--help");
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains("anns/test.json", r.Stdout);
+        Assert.Contains("default 0.7,0.15,0.15", r.Stdout);
+        Assert.Contains("--force", r.Stdout);
     }
 }

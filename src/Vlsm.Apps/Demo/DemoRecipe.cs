@@ -106,6 +106,23 @@ public sealed record DemoRecipe
         return $"clipseg-w{Width}-l{Layers}-{Name}-seed{seed}-{hash}";
     }
 
+    /// <summary>
+    /// Expected wall time of pretraining, for the demo's ETA: 127 s for the full recipe on the README's
+    /// 2-core machine, scaled by scenes and epochs, plus a few seconds of set-up (the ETA rescales it
+    /// by the speed it measures).
+    /// </summary>
+    public double EstimatedPretrainSeconds() => 127.0 * NaturalScenes / 500 * PretrainEpochs / 25 + SetUpSeconds;
+
+    /// <summary>Seconds a training stage spends besides its epochs (opening the model and data, scoring), as a guess.</summary>
+    private const double SetUpSeconds = 5;
+
+    /// <summary>Expected wall time of one fine-tuning method and its scoring, as <see cref="EstimatedPretrainSeconds"/> (the README's table for the full recipe).</summary>
+    public double EstimatedSeconds(DemoMethod method)
+    {
+        double reference = method.Mode switch { "decoder" => 21, "shallow" => 19, "dense" => 47, "full" => 80, _ => 40 };
+        return reference * MedicalScenes / 400 * FineTuneEpochs / 25 + SetUpSeconds;
+    }
+
     public string Describe() =>
         $"CLIPSeg, {Layers} vision + {Layers} text layers of width {Width}, patch {PatchSize}, {ImageSize}x{ImageSize} images, extract layers {string.Join(",", ModelConfig().ExtractLayers)}, reduce dim 64";
 }

@@ -50,6 +50,9 @@ public sealed record DemoResults(
 {
     public const string FileName = "results.json";
 
+    /// <summary>results.json's text: plain UTF-8 (a '+' stays '+'), snake_case keys, indented.</summary>
+    public string ToJsonText() => ToJson().ToJsonString(JsonText.Indented) + "\n";
+
     public JsonObject ToJson()
     {
         static JsonObject Scores(DemoScores s) => new()
@@ -75,7 +78,7 @@ public sealed record DemoResults(
         }
         // Wall times are kept apart: everything else is a function of the seed.
         var timing = new JsonObject { ["pretrain_seconds"] = Math.Round(PretrainSeconds, 1), ["pretrained_from_cache"] = PretrainedFromCache };
-        foreach (var m in Methods) timing[m.Method + "_seconds"] = Math.Round(m.WallSeconds, 1);
+        foreach (var m in Methods) timing[JsonText.SnakeKey(m.Method) + "_seconds"] = Math.Round(m.WallSeconds, 1);
         return new JsonObject
         {
             ["recipe"] = Recipe,
@@ -95,7 +98,10 @@ public sealed record DemoResults(
 /// <summary>Stages of a demo run, for progress display.</summary>
 public interface IDemoObserver
 {
-    /// <summary>A stage starts ("pretraining", "fine-tuning dense VL", ...).</summary>
+    /// <summary>The stages this run will go through, in order, before the first starts (for an ETA).</summary>
+    void Planned(IReadOnlyList<DemoStagePlan> stages) { }
+
+    /// <summary>A stage starts ("pretraining", "fine-tuning dense VL", ...); titles and order are the plan's.</summary>
     void Stage(string title);
 
     /// <summary>The observer for the training run of the current stage.</summary>
@@ -137,20 +143,21 @@ public sealed class DemoRunner
         string medical = Path.Combine(outDir, "data", "medical");
         string runs = Path.Combine(outDir, "runs");
 
+        observer.Planned(Plan());
         var (modelDir, fromCache, pretrainSeconds, pretrainDice, pretrainEpochs) = Pretrained(natural, runs, cancellation);
 
-        observer.Stage($"domain shift: {recipe.MedicalScenes} synthetic medical scenes");
+        observer.Stage(DomainShiftTitle);
         SyntheticDataset.Generate(medical, new SynthOptions(recipe.MedicalScenes, options.Seed + 1000, recipe.ImageSize, SynthStyle.Medical));
         PromptSwap.WriteSplit(medical, "test", SwapSplit);
 
-        observer.Stage("zero-shot evaluation of the pretrained model");
+        observer.Stage(ZeroShotTitle);
         var (zeroShot, _, total) = Score(modelDir, null, medical);
 
         var methods = new List<DemoMethodResult>();
         foreach (var method in recipe.Methods)
         {
             cancellation.ThrowIfCancellationRequested();
-            observer.Stage($"fine-tuning: {method.Name}");
+            observer.Stage(FineTuneTitle(method));
             var config = FineTuneConfig(method, modelDir, medical);
             var run = new RunFolder(Path.Combine(runs, Slug(method.Name)));
             var clock = Stopwatch.StartNew();
@@ -161,31 +168,59 @@ public sealed class DemoRunner
                 result.EpochsCompleted, result.BestEpoch + 1, seconds, scores));
         }
 
-        observer.Stage("drawing examples.png");
+        observer.Stage(ExamplesTitle);
         string examples = Path.Combine(outDir, "examples.png");
-        var best = recipe.Methods.First(m => m.Mode == "dense");
-        ExampleGrid.Write(examples, modelDir, new RunFolder(Path.Combine(runs, Slug(best.Name))).BestFile, best.Name, medical, recipe.Prompt);
+        var columns = new List<ExampleMethod> { new("zero-shot", null) };
+        columns.AddRange(recipe.Methods.Select(m => new ExampleMethod(m.Name, new RunFolder(Path.Combine(runs, Slug(m.Name))).BestFile)));
+        ExampleGrid.Write(examples, modelDir, columns, medical, recipe.Prompt,
+            $"every method on the same test prompts ({recipe.Prompt}), two objects per scene: a model that reads the text fills a different object in each row");
 
         var results = new DemoResults(recipe.Name, options.Seed, recipe.Describe(), total, recipe.Prompt,
             fromCache, pretrainSeconds, pretrainDice, pretrainEpochs, zeroShot, methods, "examples.png");
         AtomicFile.WriteAllText(Path.Combine(outDir, DemoResults.FileName),
-            results.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            results.ToJsonText());
         return results;
+    }
+
+    private string CachedModelDir => Path.Combine(options.CacheDir, recipe.PretrainKey(options.Seed));
+
+    private bool UsesCache => !options.Retrain && File.Exists(Path.Combine(CachedModelDir, "model.safetensors"))
+        && File.Exists(Path.Combine(CachedModelDir, PretrainInfoFile));
+
+    private string CacheTitle => $"pretrained model from the cache: {CachedModelDir} (--retrain to pretrain again)";
+    private string PretrainTitle => $"pretraining on {recipe.NaturalScenes} synthetic natural scenes: {recipe.Describe()}";
+    private string DomainShiftTitle => $"domain shift: {recipe.MedicalScenes} synthetic medical scenes";
+    private const string ZeroShotTitle = "zero-shot evaluation of the pretrained model";
+    private static string FineTuneTitle(DemoMethod method) => $"fine-tuning: {method.Name}";
+    private const string ExamplesTitle = "drawing examples.png";
+
+    /// <summary>The stages <see cref="Run"/> goes through, in order, with their expected durations.</summary>
+    public IReadOnlyList<DemoStagePlan> Plan()
+    {
+        var stages = new List<DemoStagePlan>
+        {
+            UsesCache ? new(CacheTitle, 0.5, false) : new(PretrainTitle, recipe.EstimatedPretrainSeconds(), true),
+            new(DomainShiftTitle, 1.5, false),
+            new(ZeroShotTitle, 1, false),
+        };
+        stages.AddRange(recipe.Methods.Select(m => new DemoStagePlan(FineTuneTitle(m), recipe.EstimatedSeconds(m), true)));
+        stages.Add(new(ExamplesTitle, 1, false));
+        return stages;
     }
 
     /// <summary>The pretrained model folder: from the cache, or pretrained now and stored there.</summary>
     private (string Dir, bool FromCache, double Seconds, double ValDice, int Epochs) Pretrained(string natural, string runs, CancellationToken cancellation)
     {
-        string cached = Path.Combine(options.CacheDir, recipe.PretrainKey(options.Seed));
+        string cached = CachedModelDir;
         string info = Path.Combine(cached, PretrainInfoFile);
-        if (!options.Retrain && File.Exists(Path.Combine(cached, "model.safetensors")) && File.Exists(info))
+        if (UsesCache)
         {
-            observer.Stage($"pretrained model from the cache: {cached} (--retrain to pretrain again)");
+            observer.Stage(CacheTitle);
             var saved = JsonNode.Parse(File.ReadAllText(info))!;
             return (cached, true, saved["seconds"]!.GetValue<double>(), saved["val_dice"]!.GetValue<double>(), saved["epochs"]!.GetValue<int>());
         }
 
-        observer.Stage($"pretraining on {recipe.NaturalScenes} synthetic natural scenes: {recipe.Describe()}");
+        observer.Stage(PretrainTitle);
         var clock = Stopwatch.StartNew();
         SyntheticDataset.Generate(natural, new SynthOptions(recipe.NaturalScenes, options.Seed, recipe.ImageSize, SynthStyle.Natural, MinObjects: recipe.NaturalMinObjects));
         string initial = Path.Combine(runs, "initial-model");

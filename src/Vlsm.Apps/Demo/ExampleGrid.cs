@@ -1,111 +1,144 @@
-using SkiaSharp;
+using System.Globalization;
 using Vlsm.Data;
+using Vlsm.Evaluation;
 using Vlsm.Imaging;
-using Vlsm.Models.ClipSeg;
 using Vlsm.Inference;
-using Vlsm.IO;
+using Vlsm.Models.ClipSeg;
 
 namespace Vlsm.Apps.Demo;
 
+/// <summary>One column of examples.png: a method's name and its trained weights (null: the pretrained model as it is).</summary>
+public sealed record ExampleMethod(string Name, string? Adapter);
+
 /// <summary>
-/// examples.png: test scenes with several objects, one row each: the image, then the
-/// fine-tuned model's prediction (tinted) for the prompt of each object, captioned with the
-/// prompt. A model that reads the text highlights a different object in each column.
+/// examples.png: every method side by side on the same test prompts. Each row is one object of a
+/// test scene with two or more objects (two objects per scene, so neighbouring rows ask for
+/// different objects of the same image): the image, its ground truth (outlined in yellow), then
+/// each method's prediction (filled in blue, the ground truth outlined on top) with that panel's
+/// Dice. A model that reads the text fills a different object in each row of a scene. Text is drawn
+/// with <see cref="BitmapFont"/>, so the picture needs no system font and is the same on every machine.
 /// </summary>
 public static class ExampleGrid
 {
-    // Blue stands out on the red and pink tissue tones of the medical scenes.
-    private static readonly (byte R, byte G, byte B) PredictionColor = (0, 120, 255);
+    private const int Scale = 3, Gap = 6, Pad = 6, ObjectsPerScene = 2, MaxScenes = 3;
+    private static readonly int Line = BitmapFont.CellHeight + 3;
+    private static readonly (byte R, byte G, byte B) Paper = (255, 255, 255), Ink = (0, 0, 0);
 
-    private const int Scale = 3, Rows = 4, Columns = 4, Caption = 30, Header = 26, Gap = 6;
+    /// <summary>Columns before the methods: the image and its ground truth.</summary>
+    public const int LeadingColumns = 2;
 
-    public static void Write(string path, string modelDir, string adapter, string methodName, string datasetRoot, string promptKey)
+    /// <summary>Scale and layout, for tests: each panel is the image enlarged 3x; panels are 6 px apart.</summary>
+    public static (int Scale, int Gap, int Pad) Layout => (Scale, Gap, Pad);
+
+    /// <summary>Height of the title band above the first row, and of the caption band above each row.</summary>
+    public static (int Title, int RowCaption, int PanelCaption) Bands => (2 * Line + Pad, Line, Line);
+
+    public static void Write(string path, string modelDir, IReadOnlyList<ExampleMethod> methods, string datasetRoot, string promptKey, string title)
     {
         var dataset = MedvlsmDataset.Open(datasetRoot);
-        var scenes = dataset.RequiredRecords("test")
+        var rows = dataset.RequiredRecords("test")
             .GroupBy(r => r.Id.ImgName, StringComparer.Ordinal)
             .Where(g => g.Count() >= 2)
             .OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal)
-            .Take(Rows)
-            .Select(g => g.ToList())
+            .Take(MaxScenes)
+            .SelectMany(g => g.Take(ObjectsPerScene))
             .ToList();
-        if (scenes.Count == 0) throw new VlsmException($"{datasetRoot}: no test image has two or more objects to show.");
+        if (rows.Count == 0) throw new VlsmException($"{datasetRoot}: no test image has two or more objects to show.");
 
-        using var predictor = ClipSegPredictor.FromFolder(modelDir, adapter);
-        var tiles = new List<(RgbImage Image, string Caption)[]>();
-        foreach (var scene in scenes)
+        var decoded = rows.Select(r => r.Decode()).ToList();
+        var prompts = rows.Select(r => r.Annotation.Prompts.TryGetValue(promptKey, out var p) && p.Count > 0 ? p[0] : "").ToList();
+        var truths = decoded.Select(d => Binary(d.Mask)).ToList();
+        // predictions[method][row]
+        var predictions = new List<GrayImage[]>();
+        foreach (var method in methods)
         {
-            var (image, _) = scene[0].Decode();
-            var prompts = scene.Select(r => r.Annotation.Prompts.TryGetValue(promptKey, out var p) && p.Count > 0 ? p[0] : "").ToList();
-            var predictions = predictor.Predict(Enumerable.Repeat(image, prompts.Count).ToList(), prompts);
-            var row = new List<(RgbImage, string)> { (image, "image") };
-            for (int k = 0; k < prompts.Count && row.Count < Columns; k++)
-            {
-                var mask = predictions[k].MaskAt(image.Width, image.Height, 0.5f);
-                row.Add((Overlay.Tint(image, mask, PredictionColor, 0.6f), prompts[k]));
-            }
-            tiles.Add(row.ToArray());
+            using var predictor = ClipSegPredictor.FromFolder(modelDir, method.Adapter);
+            var predicted = predictor.Predict(decoded.Select(d => d.Image).ToList(), prompts);
+            predictions.Add(predicted.Select((p, i) => p.MaskAt(decoded[i].Image.Width, decoded[i].Image.Height, 0.5f)).ToArray());
         }
-        Draw(path, tiles, $"{methodName}: prediction (blue) for each object's prompt");
+        ImageCodec.SavePng(path, Draw(title, methods, decoded.Select(d => d.Image).ToList(), truths, prompts, predictions));
     }
 
-    private static void Draw(string path, List<(RgbImage Image, string Caption)[]> rows, string title)
+    private static GrayImage Binary(GrayImage mask) =>
+        new(mask.Width, mask.Height, mask.Pixels.Select(v => v > 127 ? (byte)255 : (byte)0).ToArray());
+
+    /// <summary>Dice of a 0/255 prediction against a 0/255 truth, as the evaluator computes it (1 when both are empty).</summary>
+    public static double Dice(GrayImage prediction, GrayImage truth) =>
+        SegmentationMetrics.Dice(prediction.Pixels.Select(v => v > 127).ToArray(), truth.Pixels.Select(v => v > 127).ToArray());
+
+    private static RgbImage Draw(string title, IReadOnlyList<ExampleMethod> methods, List<RgbImage> images, List<GrayImage> truths,
+        List<string> prompts, List<GrayImage[]> predictions)
     {
-        int tile = rows[0][0].Image.Width * Scale;
-        int width = Columns * (tile + Gap) + Gap;
-        int height = Header + rows.Count * (tile + Caption + Gap) + Gap;
-        using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
-        var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
-        using var font = new SKFont(SKTypeface.Default, 13);
-        using var small = new SKFont(SKTypeface.Default, 10);
-        using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-        canvas.DrawText(title, Gap, Header - 8, SKTextAlign.Left, font, ink);
-        for (int r = 0; r < rows.Count; r++)
+        int tile = images[0].Width * Scale, tileHeight = images[0].Height * Scale;
+        int columns = LeadingColumns + methods.Count;
+        int width = Pad + columns * (tile + Gap) - Gap + Pad;
+        int rowHeight = Bands.RowCaption + tileHeight + Bands.PanelCaption + Gap;
+        int height = Bands.Title + images.Count * rowHeight + Pad;
+        var canvas = new RgbImage(width, height);
+        Overlay.Fill(canvas, 0, 0, width, height, Paper);
+
+        BitmapFont.Draw(canvas, title, Pad, Pad, Ink);
+        Overlay.DrawLegend(canvas, Pad, Pad + Line, 1, "ground truth; each panel's Dice is against it", Ink);
+
+        for (int r = 0; r < images.Count; r++)
         {
-            int y = Header + r * (tile + Caption + Gap);
-            for (int c = 0; c < rows[r].Length; c++)
+            int y = Bands.Title + r * rowHeight;
+            BitmapFont.Draw(canvas, Clip("prompt: " + prompts[r], (width - 2 * Pad) / BitmapFont.CellWidth), Pad, y, Ink);
+            int ty = y + Bands.RowCaption;
+            for (int c = 0; c < columns; c++)
             {
-                int x = Gap + c * (tile + Gap);
-                using var bitmap = ToBitmap(rows[r][c].Image);
-                canvas.DrawBitmap(bitmap, new SKRect(x, y, x + tile, y + tile), new SKPaint { IsAntialias = false });
-                int line = 0;
-                foreach (var text in Wrap(rows[r][c].Caption, 34).Take(2))
-                    canvas.DrawText(text, x, y + tile + 11 + 11 * line++, SKTextAlign.Left, small, ink);
+                int x = Pad + c * (tile + Gap);
+                RgbImage panel;
+                string caption;
+                if (c == 0)
+                {
+                    panel = images[r];
+                    caption = "image";
+                }
+                else if (c == 1)
+                {
+                    panel = images[r];
+                    caption = "ground truth";
+                }
+                else
+                {
+                    var predicted = predictions[c - LeadingColumns][r];
+                    panel = Overlay.Prediction(images[r], predicted);
+                    caption = $"{methods[c - LeadingColumns].Name}: Dice {Dice(predicted, truths[r]).ToString("0.00", CultureInfo.InvariantCulture)}";
+                }
+                Paste(canvas, panel, x, ty);
+                if (c >= 1) DrawOutlineAt(canvas, truths[r], x, ty);
+                BitmapFont.Draw(canvas, Clip(caption, tile / BitmapFont.CellWidth), x, ty + tileHeight + 2, Ink);
             }
         }
-        using var snapshot = surface.Snapshot();
-        using var png = snapshot.Encode(SKEncodedImageFormat.Png, 100);
-        AtomicFile.WriteAllBytes(path, png.ToArray());
+        return canvas;
     }
 
-    private static SKBitmap ToBitmap(RgbImage image)
-    {
-        var bitmap = new SKBitmap(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
-        var rgba = new byte[image.Width * image.Height * 4];
-        for (int i = 0, s = 0; i < image.Width * image.Height; i++, s += 3)
-        {
-            rgba[4 * i] = image.Pixels[s];
-            rgba[4 * i + 1] = image.Pixels[s + 1];
-            rgba[4 * i + 2] = image.Pixels[s + 2];
-            rgba[4 * i + 3] = 255;
-        }
-        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
-        return bitmap;
-    }
+    private static string Clip(string text, int characters) =>
+        text.Length <= characters ? text : text[..Math.Max(characters - 3, 0)] + "...";
 
-    private static IEnumerable<string> Wrap(string text, int width)
+    /// <summary>Copies <paramref name="image"/> enlarged <see cref="Scale"/> times (nearest) with its top-left at (x, y).</summary>
+    private static void Paste(RgbImage canvas, RgbImage image, int x, int y)
     {
-        var line = "";
-        foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (line.Length > 0 && line.Length + 1 + word.Length > width)
+        for (int yy = 0; yy < image.Height * Scale; yy++)
+            for (int xx = 0; xx < image.Width * Scale; xx++)
             {
-                yield return line;
-                line = word;
+                int s = 3 * ((yy / Scale) * image.Width + xx / Scale), d = 3 * ((y + yy) * canvas.Width + x + xx);
+                canvas.Pixels[d] = image.Pixels[s];
+                canvas.Pixels[d + 1] = image.Pixels[s + 1];
+                canvas.Pixels[d + 2] = image.Pixels[s + 2];
             }
-            else line = line.Length == 0 ? word : line + " " + word;
-        }
-        if (line.Length > 0) yield return line;
+    }
+
+    /// <summary>The truth's outline over the panel at (x, y): drawn on a copy of the panel region, then pasted back.</summary>
+    private static void DrawOutlineAt(RgbImage canvas, GrayImage truth, int x, int y)
+    {
+        int w = truth.Width * Scale, h = truth.Height * Scale;
+        var region = new RgbImage(w, h);
+        for (int yy = 0; yy < h; yy++)
+            Array.Copy(canvas.Pixels, 3 * ((y + yy) * canvas.Width + x), region.Pixels, 3 * yy * w, 3 * w);
+        Overlay.DrawOutline(region, truth, Scale, Scale);
+        for (int yy = 0; yy < h; yy++)
+            Array.Copy(region.Pixels, 3 * yy * w, canvas.Pixels, 3 * ((y + yy) * canvas.Width + x), 3 * w);
     }
 }

@@ -62,7 +62,7 @@ public sealed class Sweep
         else
         {
             Directory.CreateDirectory(dir);
-            AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            AtomicFile.WriteAllText(path, json.ToJsonString(JsonText.Indented) + "\n");
         }
         return new Sweep(spec, Path.GetFullPath(dir), cells);
     }

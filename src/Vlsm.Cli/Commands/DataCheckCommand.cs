@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Vlsm.IO;
 using Spectre.Console;
 using Vlsm.Data;
 
@@ -42,7 +43,7 @@ internal static class DataCheckCommand
             {
                 // No progress lines: stdout is the JSON document.
                 report = checker.Run();
-                Console.WriteLine(report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine(report.ToJson().ToJsonString(JsonText.Indented));
             }
             else
             {
@@ -65,7 +66,7 @@ internal static class DataCheckCommand
                 s.HasFile ? Markup.Escape(Path.GetRelativePath(report.Root, s.File!)) : "[grey](none)[/]");
         }
         AnsiConsole.MarkupLineInterpolated($"[bold]{report.Name}[/] ({report.Root})");
-        AnsiConsole.Write(table);
+        TableOutput.Write(table);
 
         // Plain lines, not table cells: a file path must stay on one line to be found and copied.
         foreach (var kind in report.Errors.GroupBy(i => i.Kind))

@@ -32,7 +32,7 @@ internal static class EnvCommand
             Row("convolution", report.ConvolutionDetail);
             Row("bf16", $"{(report.Bf16IsFast ? "fast" : "not faster than fp32")}: 512x512 matmul {report.GemmBf16Gflops:0} GFLOP/s bf16, {report.GemmFp32Gflops:0} GFLOP/s fp32");
             foreach (var (name, value) in report.EnvironmentVariables) Row(name, value);
-            AnsiConsole.Write(table);
+            TableOutput.Write(table);
             return 0;
         }));
         return cmd;

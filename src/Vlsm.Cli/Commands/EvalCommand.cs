@@ -166,7 +166,7 @@ internal static class EvalCommand
             ? $"mask files in {files} (above {info.PredictionThreshold} is foreground)"
             : (info.AllPrompts ? "every prompt key" : $"prompt {PromptChoice.Parse(info.Prompt)}") + $", threshold {info.Threshold.ToString(CultureInfo.InvariantCulture)}";
         AnsiConsole.MarkupLineInterpolated($"[bold]{what}[/], split {info.Split}, {source}");
-        AnsiConsole.Write(table);
+        TableOutput.Write(table);
         Console.WriteLine("Dice, IoU: mean ± std (population) at the original mask resolution; HD95 in pixels, (images where it is undefined); NSD at "
             + $"{info.NsdTolerance.ToString(CultureInfo.InvariantCulture)} px."
             + (info.Pooled ? " mean: mean of the dataset means ± their std." : ""));

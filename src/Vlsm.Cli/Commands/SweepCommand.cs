@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Vlsm.IO;
 using Spectre.Console;
 using TorchSharp;
 using Vlsm.Apps.Reports;
@@ -88,13 +89,13 @@ internal static class SweepCommand
                     ["status"] = s.Status.ToString().ToLowerInvariant(),
                     ["reason"] = s.Reason,
                 }).ToArray());
-                Console.WriteLine(new JsonObject { ["sweep"] = sweep.Spec.Name, ["cells"] = cells }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine(new JsonObject { ["sweep"] = sweep.Spec.Name, ["cells"] = cells }.ToJsonString(JsonText.Indented));
                 return 0;
             }
             var table = new Table().AddColumn("#").AddColumn("cell").AddColumn("status").AddColumn("why");
             foreach (var s in states)
                 table.AddRow(s.Cell.Index.ToString(CultureInfo.InvariantCulture), Markup.Escape(s.Cell.Name), StatusMarkup(s.Status), Markup.Escape(s.Reason ?? ""));
-            AnsiConsole.Write(table);
+            TableOutput.Write(table);
             Console.WriteLine(string.Join(", ", Enum.GetValues<CellStatus>().Select(st => $"{states.Count(s => s.Status == st)} {st.ToString().ToLowerInvariant()}")));
             return 0;
         }));
@@ -169,7 +170,7 @@ internal static class SweepCommand
     {
         var table = new Table().AddColumn("#").AddColumn("cell (folder under cells/)");
         foreach (var cell in sweep.Cells) table.AddRow(cell.Index.ToString(CultureInfo.InvariantCulture), Markup.Escape(cell.Name));
-        AnsiConsole.Write(table);
+        TableOutput.Write(table);
         var planned = File.Exists(Path.Combine(dir, Sweep.PlanFile)) ? Sweep.Open(dir) : sweep;
         var cost = planned.Estimate();
         Console.WriteLine($"{cost.Cells} cells, {cost.Remaining} to run: {cost.ImagePasses:N0} image passes (records x epochs, validation included)"

@@ -38,7 +38,7 @@ internal static class VerifyCommand
                 foreach (var r in report.Tensors)
                     t.AddRow(Markup.Escape(r.Name), double.IsNaN(r.MaxAbsDiff) ? "-" : r.MaxAbsDiff.ToString("0.###e+0"),
                         r.Within(tol) ? "[green]ok[/]" : $"[red]{Markup.Escape(r.Problem ?? "over tolerance")}[/]");
-                AnsiConsole.Write(t);
+                TableOutput.Write(t);
                 AnsiConsole.MarkupLine(report.Passed ? $"[green]passed[/] (tolerance {tol:g})" : $"[red]FAILED[/] (tolerance {tol:g})");
             }
             return report.Passed ? 0 : 1;

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const TINT = [230, 159, 0]; // the server's overlay colour
+const TINT = [0, 114, 178]; // the server's overlay colour (Okabe–Ito blue, as every vlsm overlay)
 
 const state = {
   models: [],

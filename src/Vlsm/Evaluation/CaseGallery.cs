@@ -5,15 +5,13 @@ namespace Vlsm.Evaluation;
 
 /// <summary>
 /// Keeps the N best and N worst predictions by Dice per prompt key and dataset while scores arrive
-/// (from several threads), then draws them: the prediction tinted red-orange, the ground truth's
-/// outline in green on top, so misses (outline without tint) and false positives (tint outside the
-/// outline) both show. Only 2N predictions per group are held, not one per image.
+/// (from several threads), then draws them with <see cref="Overlay.Captioned"/>: the prediction
+/// filled in blue, the ground truth's outline in yellow on top, so misses (outline without fill) and
+/// false positives (fill outside the outline) both show, captioned with the prompt, Dice and IoU and
+/// a legend. Only 2N predictions per group are held, not one per image.
 /// </summary>
 internal sealed class CaseGallery
 {
-    public static readonly (byte R, byte G, byte B) PredictionColor = (255, 64, 32);
-    public static readonly (byte R, byte G, byte B) TruthColor = (0, 255, 0);
-
     private sealed record Case(ImageScore Score, DatasetRecord Record, GrayImage Prediction);
 
     private sealed class Group
@@ -88,9 +86,10 @@ internal sealed class CaseGallery
     private void Draw(Case item, string path)
     {
         var (image, truth) = item.Record.Decode();
-        var edges = SegmentationMetrics.Edges(PredictionScorer.Foreground(truth.Pixels, _maskThreshold), truth.Width, truth.Height);
-        var outline = new GrayImage(truth.Width, truth.Height, edges.Select(e => e ? (byte)255 : (byte)0).ToArray());
-        var tinted = Overlay.Tint(image, item.Prediction, PredictionColor);
-        ImageCodec.SavePng(path, Overlay.Tint(tinted, outline, TruthColor, alpha: 1f));
+        var foreground = PredictionScorer.Foreground(truth.Pixels, _maskThreshold);
+        var binary = new GrayImage(truth.Width, truth.Height, foreground.Select(f => f ? (byte)255 : (byte)0).ToArray());
+        // An image-only model has no prompt text to show.
+        string? prompt = item.Score.PromptKey.Length == 0 && item.Score.Prompt.Length == 0 ? null : item.Score.Prompt;
+        ImageCodec.SavePng(path, Overlay.Captioned(image, item.Prediction, binary, prompt, item.Score.Dice, item.Score.IoU));
     }
 }

@@ -91,7 +91,7 @@ public sealed class PredictionJob
                 string stem = Path.Combine(Options.OutputDirectory, Path.GetFileNameWithoutExtension(path));
                 var mask = predictions[i].MaskAt(image.Width, image.Height, Options.Threshold);
                 ImageCodec.SavePng(stem + ".mask.png", mask);
-                ImageCodec.SavePng(stem + ".overlay.png", Overlay.Tint(image, mask, (255, 64, 32)));
+                ImageCodec.SavePng(stem + ".overlay.png", Overlay.Prediction(image, mask));
                 if (Options.WriteProbabilities)
                 {
                     var p = predictions[i];

@@ -119,25 +119,14 @@ public sealed class RunFolder
                 Directory.Delete(dir, recursive: true);
     }
 
-    /// <summary>Losses and Dice per epoch, as a PNG.</summary>
+    /// <summary>Losses and Dice per epoch, as a PNG (<see cref="Vlsm.Imaging.CurvesChart"/>), titled with the run folder's name.</summary>
     public void WriteCurves(IReadOnlyList<EpochMetrics> rows)
     {
         if (rows.Count == 0) return;
-        var plot = new ScottPlot.Plot();
-        double[] x = rows.Select(r => (double)r.Epoch).ToArray();
-        var train = plot.Add.Scatter(x, rows.Select(r => r.TrainLoss).ToArray());
-        train.LegendText = "train loss";
-        var val = plot.Add.Scatter(x, rows.Select(r => r.ValLoss).ToArray());
-        val.LegendText = "val loss";
-        var dice = plot.Add.Scatter(x, rows.Select(r => r.ValDice).ToArray());
-        dice.LegendText = "val Dice";
-        dice.Axes.YAxis = plot.Axes.Right;
-        plot.Axes.Right.Label.Text = "Dice";
-        plot.Axes.Left.Label.Text = "loss";
-        plot.Axes.Bottom.Label.Text = "epoch";
-        plot.ShowLegend();
-        byte[] png = plot.GetImageBytes(900, 500, ScottPlot.ImageFormat.Png);
-        AtomicFile.WriteAllBytes(CurvesFile, png);
+        // Epochs as the console and checkpoint names count them (1-based).
+        var chart = Vlsm.Imaging.CurvesChart.Render($"{System.IO.Path.GetFileName(Path)}: loss and validation Dice per epoch", rows.Select(r => r.Epoch + 1).ToArray(),
+            rows.Select(r => r.TrainLoss).ToArray(), rows.Select(r => r.ValLoss).ToArray(), rows.Select(r => r.ValDice).ToArray());
+        Vlsm.Imaging.ImageCodec.SavePng(CurvesFile, chart);
     }
 }
 

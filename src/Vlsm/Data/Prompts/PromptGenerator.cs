@@ -1,4 +1,5 @@
 using Vlsm.Imaging;
+using Vlsm.IO;
 
 namespace Vlsm.Data.Prompts;
 
@@ -35,12 +36,14 @@ public static class PromptGenerator
 /// <param name="ClassName">The class word of the prompts, e.g. "polyp".</param>
 /// <param name="DescriptionPhrases">Phrases for p7–p9; null → the class's built-in ones (<see cref="ClassDescriptions.BuiltIn"/>).</param>
 /// <param name="Split">Null → everything in <c>anns/test.json</c>.</param>
+/// <param name="Force">Replace the split files when <c>anns/</c> already holds annotation files (else refused).</param>
 public sealed record PromptFolderOptions(
     string Root,
     string ClassName,
     IReadOnlyList<string>? DescriptionPhrases = null,
     SplitRatios? Split = null,
-    ulong Seed = 0);
+    ulong Seed = 0,
+    bool Force = false);
 
 /// <param name="RecordsPerSplit">Records written per file name stem (train, val, test).</param>
 /// <param name="Written">The annotation files written.</param>
@@ -96,6 +99,11 @@ public static class PromptFolder
         if (className.Length == 0) throw new VlsmException("--class is empty; give the class word of the prompts, e.g. --class polyp.");
         var phrases = options.DescriptionPhrases ?? ClassDescriptions.BuiltIn(className);
         var pairs = Pair(options.Root);
+        string annDir = Path.Combine(options.Root, "anns");
+        var existing = Directory.Exists(annDir) ? Directory.GetFiles(annDir, "*.json").Order(StringComparer.Ordinal).ToList() : [];
+        if (existing.Count > 0 && !options.Force)
+            throw new VlsmException($"{annDir} already holds annotation files ({string.Join(", ", existing.Select(Path.GetFileName))}); "
+                + "give --force to replace the split files, or another folder.");
 
         var records = new AnnotationRecord[pairs.Count];
         int empty = 0;
@@ -117,17 +125,19 @@ public static class PromptFolder
             ? DatasetSplit.Assign(records.Length, ratios, options.Seed)
             : Enumerable.Repeat(DatasetSplit.Test, records.Length).ToArray();
         var names = options.Split is null ? new[] { DatasetSplit.Test } : DatasetSplit.Names.ToArray();
-        string annDir = Path.Combine(options.Root, "anns");
         var counts = new Dictionary<string, int>();
         var written = new List<string>();
-        foreach (var name in names)
+        // Every file is complete before any replaces an old one: staged together, then moved into anns/.
+        AtomicFolder.Write(annDir, staging =>
         {
-            var chosen = records.Where((_, i) => splits[i] == name).ToList();
-            string path = Path.Combine(annDir, name + ".json");
-            AnnotationFile.Write(path, chosen, PromptTemplates.ListKeys);
-            counts[name] = chosen.Count;
-            written.Add(path);
-        }
+            foreach (var name in names)
+            {
+                var chosen = records.Where((_, i) => splits[i] == name).ToList();
+                AnnotationFile.Write(Path.Combine(staging, name + ".json"), chosen, PromptTemplates.ListKeys);
+                counts[name] = chosen.Count;
+                written.Add(Path.Combine(annDir, name + ".json"));
+            }
+        });
         var untouched = Directory.EnumerateFiles(annDir, "*.json")
             .Where(f => !written.Contains(f)).Order(StringComparer.Ordinal).ToList();
         return new PromptFolderResult(counts, written, untouched, empty, phrases.Count > 0);
