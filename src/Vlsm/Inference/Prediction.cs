@@ -1,4 +1,6 @@
+using TorchSharp;
 using Vlsm.Imaging;
+using static TorchSharp.torch;
 
 namespace Vlsm.Inference;
 
@@ -14,5 +16,17 @@ public sealed record Prediction(float[] Probabilities, int Width, int Height)
         var pixels = new byte[resized.Length];
         for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)resized[i];
         return new GrayImage(width, height, pixels);
+    }
+
+    /// <summary>
+    /// The probabilities at <paramref name="width"/> x <paramref name="height"/> (a float32 (H, W) tensor),
+    /// resized bilinearly with half-pixel centres (PyTorch's <c>interpolate(mode="bilinear", align_corners=False)</c>).
+    /// </summary>
+    public Tensor ProbabilitiesAt(int width, int height)
+    {
+        using var scope = NewDisposeScope();
+        using var source = tensor(Probabilities, new long[] { 1, 1, Height, Width });
+        var resized = nn.functional.interpolate(source, new long[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: false);
+        return resized.reshape(height, width).MoveToOuterDisposeScope(); // convex combinations: still within [0, 1]
     }
 }
