@@ -310,6 +310,8 @@ public sealed class Evaluator
                 ImageCodec.SavePng(Path.Combine(masks, GroupFolder(score.PromptKey, record.Id.Dataset), MaskFileName(record.Id.MaskName)), atOriginal);
             gallery?.Offer(score, record, atOriginal);
         }
+        // A very large mask leaves its decoded buffers and metrics' arrays behind: collect them before the next record's.
+        if ((long)truth.Width * truth.Height > PredictionJob.KeptPixels) PredictionJob.CollectAfterLargeImage();
         return scores;
     }
 }

@@ -122,7 +122,9 @@ public static class ImageCodec
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(image);
         int count = image.Width * image.Height;
-        byte[] rgbx = ArrayPool<byte>.Shared.Rent(count * 4);
+        // Pool the usual sizes; a huge image's buffer is left to the collector rather than kept in the pool for good.
+        bool pooled = count * 4L <= MaxPooledBytes;
+        byte[] rgbx = pooled ? ArrayPool<byte>.Shared.Rent(count * 4) : new byte[count * 4L];
         try
         {
             ReadOnlySpan<byte> src = image.Pixels;
@@ -139,7 +141,7 @@ public static class ImageCodec
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(rgbx);
+            if (pooled) ArrayPool<byte>.Shared.Return(rgbx);
         }
     }
 

@@ -118,7 +118,9 @@ public sealed class PredictionJob
                 {
                     var image = ImageCodec.DecodeRgb(f);
                     pixels.Add(preprocessor.ToChw(image));
-                    decoded.Add((f, image.Width, image.Height, (long)image.Width * image.Height <= KeptPixels ? image : null));
+                    bool keep = (long)image.Width * image.Height <= KeptPixels;
+                    decoded.Add((f, image.Width, image.Height, keep ? image : null));
+                    if (!keep) CollectAfterLargeImage();
                 }
                 catch (VlsmException e)
                 {
@@ -142,9 +144,14 @@ public sealed class PredictionJob
             {
                 var (path, width, height, kept) = decoded[i];
                 var image = kept ?? ImageCodec.DecodeRgb(path);
+                if (kept is null) CollectAfterLargeImage(); // the decoder's buffers
                 for (int k = 0; k < prompts.Count; k++)
+                {
                     Write(path, k, image, predictions[i * prompts.Count + k]);
+                    if (kept is null) CollectAfterLargeImage(); // this prompt's mask, overlay and encoder buffers
+                }
                 decoded[i] = default;
+                if (kept is null) CollectAfterLargeImage();
                 written++;
             }
             progress?.Invoke(chunk.Length);
@@ -152,18 +159,29 @@ public sealed class PredictionJob
         return new PredictionReport(written, failures);
     }
 
+    /// <summary>
+    /// Collects now, after a large image: a 12000x12000 image leaves about 2 GB of large-object
+    /// garbage (decoder buffers, mask, overlay, PNG encoding), which would otherwise pile up image
+    /// after image before the runtime collects it.
+    /// </summary>
+    /// <remarks>Call it once the large image is no longer used (a local past its last use is not a root in optimised code).</remarks>
+    public static void CollectAfterLargeImage() => GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+
     private void Write(string path, int prompt, RgbImage image, Prediction prediction)
     {
         string stem = Path.Combine(Options.OutputDirectory, Stem(path, prompt));
+        // Probabilities first: their (native) tensor is freed before the mask and overlay exist.
+        if (Options.WriteProbabilities)
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var probabilities = Options.ProbabilitiesSize == ProbabilitiesSize.Original
+                ? prediction.ProbabilitiesAt(image.Width, image.Height)
+                : TorchSharp.torch.tensor(prediction.Probabilities, new long[] { prediction.Height, prediction.Width });
+            Npy.Save(stem + ".probs.npy", probabilities);
+        }
         var mask = prediction.MaskAt(image.Width, image.Height, Options.Threshold);
         ImageCodec.SavePng(stem + ".mask.png", mask);
         ImageCodec.SavePng(stem + ".overlay.png", Overlay.Tint(image, mask, (255, 64, 32)));
-        if (!Options.WriteProbabilities) return;
-        using var scope = TorchSharp.torch.NewDisposeScope();
-        var probabilities = Options.ProbabilitiesSize == ProbabilitiesSize.Original
-            ? prediction.ProbabilitiesAt(image.Width, image.Height)
-            : TorchSharp.torch.tensor(prediction.Probabilities, new long[] { prediction.Height, prediction.Width });
-        Npy.Save(stem + ".probs.npy", probabilities);
     }
 
     private static (List<string> Files, List<string> Skipped) CollectImages(IEnumerable<string> inputs)
