@@ -91,6 +91,28 @@ public sealed class RunSettingsCliTests(TinyRunFixture run) : IClassFixture<Tiny
     }
 
     [Fact]
+    public void ARunThatRecordsAThresholdAndMaskThresholdIsEvaluatedWithThem()
+    {
+        Trained();
+        string copy = Path.Combine(tmp, "run-copy");
+        Directory.CreateDirectory(copy);
+        File.Copy(run.Best, Path.Combine(copy, "best.safetensors"));
+        var config = File.ReadAllLines(Path.Combine(run.Run, "config.yaml")).Where(l => !l.StartsWith("mask_threshold:")).ToList();
+        config.Add("mask_threshold: 100");
+        config.Add("threshold: 0.75");
+        File.WriteAllLines(Path.Combine(copy, "config.yaml"), config);
+        var r = CliRunner.Run("eval", "--run", copy, "--data", run.Data, "--split", "val", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var summary = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal(0.75, summary["threshold"]!.GetValue<double>(), 6);
+        Assert.Contains("threshold 0.75 (run)", r.Stderr);
+        Assert.Contains("mask threshold 100 (run)", r.Stderr);
+        var flags = CliRunner.Run("eval", "--run", copy, "--data", run.Data, "--split", "val", "--threshold", "0.5", "--mask-threshold", "127", "--json");
+        Assert.Contains("threshold 0.5,", flags.Stderr);
+        Assert.Contains("mask threshold 127,", flags.Stderr);
+    }
+
+    [Fact]
     public void PredictRunNeedsATextWhenTheRunTrainedOnAKey()
     {
         Trained();

@@ -28,7 +28,7 @@ internal static class EvalCommand
             Description = "A prompt key (p3), random (a key of p1…pN per record), all (every key, one row each) or literal text. "
                 + "A list-valued key gives each record one of its texts, the same in every run. Default: with --run the prompt the run trained on (its config.yaml), else random.",
         };
-        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the predicted mask (0.5, as training's validation).", DefaultValueFactory = _ => MaskRule.DefaultThreshold };
+        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the predicted mask (0.5, as training's validation; with --run, the run's threshold if its config.yaml has one).", DefaultValueFactory = _ => MaskRule.DefaultThreshold };
         var allowOtherBase = ModelOptions.AllowOtherBase();
         var onError = DataOptions.OnErrorOption();
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
@@ -59,11 +59,12 @@ internal static class EvalCommand
             // A run folder says how it was trained: its prompt and mask threshold unless flags say otherwise.
             bool promptFromRun = parse.GetValue(prompt) is null && runDefaults?.Prompt is not null;
             bool maskFromRun = !ModelOptions.Given(parse, maskThreshold) && runDefaults?.MaskThreshold is not null;
+            bool thresholdFromRun = !ModelOptions.Given(parse, threshold) && runDefaults?.Threshold is not null;
             var options = new EvaluationOptions
             {
                 Split = parse.GetValue(split)!,
                 Prompt = parse.GetValue(prompt) ?? runDefaults?.Prompt ?? PromptChoice.RandomSpec,
-                Threshold = parse.GetValue(threshold),
+                Threshold = thresholdFromRun ? runDefaults!.Threshold!.Value : parse.GetValue(threshold),
                 MaskThreshold = DataOptions.CheckThreshold(maskFromRun ? runDefaults!.MaskThreshold!.Value : parse.GetValue(maskThreshold)),
                 NsdTolerance = parse.GetValue(nsdTolerance),
                 BatchSize = parse.GetValue(batch),
@@ -88,7 +89,7 @@ internal static class EvalCommand
             string used = reference.Describe(
             [
                 ("prompt", options.Prompt, promptFromRun),
-                ("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), false),
+                ("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), thresholdFromRun),
                 ("mask threshold", options.MaskThreshold.ToString(CultureInfo.InvariantCulture), maskFromRun),
                 ("precision", ComputePrecisions.Name(precisionValue), false),
             ], familyOptions);

@@ -19,7 +19,7 @@ internal static class PredictCommand
                 + "each writes its own outputs, <name>.p1.mask.png, <name>.p2.mask.png, … in the order given. "
                 + "Default with --run: the run's prompt when it trained on one text.",
         };
-        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the mask (0.5, as training's validation).", DefaultValueFactory = _ => MaskRule.DefaultThreshold };
+        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the mask (0.5, as training's validation; with --run, the run's threshold if its config.yaml has one).", DefaultValueFactory = _ => MaskRule.DefaultThreshold };
         var probs = new Option<bool>("--probs") { Description = "Also write <name>.probs.npy (float32 sigmoid; at the model's resolution unless --probs-size original)." };
         var probsSize = new Option<string>("--probs-size")
         {
@@ -51,12 +51,13 @@ internal static class PredictCommand
             var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             var given = parse.GetValue(prompt) ?? [];
             bool promptFromRun = given.Length == 0 && reference.Run?.Prompt is not null;
+            bool thresholdFromRun = !ModelOptions.Given(parse, threshold) && reference.Run?.Threshold is not null;
             var prompts = given.Length > 0 ? given : RunPrompt(reference);
             var options = new PredictionOptions
             {
                 OutputDirectory = output,
                 Prompts = prompts,
-                Threshold = parse.GetValue(threshold),
+                Threshold = thresholdFromRun ? reference.Run!.Threshold!.Value : parse.GetValue(threshold),
                 WriteProbabilities = parse.GetValue(probs),
                 ProbabilitiesSize = parse.GetValue(probsSize) switch
                 {
@@ -75,7 +76,7 @@ internal static class PredictCommand
             var settings = new List<(string, string, bool)>();
             for (int k = 0; k < prompts.Count; k++)
                 settings.Add((prompts.Count > 1 ? $"prompt {k + 1}" : "prompt", $"\"{prompts[k]}\"", promptFromRun));
-            settings.Add(("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), false));
+            settings.Add(("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), thresholdFromRun));
             settings.Add(("precision", ComputePrecisions.Name(precisionValue), false));
             Console.WriteLine(reference.Describe(settings, familyOptions));
             if (job.SkippedOutputs.Count > 0)

@@ -115,6 +115,9 @@ public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDict
 
     public int? MaskThreshold { get; init; }
 
+    /// <summary>config.yaml's sigmoid <c>threshold</c>, when a run records one (training validates at <see cref="MaskRule.DefaultThreshold"/>).</summary>
+    public float? Threshold { get; init; }
+
     /// <summary>config.yaml's <c>mode</c>, <c>parts</c> and <c>preset</c>, for <c>vlsm info</c>.</summary>
     public string? Mode { get; init; }
     public string? Parts { get; init; }
@@ -142,7 +145,8 @@ public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDict
         int? maskThreshold = int.TryParse(Scalar("mask_threshold"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int m) ? m : null;
         return new RunDefaults(path, Scalar("model"), options)
         {
-            Prompt = Scalar("prompt"), MaskThreshold = maskThreshold, Mode = Scalar("mode"), Parts = Scalar("parts"), Preset = Scalar("preset"),
+            Prompt = Scalar("prompt"), MaskThreshold = maskThreshold,
+            Threshold = float.TryParse(Scalar("threshold"), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float t) ? t : null, Mode = Scalar("mode"), Parts = Scalar("parts"), Preset = Scalar("preset"),
         };
     }
 }
