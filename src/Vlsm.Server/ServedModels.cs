@@ -49,7 +49,9 @@ public sealed record ServedModelSpec(string Name, ModelReference Reference)
     }
 
     /// <summary>Loads the model through its family and puts a request queue in front of it.</summary>
-    public ModelHost Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options, QueueSettings queue)
+    /// <param name="allowOtherBase">Serve weights trained on another base of the same shape (see <c>BaseWeights.Check</c>).</param>
+    /// <param name="note">Hears one-line notes (weights without a recorded base).</param>
+    public ModelHost Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options, QueueSettings queue, bool allowOtherBase = false, Action<string>? note = null)
     {
         var family = Reference.Family;
         var source = ModelSource.Folder(Reference.ModelDirectory);
@@ -58,7 +60,7 @@ public sealed record ServedModelSpec(string Name, ModelReference Reference)
         var trainable = family.Modes.ToDictionary(
             FineTuneSpec.ModeName,
             mode => family.Describe(source, family.CheckSpec(FineTuneSpec.Create(mode))).TrainableParameters);
-        var segmenter = Reference.Open(precision, options);
+        var segmenter = Reference.Open(precision, options, allowOtherBase, note);
         return new ModelHost(Name, segmenter, summary, queue, Reference.Weights) { TrainableByMode = trainable };
     }
 }

@@ -13,12 +13,15 @@ public sealed class CliPredictTests : IDisposable
 
     private static string Tiny => Path.Combine(Fixtures.Parity, "clipseg-tiny");
 
-    private string MakeImage(string name, int w, int h, int seed)
+    private string MakeImage(string name, int w, int h, int seed) => WriteRandomPng(Path.Combine(tmp, name), w, h, seed);
+
+    /// <summary>A PNG of random pixels (folders created).</summary>
+    internal static string WriteRandomPng(string path, int w, int h, int seed)
     {
         var rng = new Random(seed);
         var pixels = new byte[w * h * 3];
         rng.NextBytes(pixels);
-        var path = Path.Combine(tmp, name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         ImageCodec.SavePng(path, new RgbImage(w, h, pixels));
         return path;
     }

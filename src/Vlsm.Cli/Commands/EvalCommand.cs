@@ -4,6 +4,8 @@ using Spectre.Console;
 using Vlsm.Data;
 using Vlsm.Evaluation;
 using Vlsm.Inference;
+using Vlsm.IO;
+using Vlsm.Models;
 
 namespace Vlsm.Cli.Commands;
 
@@ -21,13 +23,14 @@ internal static class EvalCommand
             Required = true,
         };
         var split = new Option<string>("--split") { Description = "Split to evaluate.", DefaultValueFactory = _ => "test" };
-        var prompt = new Option<string>("--prompt")
+        var prompt = new Option<string?>("--prompt")
         {
             Description = "A prompt key (p3), random (a key of p1…pN per record), all (every key, one row each) or literal text. "
-                + "A list-valued key gives each record one of its texts, the same in every run.",
-            DefaultValueFactory = _ => PromptChoice.RandomSpec,
+                + "A list-valued key gives each record one of its texts, the same in every run. Default: with --run the prompt the run trained on (its config.yaml), else random.",
         };
-        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the predicted mask.", DefaultValueFactory = _ => 0.5f };
+        var threshold = new Option<float>("--threshold") { Description = "Sigmoid threshold for the predicted mask (0.5, as training's validation; with --run, the run's threshold if its config.yaml has one).", DefaultValueFactory = _ => MaskRule.DefaultThreshold };
+        var allowOtherBase = ModelOptions.AllowOtherBase();
+        var onError = DataOptions.OnErrorOption();
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 8 };
         var outDir = new Option<string?>("--out") { Description = $"Write {EvaluationReport.PerImageFile} and {EvaluationReport.SummaryFile} here (default: print only)." };
         var saveMasks = new Option<bool>("--save-masks") { Description = "Write predicted masks (0/255 PNG, original size) under OUT/masks/, named after mask_name." };
@@ -40,7 +43,7 @@ internal static class EvalCommand
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, precision,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, precision, allowOtherBase, onError,
         };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
@@ -51,30 +54,54 @@ internal static class EvalCommand
             if (output is null && masks) throw new VlsmException("--save-masks writes under the output folder; give --out DIR.");
             if (output is null && overlayCount > 0) throw new VlsmException("--overlays writes under the output folder; give --out DIR.");
             if (output is not null && File.Exists(output)) throw new VlsmException($"--out {output} is a file; give a folder.");
+            var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
+            var runDefaults = reference.Run;
+            // A run folder says how it was trained: its prompt and mask threshold unless flags say otherwise.
+            bool promptFromRun = parse.GetValue(prompt) is null && runDefaults?.Prompt is not null;
+            bool maskFromRun = !ModelOptions.Given(parse, maskThreshold) && runDefaults?.MaskThreshold is not null;
+            bool thresholdFromRun = !ModelOptions.Given(parse, threshold) && runDefaults?.Threshold is not null;
             var options = new EvaluationOptions
             {
                 Split = parse.GetValue(split)!,
-                Prompt = parse.GetValue(prompt)!,
-                Threshold = parse.GetValue(threshold),
-                MaskThreshold = DataOptions.CheckThreshold(parse.GetValue(maskThreshold)),
+                Prompt = parse.GetValue(prompt) ?? runDefaults?.Prompt ?? PromptChoice.RandomSpec,
+                Threshold = thresholdFromRun ? runDefaults!.Threshold!.Value : parse.GetValue(threshold),
+                MaskThreshold = DataOptions.CheckThreshold(maskFromRun ? runDefaults!.MaskThreshold!.Value : parse.GetValue(maskThreshold)),
                 NsdTolerance = parse.GetValue(nsdTolerance),
                 BatchSize = parse.GetValue(batch),
-                MasksDirectory = output is not null && masks ? Path.Combine(output, "masks") : null,
-                OverlaysDirectory = output is not null ? Path.Combine(output, "overlays") : null,
+                MasksDirectory = output is not null && masks ? Path.Combine(output, EvaluationFolder.MasksFolder) : null,
+                OverlaysDirectory = output is not null ? Path.Combine(output, EvaluationFolder.OverlaysFolder) : null,
                 Overlays = overlayCount,
+                OnError = parse.GetValue(onError),
             };
             options.Validate();
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
+            if (output is not null)
+            {
+                EvaluationFolder.CheckReplaceable(output);
+                OutputFolder.EnsureWritable(output, "--out");
+            }
 
-            var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
-            using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse, familyFlags));
+            var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);
+            using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note);
             var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(reference.ModelDirectory),
                 reference.Weights is null ? null : Path.GetFullPath(reference.Weights));
+            string used = reference.Describe(
+            [
+                ("prompt", options.Prompt, promptFromRun),
+                ("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), thresholdFromRun),
+                ("mask threshold", options.MaskThreshold.ToString(CultureInfo.InvariantCulture), maskFromRun),
+                ("precision", ComputePrecisions.Name(precisionValue), false),
+            ], familyOptions);
+            (parse.GetValue(json) ? Console.Error : Console.Out).WriteLine(used);
+            if (output is not null && EvaluationFolder.ClearPrevious(output) is { Count: > 0 } replaced)
+                ModelOptions.Note($"note: replacing an earlier evaluation's {string.Join(", ", replaced)} in {output}");
 
             bool asJson = parse.GetValue(json);
             var report = RunWithProgress(evaluator, asJson);
             if (output is not null) report.Write(output);
+            if (evaluator.Loading.Skipped is { Count: > 0 } skipped)
+                Console.Error.WriteLine($"skipped {skipped.Count} unusable record(s) (--on-error skip), e.g. {skipped[0].Reason}");
 
             if (asJson)
             {

@@ -17,12 +17,21 @@ internal static class InfoCommand
         var parts = new Option<string?>("--parts") { Description = "Adapter placements for shallow/dense: any of v, l, c (default vlc)." };
         var adapterDim = new Option<int?>("--adapter-dim") { Description = "Adapter bottleneck width (default 512 shallow, 64 dense)." };
         var condDim = new Option<int?>("--cond-adapter-dim") { Description = "Conditional-embedding adapter width (default 256)." };
-        var cmd = new Command("info", "Architecture summary and parameter counts.") { model, arch, json, mode, parts, adapterDim, condDim };
+        var run = new Option<string?>("--run") { Description = "A training run folder: family, mode, base model and its fingerprint, prompt, epochs and best validation Dice." };
+        var adapter = new Option<string?>("--adapter") { Description = "A trained-weights file (adapters or a checkpoint, e.g. best.safetensors): family, mode, base fingerprint, tensors." };
+        var cmd = new Command("info", "Architecture summary and parameter counts; or what a training run folder or a trained-weights file holds.")
+            { model, arch, json, mode, parts, adapterDim, condDim, run, adapter };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string? dir = parse.GetValue(model), name = parse.GetValue(arch);
-            if ((dir is null) == (name is null))
-                throw new VlsmException("give exactly one of --model DIR or --arch NAME.");
+            string? runDir = parse.GetValue(run), weightsFile = parse.GetValue(adapter);
+            // A run folder or a weights file given as --model is taken for what it is.
+            if (dir is not null && File.Exists(dir) && dir.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) && weightsFile is null) (weightsFile, dir) = (dir, null);
+            else if (dir is not null && Directory.Exists(dir) && !File.Exists(Path.Combine(dir, "config.json")) && File.Exists(Path.Combine(dir, "config.yaml")) && runDir is null) (runDir, dir) = (dir, null);
+            if (new[] { dir, name, runDir, weightsFile }.Count(v => v is not null) != 1)
+                throw new VlsmException("give exactly one of --model DIR, --arch NAME, --run RUN or --adapter FILE.");
+            if (runDir is not null || weightsFile is not null)
+                return TrainedInfo.Print(runDir, weightsFile, parse.GetValue(json));
             var family = dir is not null ? ModelFamilies.ForFolder(dir) : ModelFamilies.ForArchitecture(name!);
             var source = dir is not null ? ModelSource.Folder(dir) : ModelSource.BuiltIn(name!);
             bool adapterSettings = parse.GetValue(parts) is not null || parse.GetValue(adapterDim) is not null || parse.GetValue(condDim) is not null;

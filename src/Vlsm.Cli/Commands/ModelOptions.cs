@@ -59,6 +59,17 @@ internal static class ModelOptions
         Description = "Adapter or checkpoint file (safetensors) from vlsm train or the Python reference.",
     };
 
+    public static Option<bool> AllowOtherBase() => new("--allow-other-base")
+    {
+        Description = "Apply trained weights to a base model other than the one they were trained on (same shape, other weights: their recorded fingerprints differ).",
+    };
+
+    /// <summary>Whether <paramref name="option"/> was given on the command line (not left at its default).</summary>
+    public static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+
+    /// <summary>Notes (weights without a recorded base, an overridden check) go to stderr, one line each.</summary>
+    public static void Note(string line) => Console.Error.WriteLine(line);
+
     public static ComputePrecision Precision(string name)
     {
         try

@@ -24,9 +24,11 @@ internal static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 requests (or set VLSM_API_KEY)." };
         var allowRemote = new Option<bool>("--allow-remote") { Description = "Listen on a non-loopback address without an API key." };
         var familyFlags = ModelOptions.FamilyOptionFlags();
+        var allowOtherBase = ModelOptions.AllowOtherBase();
         var cmd = new Command("serve", "Serve models over HTTP: a web page at / and a REST API under /v1 (OpenAPI at /v1/openapi.json).")
             { model, run, adapter, host, port, precision, maxBatch, queue, maxUpload, apiKey, allowRemote };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
+        cmd.Options.Add(allowOtherBase);
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             var options = new ServerOptions
@@ -48,7 +50,7 @@ internal static class ServeCommand
                 foreach (var spec in specs)
                 {
                     Console.WriteLine($"loading {spec.Name} ({spec.Reference.Family.Name}) from {spec.Reference.ModelDirectory}" + (spec.Reference.Weights is { } w ? $" with {w}" : ""));
-                    hosts.Add(spec.Open(precisionValue, ModelOptions.FamilyOptions(parse, familyFlags), settings));
+                    hosts.Add(spec.Open(precisionValue, ModelOptions.FamilyOptions(parse, familyFlags), settings, parse.GetValue(allowOtherBase), ModelOptions.Note));
                 }
                 var app = VlsmServer.Build(options, hosts);
                 app.StartAsync().GetAwaiter().GetResult();

@@ -15,10 +15,12 @@ internal static class VerifyCommand
         var tolerance = new Option<double>("--tolerance") { Description = "Largest allowed absolute difference.", DefaultValueFactory = _ => 1e-4 };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var adapter = new Option<string?>("--adapter") { Description = "Adapter or checkpoint file (safetensors, e.g. a run's best.safetensors) to apply to the model." };
-        var cmd = new Command("verify", "Check a model against reference outputs (e.g. from the Python implementation).") { model, reference, tolerance, json, adapter };
+        var allowOtherBase = ModelOptions.AllowOtherBase();
+        var cmd = new Command("verify", "Check a model against reference outputs (e.g. from the Python implementation).") { model, reference, tolerance, json, adapter, allowOtherBase };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
-            var report = Verification.Run(parse.GetValue(model)!, parse.GetValue(reference)!, parse.GetValue(adapter), parse.GetValue(tolerance));
+            var report = Verification.Run(parse.GetValue(model)!, parse.GetValue(reference)!, parse.GetValue(adapter), parse.GetValue(tolerance),
+                parse.GetValue(allowOtherBase), ModelOptions.Note);
             double tol = report.Tolerance;
             if (parse.GetValue(json))
             {

@@ -46,6 +46,9 @@ public sealed record EvaluationOptions
     /// <summary>How many best and how many worst cases to draw, per prompt key and dataset.</summary>
     public int Overlays { get; init; }
 
+    /// <summary>A record whose image or mask is missing, corrupt or of another size: stop (fail) or leave it out and count it (skip).</summary>
+    public OnError OnError { get; init; } = OnError.Fail;
+
     public bool EvaluatesAllPrompts => Prompt == AllPrompts;
 
     /// <exception cref="VlsmException">A value is out of range; the message names the option.</exception>

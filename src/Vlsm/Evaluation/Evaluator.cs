@@ -52,6 +52,9 @@ public sealed class Evaluator
     public EvaluationOptions Options { get; }
     public EvaluationInfo Info { get; }
 
+    /// <summary>What <see cref="Run"/> loaded and, under <c>--on-error skip</c>, left out (and why).</summary>
+    public LoadReport Loading { get; } = new();
+
     /// <summary>Records to evaluate (the unit of progress).</summary>
     public int Images => _records.Count;
 
@@ -175,7 +178,7 @@ public sealed class Evaluator
     public EvaluationReport Run(Action<int>? progress = null, CancellationToken cancellation = default)
     {
         var samples = new SampleLoader(_predictor.Preprocessor,
-            new SampleOptions { MaskMode = MaskMode.Binary, MaskThreshold = Options.MaskThreshold, OnError = OnError.Fail, Seed = Options.Seed },
+            new SampleOptions { MaskMode = MaskMode.Binary, MaskThreshold = Options.MaskThreshold, OnError = Options.OnError, Seed = Options.Seed },
             PromptChoice.Literal("")); // placeholder: each prompt's texts are chosen per record in Predict
         var loader = new BatchLoader(_records, samples,
             new BatchLoaderOptions { BatchSize = Options.BatchSize, Shuffle = false, Workers = Options.Workers, Seed = Options.Seed });
@@ -195,7 +198,7 @@ public sealed class Evaluator
 
         try
         {
-            foreach (var batch in loader.Epoch(0, report: null, cancellation))
+            foreach (var batch in loader.Epoch(0, Loading, cancellation))
             {
                 var predictions = Predict(batch);
                 CollectScored();
@@ -220,6 +223,8 @@ public sealed class Evaluator
             }
         }
 
+        if (scores.Count == 0 && Loading.SkippedCount > 0)
+            throw new VlsmException($"every record was skipped (--on-error skip), so there is nothing to score; the first: {Loading.Skipped[0].Reason}");
         if (gallery is not null) gallery.Write(Options.OverlaysDirectory!, this);
         return EvaluationReport.Build(Info, scores);
     }
@@ -245,6 +250,7 @@ public sealed class Evaluator
             using var promptScope = NewDisposeScope();
             using var subset = members.Length == n ? null : vision.Select(tensor(members.Select(i => (long)i).ToArray()));
             var logits = _predictor.Decode(subset ?? vision, _predictor.Family.TakesText ? texts : null);
+            Segmenters.CheckFinite(logits, k => records[members[k]].Where);
             // The one mask rule of validation and predict; 0/255 to resize and save as is.
             var masks = ByteMask(MaskRule.Foreground(logits, Options.Threshold));
             int h = (int)masks.shape[1], w = (int)masks.shape[2];
@@ -304,6 +310,8 @@ public sealed class Evaluator
                 ImageCodec.SavePng(Path.Combine(masks, GroupFolder(score.PromptKey, record.Id.Dataset), MaskFileName(record.Id.MaskName)), atOriginal);
             gallery?.Offer(score, record, atOriginal);
         }
+        // A very large mask leaves its decoded buffers and metrics' arrays behind: collect them before the next record's.
+        if ((long)truth.Width * truth.Height > PredictionJob.KeptPixels) PredictionJob.CollectAfterLargeImage();
         return scores;
     }
 }

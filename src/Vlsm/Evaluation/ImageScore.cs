@@ -107,14 +107,16 @@ public static class PredictionScorer
         var predicted = Foreground(prediction.Pixels, 127);
         var truth = Foreground(originalTruth.Pixels, maskThreshold);
         var (ones, zeros) = SegmentationMetrics.TrivialDiceDifferences(predicted, truth);
+        if (!(nsdTolerance >= 0) || double.IsInfinity(nsdTolerance)) throw new ArgumentOutOfRangeException(nameof(nsdTolerance), "the tolerance must be a finite number of pixels, 0 or more.");
+        var (hd95, nsd) = SegmentationMetrics.SurfaceScores(predicted, truth, w, h, nsdTolerance);
         return new MaskScores(
             SegmentationMetrics.Dice(predicted, truth),
             SegmentationMetrics.IoU(predicted, truth),
-            SegmentationMetrics.Hd95(predicted, truth, w, h),
+            hd95,
             double.NaN,
             double.NaN)
         {
-            Nsd = SegmentationMetrics.SurfaceDice(predicted, truth, w, h, nsdTolerance),
+            Nsd = nsd,
             OnesDiceDiff = ones,
             ZerosDiceDiff = zeros,
         };

@@ -43,12 +43,7 @@ public static class SegmentationMetrics
     {
         if (prediction.Length != width * height || truth.Length != width * height)
             throw new ArgumentException($"masks must have {width}×{height} pixels.");
-        var predEdges = Edges(prediction, width, height);
-        var truthEdges = Edges(truth, width, height);
-        if (!predEdges.Contains(true) || !truthEdges.Contains(true)) return null;
-        double a = Percentile95(DirectedDistances(predEdges, truthEdges, width, height));
-        double b = Percentile95(DirectedDistances(truthEdges, predEdges, width, height));
-        return Math.Max(a, b);
+        return SurfaceScores(prediction, truth, width, height, 0).Hd95;
     }
 
     /// <summary>
@@ -61,14 +56,27 @@ public static class SegmentationMetrics
         if (prediction.Length != width * height || truth.Length != width * height)
             throw new ArgumentException($"masks must have {width}×{height} pixels.");
         if (!(tolerance >= 0) || double.IsInfinity(tolerance)) throw new ArgumentOutOfRangeException(nameof(tolerance), "the tolerance must be a finite number of pixels, 0 or more.");
-        var predEdges = Edges(prediction, width, height);
-        var truthEdges = Edges(truth, width, height);
-        int predCount = predEdges.Count(e => e), truthCount = truthEdges.Count(e => e);
-        if (predCount + truthCount == 0) return null;
-        if (predCount == 0 || truthCount == 0) return 0;
-        int close = DirectedDistances(predEdges, truthEdges, width, height).Count(d => d <= tolerance)
-            + DirectedDistances(truthEdges, predEdges, width, height).Count(d => d <= tolerance);
-        return (double)close / (predCount + truthCount);
+        return SurfaceScores(prediction, truth, width, height, tolerance).Nsd;
+    }
+
+    /// <summary>
+    /// <see cref="Hd95"/> and <see cref="SurfaceDice"/> at once, from one pair of distance transforms.
+    /// Memory follows the masks' edges, not the image: edges are kept as pixel indices and each
+    /// transform covers only the bounding box of both edges (where every site lies, so the distances
+    /// are exact), stored as integers.
+    /// </summary>
+    public static (double? Hd95, double? Nsd) SurfaceScores(ReadOnlySpan<bool> prediction, ReadOnlySpan<bool> truth, int width, int height, double tolerance)
+    {
+        if (prediction.Length != width * height || truth.Length != width * height)
+            throw new ArgumentException($"masks must have {width}×{height} pixels.");
+        var predEdges = EdgeIndices(prediction, width, height);
+        var truthEdges = EdgeIndices(truth, width, height);
+        if (predEdges.Count + truthEdges.Count == 0) return (null, null);
+        if (predEdges.Count == 0 || truthEdges.Count == 0) return (null, 0);
+        var a = DirectedDistances(predEdges, truthEdges, width);
+        var b = DirectedDistances(truthEdges, predEdges, width);
+        double nsd = (double)(a.Count(d => d <= tolerance) + b.Count(d => d <= tolerance)) / (predEdges.Count + truthEdges.Count);
+        return (Math.Max(Percentile95(a), Percentile95(b)), nsd);
     }
 
     /// <summary>
@@ -90,6 +98,14 @@ public static class SegmentationMetrics
     internal static bool[] Edges(ReadOnlySpan<bool> mask, int w, int h)
     {
         var edges = new bool[mask.Length];
+        foreach (int i in EdgeIndices(mask, w, h)) edges[i] = true;
+        return edges;
+    }
+
+    /// <summary>The indices of the edge pixels (foreground pixels not inside the 4-connected cross, the outside counted as background), in raster order.</summary>
+    internal static List<int> EdgeIndices(ReadOnlySpan<bool> mask, int w, int h)
+    {
+        var edges = new List<int>();
         for (int y = 0; y < h; y++)
         {
             for (int x = 0; x < w; x++)
@@ -98,20 +114,76 @@ public static class SegmentationMetrics
                 if (!mask[i]) continue;
                 bool interior = x > 0 && x < w - 1 && y > 0 && y < h - 1
                     && mask[i - 1] && mask[i + 1] && mask[i - w] && mask[i + w];
-                edges[i] = !interior;
+                if (!interior) edges.Add(i);
             }
         }
         return edges;
     }
 
     /// <summary>For every edge pixel of <paramref name="from"/>, the Euclidean distance to the nearest edge pixel of <paramref name="to"/>.</summary>
-    private static List<double> DirectedDistances(bool[] from, bool[] to, int w, int h)
+    private static List<double> DirectedDistances(List<int> from, List<int> to, int w)
     {
-        var squared = SquaredDistanceTransform(to, w, h);
-        var distances = new List<double>();
-        for (int i = 0; i < from.Length; i++)
-            if (from[i]) distances.Add(Math.Sqrt(squared[i]));
+        // The bounding box of both edge sets holds every site, so the transform restricted to it is exact there.
+        int x0 = int.MaxValue, y0 = int.MaxValue, x1 = -1, y1 = -1;
+        foreach (var list in new[] { from, to })
+        {
+            foreach (int i in list)
+            {
+                int x = i % w, y = i / w;
+                x0 = Math.Min(x0, x); x1 = Math.Max(x1, x);
+                y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
+            }
+        }
+        int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+        var distances = new List<double>(from.Count);
+        if (Math.Max(bw, bh) <= MaxIntWindow)
+        {
+            var squared = SquaredDistanceWindow(to, w, x0, y0, bw, bh);
+            foreach (int i in from) distances.Add(Math.Sqrt(squared[(i / w - y0) * bw + (i % w - x0)]));
+            return distances;
+        }
+        // A window too long for integer squares (over 32767 pixels on a side): the double transform on it.
+        var sites = new bool[(long)bw * bh];
+        foreach (int i in to) sites[(i / w - y0) * bw + (i % w - x0)] = true;
+        var d = SquaredDistanceTransform(sites, bw, bh);
+        foreach (int i in from) distances.Add(Math.Sqrt(d[(i / w - y0) * bw + (i % w - x0)]));
         return distances;
+    }
+
+    /// <summary>Windows up to this side keep squared distances (at most 2·32767²) in an int.</summary>
+    private const int MaxIntWindow = 32767;
+
+    private const int Unreached = int.MaxValue;
+
+    /// <summary>
+    /// <see cref="SquaredDistanceTransform"/> of the sites <paramref name="sites"/> (indices in a grid
+    /// <paramref name="w"/> wide) on the window at (<paramref name="x0"/>, <paramref name="y0"/>) of
+    /// <paramref name="ww"/> x <paramref name="wh"/> pixels, which must contain every site; exact integers.
+    /// </summary>
+    internal static int[] SquaredDistanceWindow(IReadOnlyList<int> sites, int w, int x0, int y0, int ww, int wh)
+    {
+        const double Inf = 1e20;
+        var d = new int[(long)ww * wh];
+        Array.Fill(d, Unreached);
+        foreach (int i in sites) d[(i / w - y0) * ww + (i % w - x0)] = 0;
+        int n = Math.Max(ww, wh);
+        var f = new double[n];
+        var result = new double[n];
+        var v = new int[n];
+        var z = new double[n + 1];
+        for (int pass = 0; pass < 2; pass++)
+        {
+            int lines = pass == 0 ? ww : wh, length = pass == 0 ? wh : ww;
+            long step = pass == 0 ? ww : 1;
+            for (int line = 0; line < lines; line++)
+            {
+                long start = pass == 0 ? line : (long)line * ww;
+                for (int k = 0; k < length; k++) { int value = d[start + k * step]; f[k] = value == Unreached ? Inf : value; }
+                Envelope(f, length, result, v, z);
+                for (int k = 0; k < length; k++) d[start + k * step] = result[k] >= Unreached ? Unreached : (int)result[k];
+            }
+        }
+        return d;
     }
 
     /// <summary>
@@ -121,8 +193,8 @@ public static class SegmentationMetrics
     internal static double[] SquaredDistanceTransform(bool[] sites, int w, int h)
     {
         const double Inf = 1e20;
-        var d = new double[w * h];
-        for (int i = 0; i < d.Length; i++) d[i] = sites[i] ? 0 : Inf;
+        var d = new double[(long)w * h];
+        for (long i = 0; i < d.LongLength; i++) d[i] = sites[i] ? 0 : Inf;
         int n = Math.Max(w, h);
         var f = new double[n];
         var result = new double[n];
@@ -130,15 +202,15 @@ public static class SegmentationMetrics
         var z = new double[n + 1];
         for (int x = 0; x < w; x++)
         {
-            for (int y = 0; y < h; y++) f[y] = d[y * w + x];
+            for (int y = 0; y < h; y++) f[y] = d[(long)y * w + x];
             Envelope(f, h, result, v, z);
-            for (int y = 0; y < h; y++) d[y * w + x] = result[y];
+            for (int y = 0; y < h; y++) d[(long)y * w + x] = result[y];
         }
         for (int y = 0; y < h; y++)
         {
-            for (int x = 0; x < w; x++) f[x] = d[y * w + x];
+            for (int x = 0; x < w; x++) f[x] = d[(long)y * w + x];
             Envelope(f, w, result, v, z);
-            for (int x = 0; x < w; x++) d[y * w + x] = result[x];
+            for (int x = 0; x < w; x++) d[(long)y * w + x] = result[x];
         }
         return d;
     }

@@ -9,7 +9,7 @@ namespace Vlsm.Imaging;
 /// and writes lossless PNGs.
 /// </summary>
 /// <remarks>
-/// Decoding uses Skia's codecs (PNG, JPEG, BMP, GIF, WebP, ICO, WBMP) into an unpremultiplied
+/// Decoding uses Skia's codecs (PNG, JPEG, BMP, GIF, WebP, ICO, WBMP; baseline TIFF through <see cref="TiffReader"/>) into an unpremultiplied
 /// buffer with no colour-space conversion, so the RGB values are the stored values, as in Pillow,
 /// which does no colour management and ignores alpha when converting to RGB.
 /// 16-bit grayscale PNGs are read by <see cref="PngGray16"/> to get Pillow's clipping to 255.
@@ -122,7 +122,9 @@ public static class ImageCodec
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(image);
         int count = image.Width * image.Height;
-        byte[] rgbx = ArrayPool<byte>.Shared.Rent(count * 4);
+        // Pool the usual sizes; a huge image's buffer is left to the collector rather than kept in the pool for good.
+        bool pooled = count * 4L <= MaxPooledBytes;
+        byte[] rgbx = pooled ? ArrayPool<byte>.Shared.Rent(count * 4) : new byte[count * 4L];
         try
         {
             ReadOnlySpan<byte> src = image.Pixels;
@@ -139,7 +141,7 @@ public static class ImageCodec
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(rgbx);
+            if (pooled) ArrayPool<byte>.Shared.Return(rgbx);
         }
     }
 
@@ -230,6 +232,7 @@ public static class ImageCodec
     {
         if (PngGray16.ImpossibleSize(bytes) is { } impossible)
             throw new VlsmException($"Cannot decode image '{path}': {impossible}. Re-export the file.");
+        if (TiffReader.Matches(bytes)) return DecodeTiff(path, bytes);
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(new SKMemoryStream(data), out var created);
         if (codec is null)
@@ -239,7 +242,7 @@ public static class ImageCodec
                 SKCodecResult.IncompleteInput =>
                     $"Cannot decode image '{path}': the file is truncated (it ends inside the image header). Re-export or re-copy it.",
                 SKCodecResult.Unimplemented or SKCodecResult.InvalidInput =>
-                    $"Cannot decode image '{path}': it is not in an image format vlsm reads (PNG, JPEG, BMP, GIF, WebP, ICO). Convert it to PNG.",
+                    $"Cannot decode image '{path}': it is not in an image format vlsm reads (PNG, JPEG, BMP, GIF, WebP, ICO, baseline TIFF). Convert it to PNG.",
                 _ =>
                     $"Cannot decode image '{path}': the file is corrupt or not an image ({Describe(created)}). Re-export it as PNG or JPEG.",
             });
@@ -304,6 +307,21 @@ public static class ImageCodec
             decoded.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Skia has no TIFF codec: baseline TIFF goes through <see cref="TiffReader"/>.</summary>
+    private static Decoded DecodeTiff(string path, byte[] bytes)
+    {
+        TiffReader.Image tiff;
+        try
+        {
+            tiff = TiffReader.Decode(bytes, MaxDecodePixels);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new VlsmException($"Cannot decode image '{path}': {e.Message}.", e);
+        }
+        return new Decoded(tiff.Width, tiff.Height, tiff.IsGray, tiff.Pixels, pooled: false, (SKEncodedOrigin)tiff.Orientation);
     }
 
     private static string Describe(SKCodecResult result) => result switch

@@ -56,15 +56,72 @@ public sealed record ModelReference(string ModelDirectory, string? Weights, RunD
         return new ModelRequest { Directory = ModelDirectory, Weights = Weights, Precision = precision, Options = merged };
     }
 
-    /// <summary>Opens the model through its family for prediction.</summary>
-    public ISegmenter Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options) =>
-        ModelFamilies.OpenSegmenter(Request(precision, options));
+    /// <summary>
+    /// One line saying what a command runs: the model, its weights, and each setting, marked when it
+    /// came from the run's config.yaml rather than from a flag or a default.
+    /// </summary>
+    /// <param name="settings">Name, value, and whether the value is the run's.</param>
+    /// <param name="options">Family options given on the command line (the run's others are added, marked).</param>
+    public string Describe(IEnumerable<(string Name, string Value, bool FromRun)> settings, IReadOnlyDictionary<string, string> options)
+    {
+        var all = settings.ToList();
+        foreach (var (key, value) in Run?.FamilyOptions ?? new Dictionary<string, string>())
+            if (!options.ContainsKey(key)) all.Add((key, value, true));
+        foreach (var (key, value) in options) all.Add((key, value, false));
+        string weights = Weights is null ? "" : $" with {Weights}";
+        string items = string.Join(", ", all.Select(s => $"{s.Name} {s.Value}" + (s.FromRun ? " (run)" : "")));
+        string source = Run is not null && all.Any(s => s.FromRun) ? $"; (run) = from {Run.ConfigFile}" : "";
+        return $"using {ModelDirectory}{weights}: {items}{source}";
+    }
+
+    /// <summary>
+    /// Opens the model through its family for prediction, after checking that trained weights were
+    /// trained on this base (<see cref="BaseWeights.Check"/>).
+    /// </summary>
+    /// <param name="allowOtherBase">Apply weights trained on another base of the same shape (with a note).</param>
+    /// <param name="note">Hears one-line notes (weights without a recorded base, an overridden check).</param>
+    /// <exception cref="VlsmException">The weights were trained on another base and <paramref name="allowOtherBase"/> is false, or the model cannot be opened.</exception>
+    public ISegmenter Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options, bool allowOtherBase = false, Action<string>? note = null)
+    {
+        CheckBase(allowOtherBase, note);
+        return ModelFamilies.OpenSegmenter(Request(precision, options));
+    }
+
+    /// <summary>Checks the weights' recorded base against the model folder (nothing to check without weights).</summary>
+    public void CheckBase(bool allowOtherBase, Action<string>? note)
+    {
+        if (Weights is null) return;
+        if (Directory.Exists(Weights))
+            throw new VlsmException($"--adapter {Weights} is a folder; give the weights file (e.g. best.safetensors in a run folder, or the run folder with --run).");
+        if (!File.Exists(Weights))
+            throw new VlsmException($"--adapter {Weights}: no such file.");
+        ModelFamilies.ForFolder(ModelDirectory); // a missing or foreign model folder is named before its weights are hashed
+        if (BaseWeights.Check(Weights, ModelDirectory, allowOtherBase) is { } message) note?.Invoke(message);
+    }
 }
 
-/// <summary>What a training run's config.yaml says about the model it trained.</summary>
+/// <summary>
+/// What a training run's config.yaml says about how to run the model it trained: the model folder,
+/// the prompt it trained on, how its masks were binarised and its family options. Commands take these
+/// unless a flag says otherwise.
+/// </summary>
+/// <param name="Prompt">config.yaml's <c>prompt</c>: a key (p3), <c>random</c> or literal text; null when absent.</param>
+/// <param name="MaskThreshold">config.yaml's <c>mask_threshold</c> when it is a number (not <c>soft</c>).</param>
 public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDictionary<string, string> FamilyOptions)
 {
     private static readonly IDeserializer Reader = new DeserializerBuilder().Build();
+
+    public string? Prompt { get; init; }
+
+    public int? MaskThreshold { get; init; }
+
+    /// <summary>config.yaml's sigmoid <c>threshold</c>, when a run records one (training validates at <see cref="MaskRule.DefaultThreshold"/>).</summary>
+    public float? Threshold { get; init; }
+
+    /// <summary>config.yaml's <c>mode</c>, <c>parts</c> and <c>preset</c>, for <c>vlsm info</c>.</summary>
+    public string? Mode { get; init; }
+    public string? Parts { get; init; }
+    public string? Preset { get; init; }
 
     public static RunDefaults Read(string runDir)
     {
@@ -85,6 +142,11 @@ public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDict
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var option in ModelFamilies.All.SelectMany(f => f.Options))
             if (Scalar(option.Key) is { } value && value != option.Default) options[option.Key] = value;
-        return new RunDefaults(path, Scalar("model"), options);
+        int? maskThreshold = int.TryParse(Scalar("mask_threshold"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int m) ? m : null;
+        return new RunDefaults(path, Scalar("model"), options)
+        {
+            Prompt = Scalar("prompt"), MaskThreshold = maskThreshold,
+            Threshold = float.TryParse(Scalar("threshold"), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float t) ? t : null, Mode = Scalar("mode"), Parts = Scalar("parts"), Preset = Scalar("preset"),
+        };
     }
 }

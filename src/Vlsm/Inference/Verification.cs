@@ -1,3 +1,4 @@
+using Vlsm.IO;
 using Vlsm.Models;
 using Vlsm.Models.Registry;
 
@@ -13,13 +14,47 @@ public sealed record VerificationReport(IModelFamily Family, IReadOnlyList<Tenso
 /// <summary>Checks a model folder (with optional trained weights) against a reference file, through its family.</summary>
 public static class Verification
 {
-    public static VerificationReport Run(string modelDir, string referencePath, string? weights, double tolerance)
+    /// <param name="allowOtherBase">Apply weights trained on another base of the same shape (see <see cref="BaseWeights.Check"/>).</param>
+    /// <param name="note">Hears one-line notes (weights without a recorded base).</param>
+    /// <exception cref="VlsmException">The tolerance is not a number of 0 or more, a path is wrong, the reference holds no usable input or non-finite values, or the weights were trained on another base.</exception>
+    public static VerificationReport Run(string modelDir, string referencePath, string? weights, double tolerance, bool allowOtherBase = false, Action<string>? note = null)
     {
+        if (!(tolerance >= 0) || double.IsInfinity(tolerance))
+            throw new VlsmException($"--tolerance must be a number, 0 or more (the largest allowed absolute difference), got {tolerance.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+        if (File.Exists(modelDir))
+            throw new VlsmException($"--model {modelDir} is a file; give the model's folder (config.json and weights).");
         var family = ModelFamilies.ForFolder(modelDir);
         if (Directory.Exists(referencePath))
             throw new VlsmException($"--reference {referencePath} is a folder; give the reference.safetensors file in it.");
         if (!File.Exists(referencePath))
             throw new VlsmException($"--reference {referencePath}: no such file.");
+        CheckReference(referencePath);
+        if (weights is not null) new ModelReference(modelDir, weights, null).CheckBase(allowOtherBase, note);
         return new VerificationReport(family, family.Verify(modelDir, referencePath, weights), tolerance);
+    }
+
+    /// <summary>The inputs a reference file can hold; every other tensor is an expected output.</summary>
+    private static readonly string[] Inputs = ["input_ids", "attention_mask", "pixel_values"];
+
+    /// <summary>
+    /// Faults of the reference file itself, blamed on it: token ids stored as floats, non-finite
+    /// expected values, no expected output at all.
+    /// </summary>
+    private static void CheckReference(string path)
+    {
+        using var file = SafetensorsFile.Open(path);
+        foreach (var name in file.Names)
+        {
+            var entry = file.Entry(name);
+            if (name is "input_ids" && SafetensorsDtypes.IsFloat(entry.Dtype))
+                throw new VlsmException($"{path}: input_ids is {entry.Dtype}; token ids must be integers (I64 or I32). Save them as integers in the reference.");
+            if (!SafetensorsDtypes.IsFloat(entry.Dtype)) continue;
+            using var values = file.Load(name, TorchSharp.torch.ScalarType.Float64);
+            using var finite = values.isfinite().all();
+            if (!finite.item<bool>())
+                throw new VlsmException($"{path}: tensor \"{name}\" holds NaN or infinite values; the reference file is at fault, not the model. Regenerate it.");
+        }
+        if (!file.Names.Any(n => !Inputs.Contains(n)))
+            throw new VlsmException($"{path} holds no expected outputs (only {string.Join(", ", file.Names)}); a reference needs the model's outputs to compare with, such as logits.");
     }
 }

@@ -368,6 +368,7 @@ public sealed class CheckpointRecorder : ITrainingRecorder
         var session = record.Session;
         Directory.CreateDirectory(record.CheckpointDir);
         var metadata = new Dictionary<string, string> { ["epoch"] = record.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        BaseWeights.Record(metadata, session.Plan.Model.Directory); // which base these weights were trained on (#20 item 3)
         session.Model.Save(Path.Combine(record.CheckpointDir, WeightsFile), metadata);
         SafetensorsWriter.Save(Path.Combine(record.CheckpointDir, OptimizerFile), session.Optimizer.StateTensors());
         if (record.Best) session.Model.Save(session.Run.BestFile, metadata);
