@@ -32,6 +32,7 @@ internal static class PredictCommand
                 BatchSize = parse.GetValue(batch),
             };
             options.Validate();
+            using var outLock = Vlsm.IO.FolderLock.Acquire(options.OutputDirectory, "predict");
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
             var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             using var predictor = reference.Open(precisionValue, ModelOptions.FamilyOptions(parse, familyFlags));
