@@ -16,7 +16,7 @@ internal static class PromptsCommand
                 + "and foot ulcer; other classes get no p7–p9.",
         };
         var split = new Option<string?>("--split") { HelpName = "TRAIN,VAL,TEST", Description = "Fractions of images for train,val,test, e.g. 0.8,0.1,0.1. Without it every record goes to anns/test.json." };
-        var seed = new Option<ulong?>("--seed") { HelpName = "N", Description = "Seed of the --split shuffle (default 0); the same seed gives the same split." };
+        var seed = new Option<ulong?>("--seed") { HelpName = "N", Description = $"Seed of the --split shuffle (default {Defaults.Seed}, as every vlsm command); the same seed gives the same split." };
         var cmd = new Command("prompts",
             "Write medvlsm annotation files (anns/*.json, prompts p0–p9) for a folder of images and masks, computing number, size and "
             + "location as medvlsm did and colour and shape from the image and mask. Without --split, everything goes to anns/test.json.")
@@ -36,7 +36,7 @@ internal static class PromptsCommand
             int total = PromptFolder.Pair(root).Count;
             PromptFolderResult result = null!;
             ProgressReporter.Run("prompts", total, advance =>
-                result = PromptFolder.Generate(new PromptFolderOptions(root, name, phrases, ratios, seedValue ?? 0), advance));
+                result = PromptFolder.Generate(new PromptFolderOptions(root, name, phrases, ratios, seedValue ?? (ulong)Defaults.Seed), advance));
             var parts = result.RecordsPerSplit.Select(kv => $"{kv.Key} {kv.Value}");
             Console.WriteLine($"wrote {result.RecordsPerSplit.Values.Sum()} records ({string.Join(", ", parts)}) to {Path.Combine(root, "anns")}"
                 + (result.EmptyMasks > 0 ? $"; {result.EmptyMasks} empty mask(s) got \"no {name}\" prompts" : "")
