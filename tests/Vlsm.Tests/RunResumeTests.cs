@@ -48,7 +48,8 @@ public sealed class RunResumeTests : IDisposable
         Assert.Contains("seed (1 in config.yaml, 2 asked)", changed.Stderr);
         var fewer = CliRunner.Run("train", "--resume", extended, "--epochs", "1");
         Assert.Equal(2, fewer.ExitCode);
-        Assert.Contains("already completed 2 epochs", fewer.Stderr);
+        Assert.Contains("resume can raise", fewer.Stderr);
+        Assert.Contains("max_epochs (2), not lower it", fewer.Stderr);
 
         var more = CliRunner.Run("train", "--resume", extended, "--epochs", "4", "--batch-size", "4"); // an unchanged flag is fine
         Ok(more);
@@ -167,9 +168,61 @@ public sealed class RunResumeTests : IDisposable
         Assert.Equal(state.EpochsCompleted, new RunFolder(run).ReadMetrics().Count);
         Assert.Single(Directory.GetDirectories(Path.Combine(run, "checkpoints")));
 
-        var resumed = CliRunner.Run("train", "--resume", run, "--epochs", (state.EpochsCompleted + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Ok(resumed);
-        Assert.Contains($"resuming {run} after epoch {state.EpochsCompleted}", resumed.Stdout);
+        // The printed command continues the run (stopped again once it has said so: the rest is the resume tests' business).
+        var (again, log) = CliRunner.Start("train", "--resume", run);
+        try
+        {
+            CliRunner.WaitFor(() => { lock (log) return log.ToString().Contains($"resuming {run} after epoch {state.EpochsCompleted}"); }, again, "the resume");
+        }
+        finally
+        {
+            again.Kill();
+            again.WaitForExit();
+            again.Dispose();
+        }
+    }
+
+    [Fact]
+    public void CtrlCOnATerminalRestoresTheCursor()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 16, 3);
+        string run = Path.Combine(tmp, "run");
+        string socket = $"vlsm-test-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string Tmux(params string[] args)
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo("tmux") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { "-L", socket }.Concat(args)) psi.ArgumentList.Add(a);
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            string text = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            return text;
+        }
+        string command = string.Join(' ', new[] { "dotnet", Path.Combine(AppContext.BaseDirectory, "vlsm.dll") }.Concat(Train(data, run, 50)))
+            + "; echo EXIT=$?; sleep 600";
+        Tmux("new-session", "-d", "-x", "100", "-y", "30", "-s", "t", command);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (!File.Exists(Path.Combine(run, "state.json")) && DateTime.UtcNow < deadline) Thread.Sleep(50);
+            Assert.True(File.Exists(Path.Combine(run, "state.json")), Tmux("capture-pane", "-p", "-t", "t"));
+            Assert.Equal("0", Tmux("display", "-p", "-t", "t", "#{cursor_flag}").Trim()); // the live view hides the cursor
+            Tmux("send-keys", "-t", "t", "C-c");
+            string screen = "";
+            deadline = DateTime.UtcNow.AddMinutes(2);
+            while (!screen.Contains("EXIT=") && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(200);
+                screen = Tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t");
+            }
+            Assert.Contains("EXIT=130", screen);
+            Assert.Contains($"vlsm train --resume {run}", screen);
+            Assert.Equal("1", Tmux("display", "-p", "-t", "t", "#{cursor_flag}").Trim());
+        }
+        finally
+        {
+            Tmux("kill-server");
+        }
+        Assert.False(new RunFolder(run).ReadState().Finished);
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class TrainConfigChecksTests
         { "eps NaN", c => c.Eps = double.NaN, "eps must be positive" },
         { "early_stopping_patience -1", c => c.EarlyStoppingPatience = -1, "early_stopping_patience must be at least 0" },
         { "plateau_patience -2", c => c.PlateauPatience = -2, "plateau_patience must be at least 0" },
-        { "plateau_threshold -1", c => c.PlateauThreshold = -1, "plateau_threshold must be in [0, 1)" },
+        { "plateau_threshold -1", c => c.PlateauThreshold = -1, "plateau_threshold must be in [0, inf)" },
         { "early_stopping_min_delta inf", c => c.EarlyStoppingMinDelta = double.PositiveInfinity, "early_stopping_min_delta must be in [0, inf)" },
         { "weight_decay NaN", c => c.WeightDecay = double.NaN, "weight_decay must be in [0, inf)" },
         { "grad_clip inf", c => c.GradClip = double.PositiveInfinity, "grad_clip must be a positive number" },

@@ -104,7 +104,9 @@ internal static class TrainCommand
             if (cancel.IsCancellationRequested) return; // a second Ctrl-C stops at once
             e.Cancel = true;
             cancel.Cancel();
-            Console.Error.WriteLine("stopping: the current step finishes, the epoch is abandoned, the last completed epoch is kept (Ctrl-C again to stop at once)...");
+            // On a terminal the live view is being drawn; a line written under it would be torn, and the summary follows shortly.
+            if (!ProgressReporter.Interactive)
+                Console.Error.WriteLine("stopping: the current step finishes, the epoch is abandoned, the last completed epoch is kept (Ctrl-C again to stop at once)...");
         };
         Console.CancelKeyPress += onCancel;
         var trainer = (ITrainingObserver observer) => new Trainer(config, run, observer, runLock: held) { AllowDataChange = request.AllowDataChange };

@@ -43,7 +43,7 @@ public sealed record TrainingPlan(
         Check(config.GradClip > 0 && double.IsFinite(config.GradClip), $"grad_clip must be a positive number, got {F(config.GradClip)}.");
         Check(config.PlateauFactor is > 0 and < 1, $"plateau_factor must be in (0, 1) (the learning rate is multiplied by it), got {F(config.PlateauFactor)}.");
         Check(config.PlateauPatience >= 0, $"plateau_patience must be at least 0, got {config.PlateauPatience}.");
-        Check(config.PlateauThreshold is >= 0 and < 1, $"plateau_threshold must be in [0, 1) (relative), got {F(config.PlateauThreshold)}.");
+        Check(config.PlateauThreshold >= 0 && double.IsFinite(config.PlateauThreshold), $"plateau_threshold must be in [0, inf) (relative), got {F(config.PlateauThreshold)}.");
         Check(config.EarlyStoppingPatience >= 0, $"early_stopping_patience must be at least 0 (--patience), got {config.EarlyStoppingPatience}.");
         Check(config.EarlyStoppingMinDelta >= 0 && double.IsFinite(config.EarlyStoppingMinDelta), $"early_stopping_min_delta must be in [0, inf), got {F(config.EarlyStoppingMinDelta)}.");
         Check(config.FeatureCacheMemoryMb >= 0, $"feature_cache_memory_mb must be at least 0 (0 keeps the cache on disk only), got {config.FeatureCacheMemoryMb}.");

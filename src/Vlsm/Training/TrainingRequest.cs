@@ -43,7 +43,7 @@ public sealed record TrainingRequest
 
     /// <summary>
     /// The rules: <c>--resume RUN</c> continues that run with its own config.yaml; <c>--epochs</c> may
-    /// raise (or lower, not below the epochs done) its maximum, and any other flag that would change
+    /// raise its maximum (not lower it, once an epoch is done), and any other flag that would change
     /// the config is refused by name. A run folder with a config.yaml but no completed epoch (killed
     /// in its first epoch) starts again from that config. Otherwise start from <c>--config</c> or the
     /// defaults, apply <c>--preset</c>, then each flag given. <c>--mode</c> drops the preset and the
@@ -101,8 +101,10 @@ public sealed record TrainingRequest
         var state = run.HasState ? run.ReadState() : null;
         if (Epochs is { } epochs)
         {
-            if (state is not null && epochs < state.EpochsCompleted)
-                throw new VlsmException($"--epochs {epochs}: {run.Path} has already completed {state.EpochsCompleted} epochs; give at least that many.");
+            // Lowering could not be exact: a run started with the lower maximum may have stopped early (its minimum is lower) at an epoch this one has passed.
+            if (state is not null && epochs < saved.MaxEpochs)
+                throw new VlsmException($"--epochs {epochs}: resume can raise {run.Path}'s max_epochs ({saved.MaxEpochs}), not lower it "
+                    + $"(it has completed {state.EpochsCompleted}); to stop it sooner, press Ctrl-C: it resumes from its last completed epoch.");
             saved.SetEpochs(epochs);
         }
         saved.Validate();
