@@ -34,4 +34,34 @@ internal static class CliRunner
         }
         return new CliResult(p.ExitCode, stdout.Result, stderr.Result);
     }
+
+    /// <summary>Starts vlsm in the background (to signal or kill it); its stdout and stderr are collected, interleaved, in the builder.</summary>
+    public static (Process Process, System.Text.StringBuilder Output) Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vlsm.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        var output = new System.Text.StringBuilder();
+        p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return (p, output);
+    }
+
+    /// <summary>Waits (up to 3 minutes) until <paramref name="condition"/> holds, failing if it never does.</summary>
+    public static void WaitFor(Func<bool> condition, Process p, string what)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (!condition() && !p.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.True(condition(), $"{what} did not happen (exited: {p.HasExited})");
+    }
+
+    /// <summary>Sends SIGINT (what Ctrl-C sends) to a process.</summary>
+    public static void Interrupt(Process p)
+    {
+        using var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
 }

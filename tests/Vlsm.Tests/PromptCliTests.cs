@@ -34,7 +34,7 @@ public sealed class PromptCliTests : IDisposable
         var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp");
         Assert.True(r.ExitCode == 0, r.Stderr);
         // Without --split: 0.7/0.15/0.15 by largest remainder (8.4, 1.8, 1.8 → 8, 2, 2), said on stdout; progress on stderr only.
-        Assert.Contains("split 12 images into train,val,test 0.7,0.15,0.15 with seed 0", r.Stdout);
+        Assert.Contains("split 12 images into train,val,test 0.7,0.15,0.15 with seed 1", r.Stdout);
         Assert.Contains("wrote 12 records (train 8, val 2, test 2)", r.Stdout);
         Assert.DoesNotContain("prompts: ", r.Stdout);
         Assert.Contains("prompts: 12/12", r.Stderr);

@@ -23,7 +23,7 @@ public sealed class SanTrainingTests(ITestOutputHelper output)
             var request = new TrainingRequest
             {
                 Preset = "san", Model = Path.Combine(Fixtures.Parity, "san-tiny"), Data = [data], Prompt = "p1",
-                Epochs = 3, BatchSize = 8, Out = Path.Combine(root, "run"),
+                Epochs = 3, BatchSize = 8, Seed = 42, Out = Path.Combine(root, "run"),
             };
             var (config, run, resume) = request.Prepare();
             Assert.Equal(("full", 3e-4, "reference", 0.3), (config.Mode, config.Lr, config.Loss, config.PlateauFactor));

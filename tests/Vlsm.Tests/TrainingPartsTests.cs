@@ -143,7 +143,7 @@ public sealed class TrainConfigTests : IDisposable
         var back = TrainConfig.FromYaml(path);
         Assert.Equal(c.ToYaml(), back.ToYaml());
         Assert.Equal(5, back.MaxEpochs);
-        Assert.Equal(5, back.MinEpochs);
+        Assert.Equal(5, back.EffectiveMinEpochs); // min_epochs stays 10 in the file; the run applies min(10, 5)
     }
 
     [Fact]

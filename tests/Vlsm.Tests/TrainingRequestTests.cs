@@ -39,7 +39,8 @@ public sealed class TrainingRequestTests : IDisposable
         File.WriteAllText(file, new TrainConfig { Model = ClipSegTiny, Data = ["x"], BatchSize = 4, Seed = 9 }.ToYaml());
         var (config, run, _) = new TrainingRequest { ConfigFile = file, Preset = "clipseg_shallow_adapter_vlc", BatchSize = 2, Data = ["y"], Out = Out("run") }.Prepare();
         Assert.Equal((2, 9), (config.BatchSize, config.Seed));
-        Assert.Equal(["y"], config.Data);
+        Assert.Equal([Path.GetFullPath("y")], config.Data); // stored absolute, as given
+        Assert.Equal(["y"], config.DataAsGiven);
         Assert.Equal(("shallow", "vlc", 3e-4), (config.Mode, config.Parts, config.Lr));
         Assert.Equal(Out("run"), run.Path);
     }
@@ -64,12 +65,16 @@ public sealed class TrainingRequestTests : IDisposable
         var e = Assert.Throws<VlsmException>(() => new TrainingRequest { Resume = run.Path }.Prepare());
         Assert.Contains("nothing to resume", e.Message);
         Directory.CreateDirectory(run.Path);
-        File.WriteAllText(run.ConfigFile, new TrainConfig { Model = ClipSegTiny, Data = ["d"], BatchSize = 5 }.ToYaml());
+        File.WriteAllText(run.ConfigFile, new TrainConfig { Model = ClipSegTiny, Data = [Out("d")], BatchSize = 5 }.ToYaml());
         run.WriteState(new TrainingState { EpochsCompleted = 1 });
-        var (config, resumed, resume) = new TrainingRequest { Resume = run.Path, BatchSize = 64 }.Prepare();
+        var (config, resumed, resume) = new TrainingRequest { Resume = run.Path, BatchSize = 5 }.Prepare();
         Assert.True(resume);
         Assert.Equal(run.Path, resumed.Path);
         Assert.Equal(5, config.BatchSize);
+        e = Assert.Throws<VlsmException>(() => new TrainingRequest { Resume = run.Path, BatchSize = 64, Lr = 0.5 }.Prepare());
+        Assert.Contains("batch_size (5 in config.yaml, 64 asked)", e.Message);
+        Assert.Contains("lr (0.001 in config.yaml, 0.5 asked)", e.Message);
+        Assert.Contains("Only --epochs may change on resume", e.Message);
     }
 
     [Fact]

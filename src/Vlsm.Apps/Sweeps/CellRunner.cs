@@ -53,8 +53,8 @@ public sealed record CellRecord
 /// Runs one cell of a sweep in this process: trains (or resumes a killed training) and evaluates,
 /// through the same library entry points as <c>vlsm train</c> and <c>vlsm eval</c>. A cell folder
 /// holds <c>cell.json</c>, <c>run/</c> (a normal run folder) and <c>eval/DATASET/</c> (normal
-/// evaluation outputs). An exclusive lock on <c>.lock</c> keeps two processes off one cell; the
-/// operating system drops it when its holder dies.
+/// evaluation outputs). An exclusive lock (<see cref="FolderLock"/>, on <c>.vlsm.lock</c>) keeps two
+/// processes off one cell, and the run folder inside has its own; the operating system drops them when their holder dies.
 /// </summary>
 public static class CellRunner
 {
@@ -79,27 +79,11 @@ public static class CellRunner
     internal static void Write(string cellDir, CellRecord record) =>
         AtomicFile.WriteAllText(Path.Combine(cellDir, RecordFile), JsonSerializer.Serialize(record, CellRecord.Json) + "\n");
 
-    /// <summary>Takes the cell's lock, or null when another live process holds it.</summary>
-    public static FileStream? TryLock(string cellDir)
-    {
-        Directory.CreateDirectory(cellDir);
-        try
-        {
-            return new FileStream(Path.Combine(cellDir, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
+    /// <summary>Takes the cell's lock (<see cref="FolderLock"/>, recording this process's PID), or null when another live process holds it.</summary>
+    public static FolderLock? TryLock(string cellDir) => FolderLock.TryAcquire(cellDir, "sweep cell");
 
     /// <summary>Whether a live process holds the cell's lock now.</summary>
-    public static bool IsLocked(string cellDir)
-    {
-        if (!Directory.Exists(cellDir)) return false;
-        using var held = TryLock(cellDir);
-        return held is null;
-    }
+    public static bool IsLocked(string cellDir) => Directory.Exists(cellDir) && FolderLock.IsHeld(cellDir);
 
     /// <summary>
     /// Runs the cell unless it is done or another process runs it. Returns its record; a failure is

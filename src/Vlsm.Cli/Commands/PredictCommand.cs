@@ -68,6 +68,7 @@ internal static class PredictCommand
                 BatchSize = parse.GetValue(batch),
             };
             options.Validate();
+            using var outLock = Vlsm.IO.FolderLock.Acquire(options.OutputDirectory, "predict");
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
             OutputFolder.EnsureWritable(output, "--out");
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);

@@ -6,7 +6,7 @@ namespace Vlsm.Cli.Commands;
 internal static class PromptsCommand
 {
     private static readonly SplitRatios DefaultSplit = SplitRatios.TrainValTest70_15_15;
-    private const ulong DefaultSeed = 0;
+    private const ulong DefaultSeed = Defaults.Seed;
 
     public static Command Build()
     {
@@ -23,7 +23,7 @@ internal static class PromptsCommand
             HelpName = "TRAIN,VAL,TEST",
             Description = $"Fractions of images for train,val,test (default {DefaultSplit}); 0,0,1 puts every record in anns/test.json.",
         };
-        var seed = new Option<ulong?>("--seed") { HelpName = "N", Description = $"Seed of the split's shuffle (default {DefaultSeed}); the same seed gives the same split." };
+        var seed = new Option<ulong?>("--seed") { HelpName = "N", Description = $"Seed of the split's shuffle (default {DefaultSeed}, as every vlsm command); the same seed gives the same split." };
         var force = new Option<bool>("--force") { Description = "Replace the split files when anns/ already holds annotation files (other files there are kept)." };
         var cmd = new Command("prompts",
             "Write medvlsm annotation files (anns/*.json, prompts p0–p9) for a folder of images and masks, computing number, size and "

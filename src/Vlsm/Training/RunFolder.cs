@@ -8,22 +8,44 @@ using static TorchSharp.torch;
 
 namespace Vlsm.Training;
 
-/// <summary>One row of metrics.csv.</summary>
+/// <summary>
+/// One row of metrics.csv. <see cref="Epoch"/> is the epoch's zero-based index, as the training
+/// loop counts; every file and the console number epochs from 1 (metrics.csv's <c>epoch</c> column,
+/// state.json's <c>best_epoch</c>, checkpoint folders, TensorBoard steps).
+/// </summary>
 public sealed record EpochMetrics(int Epoch, double TrainLoss, double ValLoss, double ValDice, double ValIoU, double Lr, double Seconds)
 {
     public const string Header = "epoch,train_loss,val_loss,val_dice,val_iou,lr,seconds";
 
-    private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+    /// <summary>
+    /// A number as Python's <c>%.15g</c> writes it (15 significant digits, trailing zeros dropped,
+    /// lowercase exponent): <c>9e-05</c> rather than <c>8.999999999999999E-05</c>; pandas, numpy and
+    /// spreadsheets read it as a number.
+    /// </summary>
+    public static string Number(double v)
+    {
+        if (double.IsNaN(v)) return "nan";
+        if (double.IsInfinity(v)) return v > 0 ? "inf" : "-inf";
+        string text = v.ToString("G15", CultureInfo.InvariantCulture);
+        int e = text.IndexOf('E');
+        if (e < 0) return text;
+        // .NET writes E-05 / E+15; Python writes e-05 / e+15 (at least two exponent digits).
+        string mantissa = text[..e];
+        char sign = text[e + 1];
+        string digits = text[(e + 2)..].TrimStart('0');
+        return $"{mantissa}e{sign}{digits.PadLeft(2, '0')}";
+    }
 
-    public string ToCsv() => $"{Epoch},{F(TrainLoss)},{F(ValLoss)},{F(ValDice)},{F(ValIoU)},{F(Lr)},{Seconds.ToString("0.###", CultureInfo.InvariantCulture)}";
+    public string ToCsv() => $"{Epoch + 1},{Number(TrainLoss)},{Number(ValLoss)},{Number(ValDice)},{Number(ValIoU)},{Number(Lr)},{Seconds.ToString("0.###", CultureInfo.InvariantCulture)}";
 
-    public static EpochMetrics Parse(string line, string path, int lineNumber)
+    /// <summary>Reads a row (its epoch column numbered from 1, or from 0 when <paramref name="zeroBased"/>: metrics.csv of vlsm before state version 2).</summary>
+    public static EpochMetrics Parse(string line, string path, int lineNumber, bool zeroBased = false)
     {
         var f = line.Split(',');
         double D(int i) => double.Parse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture);
         try
         {
-            return new EpochMetrics(int.Parse(f[0], CultureInfo.InvariantCulture), D(1), D(2), D(3), D(4), D(5), D(6));
+            return new EpochMetrics(int.Parse(f[0], CultureInfo.InvariantCulture) - (zeroBased ? 0 : 1), D(1), D(2), D(3), D(4), D(5), D(6));
         }
         catch (Exception e) when (e is FormatException or IndexOutOfRangeException)
         {
@@ -35,6 +57,11 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double ValLoss, d
 /// <summary>Everything besides tensors needed to continue a run after its last completed epoch.</summary>
 public sealed record TrainingState
 {
+    /// <summary>2: epochs numbered from 1 (best_epoch, metrics.csv) and the metrics rows kept here. A file without it is version 1 (numbered from 0), converted when read.</summary>
+    public const int CurrentVersion = 2;
+
+    /// <summary>The file format; 1 when absent (state.json of an older vlsm).</summary>
+    public int Version { get; init; } = 1;
     public int EpochsCompleted { get; init; }
     public string Checkpoint { get; init; } = "";
     public double Lr { get; init; }
@@ -42,12 +69,16 @@ public sealed record TrainingState
     public int PlateauBadEpochs { get; init; }
     public double? EarlyStoppingBest { get; init; }
     public int EarlyStoppingWait { get; init; }
-    public int BestEpoch { get; init; } = -1;
+    /// <summary>The epoch (numbered from 1) whose weights best.safetensors holds; 0 before any.</summary>
+    public int BestEpoch { get; init; }
     public long OptimizerStep { get; init; }
     public long GlobalStep { get; init; }
     public bool Finished { get; init; }
     public string? StopReason { get; init; }
     public double? StartValDice { get; init; }
+
+    /// <summary>metrics.csv's rows up to this epoch (its lines, without the header), so a lost or cut metrics.csv is rebuilt on resume.</summary>
+    public IReadOnlyList<string>? Metrics { get; init; }
 }
 
 /// <summary>
@@ -83,23 +114,30 @@ public sealed class RunFolder
         AtomicFile.WriteAllText(MetricsFile, sb.ToString());
     }
 
+    /// <summary>metrics.csv's rows (empty when there is none); a file whose first row is epoch 0 is read as numbered from 0 (an older vlsm's).</summary>
     public List<EpochMetrics> ReadMetrics()
     {
         if (!System.IO.File.Exists(MetricsFile)) return new List<EpochMetrics>();
-        var lines = System.IO.File.ReadAllLines(MetricsFile);
-        return lines.Skip(1).Where(l => l.Length > 0).Select((l, i) => EpochMetrics.Parse(l, MetricsFile, i + 2)).ToList();
+        var lines = System.IO.File.ReadAllLines(MetricsFile).Skip(1).Where(l => l.Length > 0).ToList();
+        bool zeroBased = lines.Count > 0 && lines[0].StartsWith("0,", StringComparison.Ordinal);
+        return lines.Select((l, i) => EpochMetrics.Parse(l, MetricsFile, i + 2, zeroBased)).ToList();
     }
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public void WriteState(TrainingState state) => AtomicFile.WriteAllText(StateFile, JsonSerializer.Serialize(state, Json));
+    /// <summary>Writes state.json atomically, as the current version.</summary>
+    public void WriteState(TrainingState state) => AtomicFile.WriteAllText(StateFile, JsonSerializer.Serialize(state with { Version = TrainingState.CurrentVersion }, Json));
 
+    /// <summary>Reads state.json; an older version's zero-based best epoch is renumbered from 1.</summary>
     public TrainingState ReadState()
     {
         try
         {
-            return JsonSerializer.Deserialize<TrainingState>(System.IO.File.ReadAllText(StateFile), Json)
+            var state = JsonSerializer.Deserialize<TrainingState>(System.IO.File.ReadAllText(StateFile), Json)
                 ?? throw new VlsmException($"{StateFile}: empty.");
+            if (state.Version > TrainingState.CurrentVersion)
+                throw new VlsmException($"{StateFile}: state version {state.Version} is from a newer vlsm (this one reads up to {TrainingState.CurrentVersion}); resume it with that vlsm.");
+            return state.Version < 2 ? state with { Version = TrainingState.CurrentVersion, BestEpoch = state.BestEpoch + 1 } : state;
         }
         catch (JsonException e)
         {
@@ -134,11 +172,26 @@ public sealed class RunFolder
 public static class RunExtension
 {
     /// <summary>
-    /// Lets a run that stopped at its maximum epochs continue to <paramref name="maxEpochs"/>: its
-    /// config.yaml takes the new maximum (as <c>--epochs</c> sets it) and its state is no longer
-    /// finished, so the next resume trains on from the last epoch, as a run started with that
-    /// maximum would have (until early stopping, which does not depend on the maximum). A run that
-    /// stopped early, or has already trained that far, is left as it is.
+    /// Whether a run in <paramref name="state"/> trains on under <paramref name="schedule"/>: it has not
+    /// reached the maximum, and neither stopped early nor would have stopped early after its last
+    /// epoch with these bounds (a run whose minimum was capped at its old maximum may have met the
+    /// early-stopping condition there, which a run started with the larger maximum would also have met later or not at all).
+    /// </summary>
+    public static bool CanContinue(TrainingState state, ScheduleSection schedule)
+    {
+        if (state.EpochsCompleted >= schedule.MaxEpochs) return false;
+        if (!state.Finished) return true;
+        if (state.StopReason?.StartsWith("early stopping", StringComparison.Ordinal) == true) return false;
+        return !(state.EpochsCompleted >= schedule.MinEpochs && state.EarlyStoppingWait >= schedule.EarlyStoppingPatience);
+    }
+
+    /// <summary>
+    /// Lets a run continue to <paramref name="maxEpochs"/>: its config.yaml takes the new maximum (as
+    /// <c>--epochs</c> sets it) and, when <see cref="CanContinue"/>, its state is no longer finished, so
+    /// the next resume trains on from the last epoch exactly as a run started with that maximum would
+    /// have (neither the learning-rate schedule, ReduceLROnPlateau, nor early stopping depends on the
+    /// maximum; the minimum applied is min(min_epochs, max_epochs) either way). A run that stopped
+    /// early, or has already trained that far, is left as it is.
     /// </summary>
     /// <returns>Whether the run will train more.</returns>
     public static bool Extend(RunFolder run, int maxEpochs)
@@ -146,11 +199,11 @@ public static class RunExtension
         if (!run.HasState) return false;
         var state = run.ReadState();
         if (state.EpochsCompleted >= maxEpochs) return false;
-        if (state.Finished && state.StopReason?.StartsWith("early stopping", StringComparison.Ordinal) == true) return false;
         var config = TrainConfig.FromYaml(run.ConfigFile);
         config.SetEpochs(maxEpochs);
+        if (!CanContinue(state, ScheduleSection.Of(config))) return false;
         Vlsm.IO.AtomicFile.WriteAllText(run.ConfigFile, config.ToYaml());
-        run.WriteState(state with { Finished = false, StopReason = null });
+        if (state.Finished) run.WriteState(state with { Finished = false, StopReason = null });
         return true;
     }
 }

@@ -13,8 +13,14 @@ namespace Vlsm.Training;
 /// </summary>
 public sealed class TrainConfig
 {
+    /// <summary>The model folder; absolute in a run's config.yaml (<see cref="MakePathsAbsolute"/>).</summary>
     public string Model { get; set; } = "";
+    /// <summary>The dataset roots; absolute in a run's config.yaml, so a run resumes from any working directory.</summary>
     public List<string> Data { get; set; } = new();
+    /// <summary>The model folder as the user spelt it (for display), when that differs from <see cref="Model"/>.</summary>
+    public string? ModelAsGiven { get; set; }
+    /// <summary>The dataset roots as the user spelt them (for display), when that differs from <see cref="Data"/>.</summary>
+    public List<string>? DataAsGiven { get; set; }
     public string? Preset { get; set; }
     public string Mode { get; set; } = "dense";
     public string? Parts { get; set; }
@@ -45,7 +51,7 @@ public sealed class TrainConfig
     public string Loss { get; set; } = "reference";
     /// <summary>A prompt key (p3), "random" (p1…pN per sample), or literal text.</summary>
     public string Prompt { get; set; } = "random";
-    public int Seed { get; set; } = 42;
+    public int Seed { get; set; } = Defaults.Seed;
     public string Precision { get; set; } = "fp32";
     /// <summary>Mask binarisation threshold (value &gt; threshold is foreground), or "soft" for value/255 targets.</summary>
     public string MaskThreshold { get; set; } = "127";
@@ -123,12 +129,38 @@ public sealed class TrainConfig
     /// <summary>Resolves and checks every value a run depends on (<see cref="TrainingPlan.Resolve"/>); the message names the field.</summary>
     public TrainingPlan Validate() => TrainingPlan.Resolve(this);
 
-    /// <summary>Sets max epochs; a smaller maximum also lowers the minimum (as --epochs promises).</summary>
-    public void SetEpochs(int epochs)
+    /// <summary>
+    /// Sets max epochs. The minimum stays as it is: a run applies min(min_epochs, max_epochs)
+    /// (<see cref="EffectiveMinEpochs"/>), so a smaller maximum lowers the minimum (as --epochs
+    /// promises) and raising the maximum later (<c>train --resume RUN --epochs N</c>) gives what a run
+    /// started with that maximum would have done.
+    /// </summary>
+    public void SetEpochs(int epochs) => MaxEpochs = epochs;
+
+    /// <summary>The minimum epochs a run trains before early stopping may end it: min_epochs, at most max_epochs.</summary>
+    [YamlIgnore]
+    public int EffectiveMinEpochs => Math.Min(MinEpochs, MaxEpochs);
+
+    /// <summary>
+    /// Stores the model folder and dataset roots as absolute paths (resolved against
+    /// <paramref name="baseDirectory"/>, default the current directory), keeping the spelling the user
+    /// gave in <see cref="ModelAsGiven"/>/<see cref="DataAsGiven"/> when it differs.
+    /// </summary>
+    public void MakePathsAbsolute(string? baseDirectory = null)
     {
-        MaxEpochs = epochs;
-        MinEpochs = Math.Min(MinEpochs, epochs);
+        string root = baseDirectory ?? Environment.CurrentDirectory;
+        string Full(string path) => path.Length == 0 ? path : Path.TrimEndingDirectorySeparator(Path.GetFullPath(path, root));
+        string model = Full(Model);
+        if (model != Model) ModelAsGiven ??= Model;
+        Model = model;
+        var data = Data.Select(Full).ToList();
+        if (!data.SequenceEqual(Data, StringComparer.Ordinal)) DataAsGiven ??= Data.ToList();
+        Data = data;
     }
+
+    /// <summary>The data roots as the user gave them, for messages.</summary>
+    [YamlIgnore]
+    public IReadOnlyList<string> DataForDisplay => DataAsGiven ?? Data;
 
     private static readonly ISerializer Writer = new SerializerBuilder()
         .WithNamingConvention(UnderscoredNamingConvention.Instance)
@@ -141,6 +173,22 @@ public sealed class TrainConfig
         .Build();
 
     public string ToYaml() => Writer.Serialize(this);
+
+    /// <summary>The config.yaml keys whose values differ between this config and <paramref name="other"/>, with both values as YAML would show them.</summary>
+    public IReadOnlyList<(string Key, string Was, string Now)> Differences(TrainConfig other)
+    {
+        var was = Reader.Deserialize<Dictionary<string, object?>>(ToYaml()) ?? [];
+        var now = Reader.Deserialize<Dictionary<string, object?>>(other.ToYaml()) ?? [];
+        static string Text(object? value) => value switch
+        {
+            null => "null",
+            List<object?> list => $"[{string.Join(", ", list.Select(Text))}]",
+            _ => value.ToString() ?? "",
+        };
+        return was.Keys.Union(now.Keys)
+            .Select(k => (Key: k, Was: Text(was.GetValueOrDefault(k)), Now: Text(now.GetValueOrDefault(k))))
+            .Where(d => d.Was != d.Now).ToList();
+    }
 
     /// <summary>
     /// A copy with options set by their config.yaml names (<c>lr</c>, <c>batch_size</c>, <c>data</c>, ...);

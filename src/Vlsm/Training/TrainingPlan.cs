@@ -26,17 +26,28 @@ public sealed record TrainingPlan(
         {
             if (!ok) throw new VlsmException(message);
         }
+        static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
         Check(config.Model.Length > 0, "model: no model folder given (--model DIR).");
         Check(config.Data.Count > 0, "data: no dataset given (--data ROOT).");
         var loss = SegmentationLosses.Create(config.Loss);
         Check(config.Scheduler is "plateau" or "none", $"scheduler \"{config.Scheduler}\" is not one of plateau (ReduceLROnPlateau on validation loss), none (a constant learning rate).");
 
         Check(config.MaxEpochs >= 1, $"max_epochs must be at least 1, got {config.MaxEpochs}.");
-        Check(config.MinEpochs >= 0 && config.MinEpochs <= config.MaxEpochs, $"min_epochs must be within 0..max_epochs ({config.MaxEpochs}), got {config.MinEpochs}.");
+        Check(config.MinEpochs >= 0, $"min_epochs must be at least 0, got {config.MinEpochs}.");
         Check(config.BatchSize >= 1, $"batch_size must be at least 1, got {config.BatchSize}.");
-        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr must be positive, got {config.Lr}.");
-        Check(config.WeightDecay >= 0, $"weight_decay must be non-negative, got {config.WeightDecay}.");
-        Check(config.GradClip > 0, $"grad_clip must be positive, got {config.GradClip}.");
+        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr must be a positive number, got {F(config.Lr)}.");
+        Check(config.WeightDecay >= 0 && double.IsFinite(config.WeightDecay), $"weight_decay must be in [0, inf), got {F(config.WeightDecay)}.");
+        Check(config.Beta1 is >= 0 and < 1, $"beta1 must be in [0, 1), got {F(config.Beta1)}.");
+        Check(config.Beta2 is >= 0 and < 1, $"beta2 must be in [0, 1), got {F(config.Beta2)}.");
+        Check(config.Eps > 0 && double.IsFinite(config.Eps), $"eps must be positive (AdamW divides by sqrt(v) + eps), got {F(config.Eps)}.");
+        Check(config.GradClip > 0 && double.IsFinite(config.GradClip), $"grad_clip must be a positive number, got {F(config.GradClip)}.");
+        Check(config.PlateauFactor is > 0 and < 1, $"plateau_factor must be in (0, 1) (the learning rate is multiplied by it), got {F(config.PlateauFactor)}.");
+        Check(config.PlateauPatience >= 0, $"plateau_patience must be at least 0, got {config.PlateauPatience}.");
+        Check(config.PlateauThreshold >= 0 && double.IsFinite(config.PlateauThreshold), $"plateau_threshold must be in [0, inf) (relative), got {F(config.PlateauThreshold)}.");
+        Check(config.EarlyStoppingPatience >= 0, $"early_stopping_patience must be at least 0 (--patience), got {config.EarlyStoppingPatience}.");
+        Check(config.EarlyStoppingMinDelta >= 0 && double.IsFinite(config.EarlyStoppingMinDelta), $"early_stopping_min_delta must be in [0, inf), got {F(config.EarlyStoppingMinDelta)}.");
+        Check(config.FeatureCacheMemoryMb >= 0, $"feature_cache_memory_mb must be at least 0 (0 keeps the cache on disk only), got {config.FeatureCacheMemoryMb}.");
+        Check(config.TrainSplit.Length > 0 && config.ValSplit.Length > 0, "train_split and val_split must name splits (e.g. train, val).");
         Check(config.OnError is "fail" or "skip", $"on_error \"{config.OnError}\" is not one of fail, skip.");
         bool soft = config.MaskThreshold == "soft";
         int threshold = 127;
@@ -78,8 +89,7 @@ public sealed record TrainingPlan(
             new DataSection(config.Data, config.TrainSplit, config.ValSplit, prompt, soft ? MaskMode.Soft : MaskMode.Binary, soft ? 127 : threshold,
                 config.Augment, config.OnError == "skip" ? OnError.Skip : OnError.Fail),
             new OptimizationSection(config.BatchSize, config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.GradClip),
-            new ScheduleSection(config.MaxEpochs, config.MinEpochs, config.Scheduler == "plateau", config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold,
-                config.EarlyStoppingPatience, config.EarlyStoppingMinDelta),
+            ScheduleSection.Of(config),
             loss,
             config.Seed,
             new CacheSection(config.FeatureCache, (long)config.FeatureCacheMemoryMb << 20));
@@ -98,6 +108,12 @@ public sealed record DataSection(IReadOnlyList<string> Roots, string TrainSplit,
 public sealed record OptimizationSection(int BatchSize, double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, double GradClip);
 
 /// <summary>Epoch bounds, ReduceLROnPlateau on validation loss (unless <paramref name="Plateau"/> is false: a constant rate), early stopping on validation Dice.</summary>
-public sealed record ScheduleSection(int MaxEpochs, int MinEpochs, bool Plateau, double PlateauFactor, int PlateauPatience, double PlateauThreshold, int EarlyStoppingPatience, double EarlyStoppingMinDelta);
+public sealed record ScheduleSection(int MaxEpochs, int MinEpochs, bool Plateau, double PlateauFactor, int PlateauPatience, double PlateauThreshold, int EarlyStoppingPatience, double EarlyStoppingMinDelta)
+{
+    /// <summary>A config's epoch bounds and schedules (the minimum capped at the maximum), unchecked.</summary>
+    public static ScheduleSection Of(TrainConfig config) =>
+        new(config.MaxEpochs, config.EffectiveMinEpochs, config.Scheduler == "plateau", config.PlateauFactor, config.PlateauPatience, config.PlateauThreshold,
+            config.EarlyStoppingPatience, config.EarlyStoppingMinDelta);
+}
 
 public sealed record CacheSection(bool Enabled, long MemoryBytes);

@@ -19,6 +19,7 @@ public interface ITrainingObserver
     void Message(string text);
 }
 
+/// <param name="BestEpoch">The best epoch's zero-based index (files and the console number it from 1), -1 before any.</param>
 public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, double? StartValDice, string StopReason, string RunDir)
 {
     public long TrainableParameters { get; init; }
@@ -74,6 +75,9 @@ public sealed class TrainingSession : IDisposable
     }
 
     public TrainingPlan Plan { get; }
+
+    /// <summary>Resume although the datasets differ from what the run recorded in data.json when it started (<c>--allow-data-change</c>).</summary>
+    public bool AllowDataChange { get; init; }
     public ITrainableModel Model { get; }
     public RunFolder Run { get; }
     public ITrainingObserver Observer { get; }
@@ -134,11 +138,12 @@ public sealed class TrainingSession : IDisposable
     private BatchLoader? trainLoader, valLoader;
     private IReadOnlyList<DatasetRecord>? trainRecords, valRecords;
     private IReadOnlyList<string>? datasetNames;
+    private PooledDataset? pooled;
 
     private void OpenData()
     {
         if (trainRecords is not null) return;
-        var pooled = data ?? PooledDataset.Open(Plan.Data.Roots);
+        pooled = data ?? PooledDataset.Open(Plan.Data.Roots);
         datasetNames = pooled.Datasets.Select(d => d.Name).ToList();
         trainRecords = pooled.RequiredRecords(Plan.Data.TrainSplit);
         valRecords = pooled.RequiredRecords(Plan.Data.ValSplit);
@@ -185,20 +190,26 @@ public sealed class TrainingSession : IDisposable
         if (resume)
         {
             state = Run.ReadState();
-            if (state.Finished)
+            if (!RunExtension.CanContinue(state, schedule))
             {
-                Observer.Message($"{Run.Path} already finished ({state.StopReason}); nothing to resume.");
-                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", Run.Path)
+                string why = state.Finished ? $"already finished ({state.StopReason})" : $"already trained its {state.EpochsCompleted} epochs";
+                string more = state.StopReason?.StartsWith("early stopping", StringComparison.Ordinal) == true ? "" : $"; --epochs N (more than {state.EpochsCompleted}) trains it on";
+                Observer.Message($"{Run.Path} {why}; nothing to resume{more}.");
+                return new TrainResult(state.EpochsCompleted, state.BestEpoch - 1, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", Run.Path)
                 {
                     TrainableParameters = Model.TrainableParameterCount,
                     TotalParameters = Model.TotalParameterCount,
                 };
             }
+            CheckDataIdentity();
+            if (!File.Exists(Run.ConfigFile) || File.ReadAllText(Run.ConfigFile) != configYaml) AtomicFile.WriteAllText(Run.ConfigFile, configYaml);
             rows = Restore(plateau, early);
         }
         else
         {
+            if (Run.HasState) throw new VlsmException($"{Run.Path} already holds a run; use --resume {Run.Path} to continue it, or another --out.");
             AtomicFile.WriteAllText(Run.ConfigFile, configYaml);
+            DataIdentity.Of(pooled!, [Plan.Data.TrainSplit, Plan.Data.ValSplit]).Write(Run.File(DataIdentity.FileName));
         }
 
         Observer.RunStarted($"{Model.Description} on {string.Join(", ", datasetNames!)}: {trainRecords!.Count} train / {valRecords!.Count} val records, " +
@@ -230,11 +241,32 @@ public sealed class TrainingSession : IDisposable
                 finished: stop || epoch + 1 == schedule.MaxEpochs, stopReason);
             if (stop) break;
         }
-        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StartValDice, state.StopReason ?? stopReason, Run.Path)
+        return new TrainResult(state.EpochsCompleted, state.BestEpoch - 1, early.Best, state.StartValDice, state.StopReason ?? stopReason, Run.Path)
         {
             TrainableParameters = Model.TrainableParameterCount,
             TotalParameters = Model.TotalParameterCount,
         };
+    }
+
+    /// <summary>Refuses to resume on datasets that differ from those the run started with (unless <see cref="AllowDataChange"/>).</summary>
+    private void CheckDataIdentity()
+    {
+        string file = Run.File(DataIdentity.FileName);
+        var now = DataIdentity.Of(pooled!, [Plan.Data.TrainSplit, Plan.Data.ValSplit]);
+        var recorded = DataIdentity.Read(file);
+        if (recorded is null)
+        {
+            Observer.Message($"{Run.Path} has no {DataIdentity.FileName} (a run from an older vlsm): the data cannot be checked against what it trained on; recording it as it is now.");
+            now.Write(file);
+            return;
+        }
+        var differences = recorded.Differences(now);
+        if (differences.Count == 0) return;
+        string list = string.Join("; ", differences);
+        if (!AllowDataChange)
+            throw new VlsmException($"{Run.Path}: the data differs from what this run trained on ({list}). Resuming would continue on other data; restore the data, or give --allow-data-change to resume on it anyway.");
+        Observer.Message($"warning: the data differs from what this run trained on ({list}); resuming on it (--allow-data-change).");
+        now.Write(file);
     }
 
     /// <summary>Weights, optimizer, schedules and metrics rows as the run's last committed epoch left them.</summary>
@@ -249,7 +281,20 @@ public sealed class TrainingSession : IDisposable
         early.Restore(state.EarlyStoppingBest ?? double.NegativeInfinity, state.EarlyStoppingWait);
         Run.PruneCheckpoints(checkpoint);
         Observer.Message($"resuming {Run.Path} after epoch {state.EpochsCompleted}");
-        return Run.ReadMetrics().Take(state.EpochsCompleted).ToList();
+        var rows = Run.ReadMetrics().Take(state.EpochsCompleted).ToList();
+        if (state.Metrics is { } kept && kept.Count == state.EpochsCompleted)
+        {
+            var fromState = kept.Select((line, i) => EpochMetrics.Parse(line, Run.StateFile, i + 1)).ToList();
+            if (rows.Count < state.EpochsCompleted)
+            {
+                Observer.Message($"{Run.MetricsFile} {(File.Exists(Run.MetricsFile) ? $"holds {rows.Count} of {state.EpochsCompleted} completed epochs" : "is missing")}; rebuilt from state.json.");
+                Run.WriteMetrics(fromState);
+            }
+            return fromState;
+        }
+        if (rows.Count < state.EpochsCompleted)
+            throw new VlsmException($"{Run.MetricsFile} {(File.Exists(Run.MetricsFile) ? $"holds {rows.Count} rows" : "is missing")}, but the run completed {state.EpochsCompleted} epochs and its state.json (from an older vlsm) keeps no copy; restore metrics.csv, or start a new run.");
+        return rows;
     }
 
     /// <summary>One pass over the training split; the mean loss per sample.</summary>
@@ -293,16 +338,19 @@ public sealed class TrainingSession : IDisposable
             PlateauBadEpochs = plateau.BadEpochs,
             EarlyStoppingBest = double.IsFinite(early.Best) ? early.Best : null,
             EarlyStoppingWait = early.Wait,
-            BestEpoch = record.Best ? record.Epoch : state.BestEpoch,
+            BestEpoch = record.Best ? record.Epoch + 1 : state.BestEpoch,
             OptimizerStep = Optimizer.Step,
             GlobalStep = state.GlobalStep + step,
             Finished = finished,
             StopReason = finished ? stopReason : null,
             StartValDice = state.StartValDice,
+            Metrics = record.Rows.Select(r => r.ToCsv()).ToList(),
         };
         Run.WriteState(state);
         Run.PruneCheckpoints(record.CheckpointDir);
         foreach (var recorder in Recorders.Where(r => !r.BeforeCommit)) recorder.EpochCompleted(record);
+        // Validation and checkpointing leave freed native blocks behind; hand them back so RSS stays flat across epochs.
+        Vlsm.Tensors.NativeHeap.ReturnFreeMemory();
         Observer.EpochCompleted(record.Metrics, record.Best);
     }
 
@@ -367,7 +415,7 @@ public sealed class CheckpointRecorder : ITrainingRecorder
     {
         var session = record.Session;
         Directory.CreateDirectory(record.CheckpointDir);
-        var metadata = new Dictionary<string, string> { ["epoch"] = record.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        var metadata = new Dictionary<string, string> { ["epoch"] = (record.Epoch + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) };
         BaseWeights.Record(metadata, session.Plan.Model.Directory); // which base these weights were trained on (#20 item 3)
         session.Model.Save(Path.Combine(record.CheckpointDir, WeightsFile), metadata);
         SafetensorsWriter.Save(Path.Combine(record.CheckpointDir, OptimizerFile), session.Optimizer.StateTensors());
@@ -399,10 +447,11 @@ public sealed class TensorBoardRecorder(RunFolder run) : ITrainingRecorder
     {
         var w = writer.Value;
         var m = record.Metrics;
-        w.add_scalar("loss/train", (float)m.TrainLoss, record.Epoch);
-        w.add_scalar("loss/val", (float)m.ValLoss, record.Epoch);
-        w.add_scalar("val/dice", (float)m.ValDice, record.Epoch);
-        w.add_scalar("val/iou", (float)m.ValIoU, record.Epoch);
-        w.add_scalar("lr", (float)m.Lr, record.Epoch);
+        int step = record.Epoch + 1; // epochs are numbered from 1 in every file
+        w.add_scalar("loss/train", (float)m.TrainLoss, step);
+        w.add_scalar("loss/val", (float)m.ValLoss, step);
+        w.add_scalar("val/dice", (float)m.ValDice, step);
+        w.add_scalar("val/iou", (float)m.ValIoU, step);
+        w.add_scalar("lr", (float)m.Lr, step);
     }
 }
