@@ -69,6 +69,15 @@ public sealed class ConfigAgainstWeightsTests : IDisposable
     }
 
     [Fact]
+    public void SanSizesAreCheckedAgainstTheHeaderToo()
+    {
+        string dir = Copy(Path.Combine(Fixtures.Parity, "san-tiny"), "san", "config.json", c => c["net"]!["side_adapter_network"]!["vit_model"]!["depth"] = 12);
+        var e = Assert.Throws<VlsmException>(() => Vlsm.Models.San.SanLoader.ReadConfig(dir));
+        Assert.Contains("net.side_adapter_network.vit_model.depth is 12, but", e.Message);
+        Assert.Contains("holds 8 (side_adapter_network.vit_model.blocks.0", e.Message);
+    }
+
+    [Fact]
     public void AMissingVisionConfigBlamesConfigJson()
     {
         string dir = Copy(ClipSegTiny, "no-vision", "config.json", c => c.Remove("vision_config"));

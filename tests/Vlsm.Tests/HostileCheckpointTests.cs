@@ -206,6 +206,20 @@ public sealed class HostileCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void ASafetensorsHeaderWithAHostileNameGivesABoundedEscapedLine()
+    {
+        string key = "\u001b[2J" + new string('k', 100_000);
+        string header = $"{{\"{key.Replace("\u001b", "\\u001b")}\": {{\"dtype\": \"\\u0007{new string('D', 5000)}\", \"shape\": [1], \"data_offsets\": [0, 4]}}}}";
+        var bytes = Encoding.UTF8.GetBytes(header);
+        string file = Path.Combine(tmp, "hostile.safetensors");
+        File.WriteAllBytes(file, [.. BitConverter.GetBytes((long)bytes.Length), .. bytes, 0, 0, 0, 0]);
+        var e = Assert.Throws<VlsmException>(() => SafetensorsFile.Open(file).Dispose());
+        Assert.True(e.Message.Length < 600, e.Message[..300]);
+        Assert.DoesNotContain(e.Message, c => char.IsControl(c));
+        Assert.Contains("\\x1b[2Jkkk", e.Message);
+    }
+
+    [Fact]
     public void PrintableEscapesAndCuts()
     {
         Assert.Equal("\"a\\0b\\x1b\\n\\u202ec\"", Printable.Quote("a\0b\u001b\n\u202ec"));

@@ -129,7 +129,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         ArgumentNullException.ThrowIfNull(name);
         if (!_entries.TryGetValue(name, out var entry))
         {
-            throw new VlsmException($"Safetensors file '{Path}' has no tensor '{name}'{NearbyNames(name)}");
+            throw new VlsmException($"Safetensors file '{Path}' has no tensor '{Printable.Clip(name)}'{NearbyNames(name)}");
         }
         return entry with { Shape = (long[])entry.Shape.Clone() };
     }
@@ -289,7 +289,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         new($"Invalid safetensors file '{path}': {what}");
 
     private static VlsmException Invalid(string path, string tensor, string what) =>
-        new($"Invalid safetensors file '{path}': tensor '{tensor}': {what}");
+        new($"Invalid safetensors file '{path}': tensor '{Printable.Clip(tensor)}': {what}");
 
     private static (Dictionary<string, SafetensorsEntry>, List<string>, Dictionary<string, string>) ParseHeader(
         string path, ReadOnlySpan<byte> header, long dataLength)
@@ -358,11 +358,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
         {
             if (item.Value.ValueKind != JsonValueKind.String)
             {
-                throw Invalid(path, $"metadata value '{item.Name}' is a JSON {Describe(item.Value.ValueKind)}; metadata values must be strings");
+                throw Invalid(path, $"metadata value '{Printable.Clip(item.Name)}' is a JSON {Describe(item.Value.ValueKind)}; metadata values must be strings");
             }
             if (!metadata.TryAdd(item.Name, item.Value.GetString()!))
             {
-                throw Invalid(path, $"metadata key '{item.Name}' appears twice");
+                throw Invalid(path, $"metadata key '{Printable.Clip(item.Name)}' appears twice");
             }
         }
         return metadata;
@@ -386,7 +386,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         var dtypeText = dtypeElement.GetString()!;
         if (!SafetensorsDtypes.TryParse(dtypeText, out var dtype))
         {
-            throw Invalid(path, name, $"unsupported dtype '{dtypeText}' (supported: {string.Join(", ", Enum.GetNames<SafetensorsDtype>())})");
+            throw Invalid(path, name, $"unsupported dtype '{Printable.Clip(dtypeText)}' (supported: {string.Join(", ", Enum.GetNames<SafetensorsDtype>())})");
         }
 
         if (!value.TryGetProperty("shape", out var shapeElement))
@@ -447,7 +447,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         {
             if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var number))
             {
-                throw Invalid(path, name, $"'{field}' holds {item.GetRawText()}, which is not an integer");
+                throw Invalid(path, name, $"'{field}' holds {Printable.Clip(item.GetRawText())}, which is not an integer");
             }
             if (number < 0)
             {
@@ -468,7 +468,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             if (reach is not null && span.Begin < reach.End)
             {
                 throw Invalid(path,
-                    $"tensors '{reach.Name}' (bytes {reach.Begin}..{reach.End}) and '{span.Name}' (bytes {span.Begin}..{span.End}) overlap");
+                    $"tensors '{Printable.Clip(reach.Name)}' (bytes {reach.Begin}..{reach.End}) and '{Printable.Clip(span.Name)}' (bytes {span.Begin}..{span.End}) overlap");
             }
             if (reach is null || span.End > reach.End)
             {
@@ -498,7 +498,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             var similar = Names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Take(5).ToList();
             if (similar.Count > 0)
             {
-                return $" (it has {Names.Count} tensors, e.g. {string.Join(", ", similar.Select(n => $"'{n}'"))})";
+                return $" (it has {Names.Count} tensors, e.g. {string.Join(", ", similar.Select(n => $"'{Printable.Clip(n)}'"))})";
             }
         }
         return $" (it has {Names.Count} tensors)";

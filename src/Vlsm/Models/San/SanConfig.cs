@@ -70,6 +70,33 @@ public sealed record SanConfig(
 {
     public const string ModelType = "san";
 
+    /// <summary>The sizes this config gives CLIP's and the side network's tensors, checked against the weights' header before building.</summary>
+    public (IEnumerable<ShapeClaim> Shapes, IEnumerable<CountClaim> Counts) WeightClaims()
+    {
+        const string V = "net.open_clip_cfg.vision_cfg.", T = "net.open_clip_cfg.text_cfg.", S = "net.side_adapter_network.";
+        var c = Clip;
+        long w = c.VisionWidth, tw = c.TextWidth, grid = c.ImageSize / c.PatchSize;
+        ShapeClaim[] shapes =
+        [
+            new(V + "width", w, "clip_model.visual.class_embedding", [w]),
+            new(V + "patch_size", c.PatchSize, "clip_model.visual.conv1.weight", [w, 3, c.PatchSize, c.PatchSize]),
+            new(V + "image_size", c.ImageSize, "clip_model.visual.positional_embedding", [grid * grid + 1, w]),
+            new("net.open_clip_cfg.embed_dim", c.EmbedDim, "clip_model.visual.proj", [w, c.EmbedDim]),
+            new(T + "width", tw, "clip_model.ln_final.weight", [tw]),
+            new(T + "vocab_size", c.VocabSize, "clip_model.token_embedding.weight", [c.VocabSize, tw]),
+            new(T + "context_length", c.ContextLength, "clip_model.positional_embedding", [c.ContextLength, tw]),
+            new("net.open_clip_cfg.embed_dim", c.EmbedDim, "clip_model.text_projection", [tw, c.EmbedDim]),
+            new(S + "vit_model.embed_dim", Side.EmbedDim, "side_adapter_network.vit_model.patch_embed.proj.weight", [Side.EmbedDim, 3, Side.PatchSize, Side.PatchSize]),
+            new(S + "num_queries", NumQueries, "side_adapter_network.query_embed", [1, NumQueries, Side.EmbedDim]),
+        ];
+        CountClaim[] counts =
+        [
+            new(T + "layers", c.TextLayers, "clip_model.transformer.resblocks."),
+            new(S + "vit_model.depth", Side.Depth, "side_adapter_network.vit_model.blocks."),
+        ];
+        return (shapes, counts);
+    }
+
     public static readonly IReadOnlyList<string> DownsampleMethods = ["max", "avg", "bilinear", "bicubic", "nearest"];
 
     private static readonly double[] ClipMean = [0.48145466, 0.4578275, 0.40821073];

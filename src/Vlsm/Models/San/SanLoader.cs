@@ -26,7 +26,11 @@ public static partial class SanLoader
     {
         if (!Directory.Exists(dir))
             throw new VlsmException($"model folder {dir} does not exist; pass a SAN folder (config.json, model.safetensors), e.g. one written by vlsm convert san.");
-        return SanConfig.Read(Path.Combine(dir, ConfigFile));
+        string path = Path.Combine(dir, ConfigFile);
+        var config = SanConfig.Read(path);
+        var (shapes, counts) = config.WeightClaims();
+        WeightShapes.Check(path, Path.Combine(dir, WeightsFile), shapes, counts);
+        return config;
     }
 
     /// <summary>Whether <paramref name="key"/> is under one of the reference's alias prefixes.</summary>
