@@ -256,7 +256,7 @@ def model_folders(c):
     c.run(cat, "merges.txt garbage", ["tokenize", "--model", m, "a polyp"], must_name=["merges.txt"])
     c.run(cat, "a file as --model", ["info", "--model", os.path.join(TINY, "config.json")], must_name=["config.json"])
     c.run(cat, "missing --model folder", ["info", "--model", c.path("nope")], must_name=["nope"])
-    m = copy_model(CRIS, c.path("m-cris-img")); edit_config(m, lambda k: k.__setitem__("img_size", 100000))
+    m = copy_model(CRIS, c.path("m-cris-img")); edit_config(m, lambda k: k["cris"].__setitem__("img_size", 100000))
     c.run(cat, "CRIS img_size 100000", ["predict", "--model", m, "--prompt", "x", "--out", c.path("o-cris"), c.path("img", "a.png")], must_name=["img_size"])
 
 
@@ -431,8 +431,10 @@ def faults(c):
     cat = "faults"
     data = c.path("data")
     write(c.path("plainfile"), b"x")
-    c.run(cat, "train --out under a file", ["train", "--model", TINY, "--data", data, "--mode", "shallow", "--epochs", "1", "--out", c.path("plainfile", "run")], must_name=["plainfile"])
-    c.run(cat, "eval --out under a file", ["eval", "--model", TINY, "--data", data, "--out", c.path("plainfile", "ev")], must_name=["plainfile"])
+    c.run(cat, "train --out under a file", ["train", "--model", TINY, "--data", data, "--mode", "shallow", "--epochs", "1", "--out", c.path("plainfile", "run")], must_name=["plainfile"],
+          forbid=["Could not find a part of the path"])
+    c.run(cat, "eval --out under a file", ["eval", "--model", TINY, "--data", data, "--out", c.path("plainfile", "ev")], must_name=["plainfile"],
+          forbid=["Could not find a part of the path"])
     if os.geteuid() == 0:
         mnt = c.path("tiny-disk")
         os.makedirs(mnt, exist_ok=True)

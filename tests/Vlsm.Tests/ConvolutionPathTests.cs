@@ -10,6 +10,8 @@ namespace Vlsm.Tests;
 /// kernels and whole-input kernels. It checks the path this CPU uses and the channel-padded path
 /// (which every CPU may be given), so a machine without the bug still tests the workaround.
 /// </summary>
+/// <remarks>Seeds libtorch's global generator and compares draws: runs alone (another test drawing meanwhile changed them).</remarks>
+[Collection(GlobalRngCollection.Name)]
 public class ConvolutionPathTests
 {
     /// <summary>Relative to each tensor's largest magnitude; float32 itself is near 1e-6 on these sizes.</summary>

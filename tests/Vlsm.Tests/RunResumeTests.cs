@@ -251,8 +251,8 @@ public sealed class RunResumeTests : IDisposable
         foreach (var (flag, value, says) in new[]
         {
             ("--patience", "-1", "early_stopping_patience must be at least 0"),
-            ("--weight-decay", "-0.1", "weight_decay must be in [0, inf)"),
-            ("--weight-decay", "NaN", "weight_decay must be in [0, inf)"),
+            ("--weight-decay", "-0.1", "weight_decay (--weight-decay) must be in [0, inf)"),
+            ("--weight-decay", "NaN", "weight_decay (--weight-decay) must be in [0, inf)"),
             ("--threads", "0", "--threads 0: give at least 1"),
         })
         {

@@ -11,6 +11,7 @@ namespace Vlsm.Tests;
 /// a benchmark Lightning checkpoint (keys net.*, aliased copies, objects beside the state dict) to a
 /// folder that reproduces san-tiny's reference outputs.
 /// </summary>
+[Collection(GlobalRngCollection.Name)] // seeds libtorch's global generator and compares draws
 public sealed class SanConvertTests : IDisposable
 {
     private readonly string tmp = Directory.CreateTempSubdirectory("vlsm-san-convert-").FullName;

@@ -9,6 +9,7 @@ namespace Vlsm.Tests;
 /// legacy ImageNet ResNet files (<c>vlsm init --encoder-weights</c>), checked bitwise against the
 /// shared fixtures' model.safetensors.
 /// </summary>
+[Collection(GlobalRngCollection.Name)] // seeds libtorch's global generator and compares draws
 public sealed class SmpWeightsTests : IDisposable
 {
     private readonly string tmp = Directory.CreateTempSubdirectory("vlsm-smp-weights-").FullName;

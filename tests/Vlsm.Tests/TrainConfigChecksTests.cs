@@ -24,7 +24,7 @@ public sealed class TrainConfigChecksTests
         { "plateau_patience -2", c => c.PlateauPatience = -2, "plateau_patience must be at least 0" },
         { "plateau_threshold -1", c => c.PlateauThreshold = -1, "plateau_threshold must be in [0, inf)" },
         { "early_stopping_min_delta inf", c => c.EarlyStoppingMinDelta = double.PositiveInfinity, "early_stopping_min_delta must be in [0, inf)" },
-        { "weight_decay NaN", c => c.WeightDecay = double.NaN, "weight_decay must be in [0, inf)" },
+        { "weight_decay NaN", c => c.WeightDecay = double.NaN, "weight_decay (--weight-decay) must be in [0, inf)" },
         { "grad_clip inf", c => c.GradClip = double.PositiveInfinity, "grad_clip must be a positive number" },
         { "min_epochs -1", c => c.MinEpochs = -1, "min_epochs must be at least 0" },
     };

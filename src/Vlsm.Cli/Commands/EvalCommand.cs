@@ -46,6 +46,7 @@ internal static class EvalCommand
             model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, precision, allowOtherBase, onError,
         };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
+        cmd.Options.Add(DataOptions.FollowSymlinks()); // applied by VlsmCli.Guard to every dataset the command opens
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string? output = parse.GetValue(outDir);

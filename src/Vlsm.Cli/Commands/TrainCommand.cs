@@ -45,6 +45,7 @@ internal static class TrainCommand
             maskThreshold, augment, onError, noCache, configFile, output, resume, weightDecay, patience, threads, allowDataChange,
         };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
+        cmd.Options.Add(DataOptions.FollowSymlinks()); // applied by VlsmCli.Guard to every dataset the command opens
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             var request = new TrainingRequest

@@ -41,7 +41,7 @@ public sealed class FolderLock : IDisposable
     public static FolderLock? TryAcquire(string folder, string what)
     {
         string full = Path.GetFullPath(folder);
-        if (File.Exists(full)) throw new VlsmException($"{full} is a file; give a folder.");
+        OutputFolder.RefuseFileOnPath(full, "output folder");
         Directory.CreateDirectory(full);
         FileStream stream;
         try

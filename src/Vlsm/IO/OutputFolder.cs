@@ -4,6 +4,21 @@ namespace Vlsm.IO;
 public static class OutputFolder
 {
     /// <summary>
+    /// Refuses a folder path that is a file, or lies under one (<c>notes.txt/run</c>): creating it
+    /// would fail with .NET's "Could not find a part of the path", which names no culprit.
+    /// </summary>
+    /// <exception cref="VlsmException">The path or one of its parents is a file.</exception>
+    public static void RefuseFileOnPath(string dir, string flag)
+    {
+        if (File.Exists(dir)) throw new VlsmException($"{flag} {dir} is a file; give a folder.");
+        for (var parent = Path.GetDirectoryName(Path.GetFullPath(dir)); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
+        {
+            if (Directory.Exists(parent)) return;
+            if (File.Exists(parent)) throw new VlsmException($"{flag} {dir}: {parent} is a file, so no folder can be made under it; give a folder path.");
+        }
+    }
+
+    /// <summary>
     /// Creates <paramref name="dir"/> if needed and checks that a file can be created in it (a
     /// read-only or full disk fails here, not after an hour of work). Messages name the folder, never
     /// the probe file.
@@ -13,7 +28,7 @@ public static class OutputFolder
     public static void EnsureWritable(string dir, string flag)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
-        if (File.Exists(dir)) throw new VlsmException($"{flag} {dir} is a file; give a folder.");
+        RefuseFileOnPath(dir, flag);
         string probe = Path.Combine(dir, $".vlsm-write-check-{Environment.ProcessId}");
         try
         {

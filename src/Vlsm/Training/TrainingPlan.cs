@@ -32,11 +32,11 @@ public sealed record TrainingPlan(
         var loss = SegmentationLosses.Create(config.Loss);
         Check(config.Scheduler is "plateau" or "none", $"scheduler \"{config.Scheduler}\" is not one of plateau (ReduceLROnPlateau on validation loss), none (a constant learning rate).");
 
-        Check(config.MaxEpochs >= 1, $"max_epochs must be at least 1, got {config.MaxEpochs}.");
+        Check(config.MaxEpochs >= 1, $"max_epochs (--epochs) must be at least 1, got {config.MaxEpochs}.");
         Check(config.MinEpochs >= 0, $"min_epochs must be at least 0, got {config.MinEpochs}.");
-        Check(config.BatchSize >= 1, $"batch_size must be at least 1, got {config.BatchSize}.");
-        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr must be a positive number, got {F(config.Lr)}.");
-        Check(config.WeightDecay >= 0 && double.IsFinite(config.WeightDecay), $"weight_decay must be in [0, inf), got {F(config.WeightDecay)}.");
+        Check(config.BatchSize >= 1, $"batch_size (--batch-size) must be at least 1, got {config.BatchSize}.");
+        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr (--lr) must be a positive number, got {F(config.Lr)}.");
+        Check(config.WeightDecay >= 0 && double.IsFinite(config.WeightDecay), $"weight_decay (--weight-decay) must be in [0, inf), got {F(config.WeightDecay)}.");
         Check(config.Beta1 is >= 0 and < 1, $"beta1 must be in [0, 1), got {F(config.Beta1)}.");
         Check(config.Beta2 is >= 0 and < 1, $"beta2 must be in [0, 1), got {F(config.Beta2)}.");
         Check(config.Eps > 0 && double.IsFinite(config.Eps), $"eps must be positive (AdamW divides by sqrt(v) + eps), got {F(config.Eps)}.");
