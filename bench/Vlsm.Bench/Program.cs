@@ -6,12 +6,13 @@ using Vlsm.Bench;
 using Vlsm.Models.ClipSeg;
 using static TorchSharp.torch;
 
-// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--san] [--only serve|sweep]
+// vlsm benchmarks: dotnet run -c Release --project bench/Vlsm.Bench -- [--quick] [--threads N] [--json FILE] [--biomedclipseg] [--smp] [--san] [--only serve|sweep|bigimage]
 // --biomedclipseg measures CLIPSeg's forward passes and BiomedCLIPSeg's figures only (a full run includes them).
 // --smp measures only the image-only baseline, UNet-r50, median of 3 for its forward passes too (a full run includes it; --quick leaves it out).
 // --san measures CLIPSeg's forward passes, its dense-adapter training step (fp32) and SAN's figures
 // only (a full run includes them; --quick leaves SAN out). SAN's figures are medians of 3 runs.
-// --only serve|sweep: just the load and soak of vlsm serve, or the sweep runner's overhead per cell; figures under "extra".
+// --only serve|sweep|bigimage|hostile: just the load and soak of vlsm serve, the sweep runner's overhead per cell, or the peak RSS of predict and eval
+// on three 12000x12000 images (3000x3000 with --quick) at batch 1 and 3, each in a child process; figures under "extra".
 // --only hostile: peak RSS of `vlsm convert` (a child process; build src/Vlsm.Cli first) on hostile .pth files, target under 300 MB.
 // Each figure is the median of timed runs (5 for inference, 3 for training steps) after one
 // warm-up run. --quick (CI smoke test, under two minutes) measures every key of the JSON
@@ -38,6 +39,11 @@ if (Value("--child") == MemoryGrowth.ChildKey)
     Console.WriteLine(MemoryGrowth.RunChild());
     return 0;
 }
+if (Value("--child") == BigImageBench.ChildKey)
+{
+    Console.WriteLine(BigImageBench.RunChild(Value("--command")!, Value("--model")!, Value("--data")!, int.Parse(Value("--batch")!, CultureInfo.InvariantCulture)));
+    return 0;
+}
 if (Value("--child") is { } child)
 {
     Console.WriteLine(TrainingMeasurement.Run(child, Value("--precision") ?? "fp32", trainRepeats, warmUp: !quick).ToJsonString());
@@ -58,8 +64,11 @@ if (Value("--only") is { } only)
         case "hostile":
             HostileFiles.Measure(alone);
             break;
+        case "bigimage":
+            BigImageBench.Measure(alone, quick);
+            break;
         default:
-            throw new ArgumentException($"--only {only}: the parts that run alone are 'serve', 'sweep' and 'hostile'.");
+            throw new ArgumentException($"--only {only}: the parts that run alone are 'serve', 'sweep', 'hostile' and 'bigimage'.");
     }
     Write(new JsonObject { ["extra"] = alone });
     return 0;

@@ -181,7 +181,7 @@ public sealed class Evaluator
             new SampleOptions { MaskMode = MaskMode.Binary, MaskThreshold = Options.MaskThreshold, OnError = Options.OnError, Seed = Options.Seed },
             PromptChoice.Literal("")); // placeholder: each prompt's texts are chosen per record in Predict
         var loader = new BatchLoader(_records, samples,
-            new BatchLoaderOptions { BatchSize = Options.BatchSize, Shuffle = false, Workers = Options.Workers, Seed = Options.Seed });
+            new BatchLoaderOptions { BatchSize = Options.BatchSize, Shuffle = false, Workers = Options.Workers, Seed = Options.Seed, PrefetchBatches = 1 });
         var gallery = Options.Overlays > 0 ? new CaseGallery(Options.Overlays, Options.MaskThreshold) : null;
 
         var scores = new List<ImageScore>(_records.Count * _prompts.Count);
@@ -284,6 +284,10 @@ public sealed class Evaluator
     private ImageScore[] ScoreRecord(Batch batch, int slot, Predicted[] predictions, CaseGallery? gallery)
     {
         var record = _byId[batch.Records[slot]];
+        var (width, height) = batch.OriginalSizes[slot];
+        // A very large record: first free what decoding it (and earlier ones) left behind, so at most one such record's buffers are alive here.
+        bool large = (long)width * height > PredictionJob.KeptPixels;
+        if (large) PredictionJob.CollectAfterLargeImage();
         GrayImage truth;
         try
         {
@@ -293,7 +297,6 @@ public sealed class Evaluator
         {
             throw new VlsmException($"{record.Where}: {e.Message}", e);
         }
-        var (width, height) = batch.OriginalSizes[slot];
         if (truth.Width != width || truth.Height != height)
             throw new VlsmException($"{record.Where}: mask '{record.MaskPath}' was {width}x{height} when loaded and is {truth.Width}x{truth.Height} now; was it changed during the evaluation? Run it again.");
 
@@ -311,7 +314,7 @@ public sealed class Evaluator
             gallery?.Offer(score, record, atOriginal);
         }
         // A very large mask leaves its decoded buffers and metrics' arrays behind: collect them before the next record's.
-        if ((long)truth.Width * truth.Height > PredictionJob.KeptPixels) PredictionJob.CollectAfterLargeImage();
+        if (large) PredictionJob.CollectAfterLargeImage();
         return scores;
     }
 }

@@ -63,7 +63,7 @@ public static class SegmentationMetrics
     /// <see cref="Hd95"/> and <see cref="SurfaceDice"/> at once, from one pair of distance transforms.
     /// Memory follows the masks' edges, not the image: edges are kept as pixel indices and each
     /// transform covers only the bounding box of both edges (where every site lies, so the distances
-    /// are exact), stored as integers.
+    /// are exact), at two bytes per pixel of it.
     /// </summary>
     public static (double? Hd95, double? Nsd) SurfaceScores(ReadOnlySpan<bool> prediction, ReadOnlySpan<bool> truth, int width, int height, double tolerance)
     {
@@ -120,7 +120,7 @@ public static class SegmentationMetrics
         return edges;
     }
 
-    /// <summary>For every edge pixel of <paramref name="from"/>, the Euclidean distance to the nearest edge pixel of <paramref name="to"/>.</summary>
+    /// <summary>For every edge pixel of <paramref name="from"/> (raster order), the Euclidean distance to the nearest edge pixel of <paramref name="to"/>.</summary>
     private static List<double> DirectedDistances(List<int> from, List<int> to, int w)
     {
         // The bounding box of both edge sets holds every site, so the transform restricted to it is exact there.
@@ -136,13 +136,12 @@ public static class SegmentationMetrics
         }
         int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
         var distances = new List<double>(from.Count);
-        if (Math.Max(bw, bh) <= MaxIntWindow)
+        if (bh < NoSite)
         {
-            var squared = SquaredDistanceWindow(to, w, x0, y0, bw, bh);
-            foreach (int i in from) distances.Add(Math.Sqrt(squared[(i / w - y0) * bw + (i % w - x0)]));
+            ColumnDistanceSquares(from, to, w, x0, y0, bw, bh, distances);
             return distances;
         }
-        // A window too long for integer squares (over 32767 pixels on a side): the double transform on it.
+        // A window over 65534 pixels tall: the double transform on it.
         var sites = new bool[(long)bw * bh];
         foreach (int i in to) sites[(i / w - y0) * bw + (i % w - x0)] = true;
         var d = SquaredDistanceTransform(sites, bw, bh);
@@ -150,40 +149,57 @@ public static class SegmentationMetrics
         return distances;
     }
 
-    /// <summary>Windows up to this side keep squared distances (at most 2·32767²) in an int.</summary>
-    private const int MaxIntWindow = 32767;
-
-    private const int Unreached = int.MaxValue;
+    private const ushort NoSite = ushort.MaxValue;
 
     /// <summary>
-    /// <see cref="SquaredDistanceTransform"/> of the sites <paramref name="sites"/> (indices in a grid
-    /// <paramref name="w"/> wide) on the window at (<paramref name="x0"/>, <paramref name="y0"/>) of
-    /// <paramref name="ww"/> x <paramref name="wh"/> pixels, which must contain every site; exact integers.
+    /// The separable exact transform (Felzenszwalb and Huttenlocher) with two bytes per pixel of the
+    /// window: first each pixel's vertical distance to the nearest site of its column (two sweeps),
+    /// then, only on rows that hold a pixel of <paramref name="from"/>, the lower envelope of
+    /// (x - x')² + dy(x')², read at those pixels. Appends the distances in <paramref name="from"/>'s order.
     /// </summary>
-    internal static int[] SquaredDistanceWindow(IReadOnlyList<int> sites, int w, int x0, int y0, int ww, int wh)
+    private static void ColumnDistanceSquares(List<int> from, List<int> to, int w, int x0, int y0, int ww, int wh, List<double> distances)
     {
-        const double Inf = 1e20;
-        var d = new int[(long)ww * wh];
-        Array.Fill(d, Unreached);
-        foreach (int i in sites) d[(i / w - y0) * ww + (i % w - x0)] = 0;
-        int n = Math.Max(ww, wh);
-        var f = new double[n];
-        var result = new double[n];
-        var v = new int[n];
-        var z = new double[n + 1];
-        for (int pass = 0; pass < 2; pass++)
+        var dy = new ushort[(long)ww * wh];
+        Array.Fill(dy, NoSite);
+        foreach (int i in to) dy[(long)(i / w - y0) * ww + (i % w - x0)] = 0;
+        for (int x = 0; x < ww; x++)
         {
-            int lines = pass == 0 ? ww : wh, length = pass == 0 ? wh : ww;
-            long step = pass == 0 ? ww : 1;
-            for (int line = 0; line < lines; line++)
+            int last = -1;
+            for (int y = 0; y < wh; y++)
             {
-                long start = pass == 0 ? line : (long)line * ww;
-                for (int k = 0; k < length; k++) { int value = d[start + k * step]; f[k] = value == Unreached ? Inf : value; }
-                Envelope(f, length, result, v, z);
-                for (int k = 0; k < length; k++) d[start + k * step] = result[k] >= Unreached ? Unreached : (int)result[k];
+                long at = (long)y * ww + x;
+                if (dy[at] == 0) last = y;
+                else if (last >= 0) dy[at] = (ushort)(y - last);
+            }
+            int next = -1;
+            for (int y = wh - 1; y >= 0; y--)
+            {
+                long at = (long)y * ww + x;
+                if (dy[at] == 0) next = y;
+                else if (next >= 0 && next - y < dy[at]) dy[at] = (ushort)(next - y);
             }
         }
-        return d;
+        const double Inf = 1e20;
+        var f = new double[ww];
+        var result = new double[ww];
+        var v = new int[ww];
+        var z = new double[ww + 1];
+        int row = -1;
+        foreach (int i in from)
+        {
+            int y = i / w - y0;
+            if (y != row)
+            {
+                row = y;
+                for (int x = 0; x < ww; x++)
+                {
+                    ushort d = dy[(long)y * ww + x];
+                    f[x] = d == NoSite ? Inf : (double)d * d;
+                }
+                Envelope(f, ww, result, v, z);
+            }
+            distances.Add(Math.Sqrt(result[i % w - x0]));
+        }
     }
 
     /// <summary>
