@@ -55,7 +55,6 @@ internal static class EvalCommand
             if (output is null && masks) throw new VlsmException("--save-masks writes under the output folder; give --out DIR.");
             if (output is null && overlayCount > 0) throw new VlsmException("--overlays writes under the output folder; give --out DIR.");
             if (output is not null && File.Exists(output)) throw new VlsmException($"--out {output} is a file; give a folder.");
-            using var outLock = output is null ? null : Vlsm.IO.FolderLock.Acquire(output, "eval");
             var reference = ModelReference.Resolve(parse.GetValue(model), parse.GetValue(adapter), parse.GetValue(run));
             var runDefaults = reference.Run;
             // A run folder says how it was trained: its prompt and mask threshold unless flags say otherwise.
@@ -82,6 +81,8 @@ internal static class EvalCommand
                 EvaluationFolder.CheckReplaceable(output);
                 OutputFolder.EnsureWritable(output, "--out");
             }
+            // After the writability check, so a folder that cannot be written is reported as such, not as a lock failure.
+            using var outLock = output is null ? null : Vlsm.IO.FolderLock.Acquire(output, "eval");
 
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);

@@ -68,9 +68,9 @@ internal static class PredictCommand
                 BatchSize = parse.GetValue(batch),
             };
             options.Validate();
-            using var outLock = Vlsm.IO.FolderLock.Acquire(options.OutputDirectory, "predict");
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
             OutputFolder.EnsureWritable(output, "--out");
+            using var outLock = Vlsm.IO.FolderLock.Acquire(options.OutputDirectory, "predict");
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);
             using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note);
             var job = PredictionJob.Plan(predictor, imagePaths, options);
