@@ -41,8 +41,9 @@ public sealed class Trainer
     /// </summary>
     public TrainResult Run(bool resume, CancellationToken cancellation = default)
     {
-        using var folderLock = heldLock is null ? FolderLock.Acquire(run.Path, "train") : null;
+        // The plan is checked first: refused settings must leave no run folder behind (taking the lock creates it).
         var plan = TrainingPlan.Resolve(config);
+        using var folderLock = heldLock is null ? FolderLock.Acquire(run.Path, "train") : null;
         ITrainableModel model = TrainingSession.Open(plan, run);
         TrainingSession session;
         try
