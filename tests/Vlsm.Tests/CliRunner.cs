@@ -24,13 +24,24 @@ internal static class CliRunner
         foreach (var (name, value) in environment) psi.Environment[name] = value;
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        return RunProcess(psi, TimeSpan.FromMinutes(10), $"vlsm {string.Join(' ', args)}");
+    }
+
+    /// <summary>
+    /// Runs any program to its end, collecting stdout and stderr; past <paramref name="timeout"/> it
+    /// kills the process tree and fails naming <paramref name="what"/>.
+    /// </summary>
+    public static CliResult RunProcess(ProcessStartInfo psi, TimeSpan timeout, string what)
+    {
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10)))
+        if (!p.WaitForExit(timeout))
         {
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"vlsm {string.Join(' ', args)} did not finish in 10 minutes");
+            throw new TimeoutException($"{what} did not finish in {timeout.TotalMinutes:0} minutes");
         }
         return new CliResult(p.ExitCode, stdout.Result, stderr.Result);
     }

@@ -83,30 +83,18 @@ public sealed partial class DemoProgressTests : IDisposable
     /// newlines, escape sequences removed) is wider than the terminal.
     /// </summary>
     [Fact]
-    public async Task LiveViewFitsAnEightyColumnTerminalAndNamesEveryStage()
+    public void LiveViewFitsAnEightyColumnTerminalAndNamesEveryStage()
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "vlsm.dll");
         string Q(string s) => "'" + s.Replace("'", "'\\''") + "'";
         string command = $"stty cols 80 rows 24 && exec dotnet {Q(dll)} demo --quick --seed 3 --out {Q(Path.Combine(tmp, "out"))} --cache {Q(Path.Combine(tmp, "cache"))}";
-        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        var psi = new ProcessStartInfo("script") { RedirectStandardInput = true };
         foreach (var a in new[] { "-qfec", command, "/dev/null" }) psi.ArgumentList.Add(a);
         psi.Environment["TERM"] = "xterm-256color";
         psi.Environment.Remove("CI"); // Spectre treats CI as non-interactive
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
-        try
-        {
-            await p.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException("vlsm demo --quick did not finish in 10 minutes in the pseudo-terminal");
-        }
-        string raw = await stdout;
-        Assert.True(p.ExitCode == 0, raw + await stderr);
+        var r = CliRunner.RunProcess(psi, TimeSpan.FromMinutes(10), "vlsm demo --quick in the pseudo-terminal");
+        string raw = r.Stdout;
+        Assert.True(r.ExitCode == 0, raw + r.Stderr);
 
         string text = Escapes().Replace(raw, "");
         var lines = text.Split('\n').SelectMany(l => l.Split('\r')).ToList();

@@ -15,15 +15,11 @@ public sealed class LauncherTests : IDisposable
 
     private static CliResult Launch(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("bash");
         psi.ArgumentList.Add(Path.Combine(Fixtures.RepoRoot, "vlsm"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        return new CliResult(p.ExitCode, stdout.Result, stderr.Result);
+        return CliRunner.RunProcess(psi, TimeSpan.FromMinutes(10), $"./vlsm {string.Join(' ', args)}");
     }
 
     /// <summary>No stamp (never built by the launcher), or a stamp older than every source: the launcher must build.</summary>
