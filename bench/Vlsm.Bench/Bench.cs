@@ -7,6 +7,21 @@ namespace Vlsm.Bench;
 
 internal static class Bench
 {
+    /// <summary>
+    /// Runs this bench program again as a child (a measurement alone in its own process, so its peak
+    /// RSS is its own) and returns its exit code, its stdout and the stdout's last line (the result).
+    /// </summary>
+    public static (int Exit, string Output, string LastLine) RunSelf(params string[] args)
+    {
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(Bench).Assembly.Location);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output, output.Trim().Split('\n').Last());
+    }
+
     /// <summary>Median of <paramref name="n"/> timed runs (seconds), after one warm-up run (first-call allocations, caches) unless <paramref name="warmUp"/> is false.</summary>
     public static double Median(int n, Func<double> run, bool warmUp = true)
     {

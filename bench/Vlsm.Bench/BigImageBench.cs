@@ -80,15 +80,9 @@ internal static class BigImageBench
 
     private static (long PeakMb, double Seconds) Child(string command, string model, string data, int batch)
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(BigImageBench).Assembly.Location);
-        foreach (var a in new[] { "--child", ChildKey, "--command", command, "--model", model, "--data", data, "--batch", batch.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"bigimage child ({command}, batch {batch}) failed with exit code {p.ExitCode}: {output}");
-        var o = JsonNode.Parse(output.Trim().Split('\n').Last())!;
+        var (exit, output, result) = Bench.RunSelf("--child", ChildKey, "--command", command, "--model", model, "--data", data, "--batch", batch.ToString(CultureInfo.InvariantCulture));
+        if (exit != 0) throw new InvalidOperationException($"bigimage child ({command}, batch {batch}) failed with exit code {exit}: {output}");
+        var o = JsonNode.Parse(result)!;
         return (o["peak_rss_mb"]!.GetValue<long>(), o["seconds"]!.GetValue<double>());
     }
 

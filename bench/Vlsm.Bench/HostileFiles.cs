@@ -68,14 +68,11 @@ internal static class HostileFiles
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEndAsync();
         long peakKb = 0;
-        string status = $"/proc/{p.Id}/status";
         while (!p.HasExited)
         {
             try
             {
-                foreach (var line in File.ReadLines(status))
-                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                        peakKb = Math.Max(peakKb, long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture));
+                peakKb = Math.Max(peakKb, PeakRss.PeakKilobytesOf(p.Id));
             }
             catch (IOException)
             {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Vlsm.Data.Synthetic;
 using Vlsm.Training;
@@ -32,14 +31,7 @@ internal static class MemoryGrowth
             Console.WriteLine("memory growth: skipped (needs ../shared/parity/clipseg-tiny beside the checkout)");
             return null;
         }
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(MemoryGrowth).Assembly.Location);
-        psi.ArgumentList.Add("--child");
-        psi.ArgumentList.Add(ChildKey);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return double.Parse(output.Trim().Split('\n').Last(), CultureInfo.InvariantCulture);
+        return double.Parse(Bench.RunSelf("--child", ChildKey).LastLine, CultureInfo.InvariantCulture);
     }
 
     public static string RunChild()

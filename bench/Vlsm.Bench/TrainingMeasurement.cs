@@ -23,9 +23,12 @@ internal static class PeakRss
         return Kilobytes("VmRSS:");
     }
 
-    private static long Kilobytes(string field)
+    /// <summary>VmHWM of another process, in kB (-1024 when the field is missing).</summary>
+    public static long PeakKilobytesOf(int pid) => Kilobytes("VmHWM:", $"/proc/{pid}/status");
+
+    private static long Kilobytes(string field, string status = "/proc/self/status")
     {
-        foreach (var line in File.ReadLines("/proc/self/status"))
+        foreach (var line in File.ReadLines(status))
             if (line.StartsWith(field, StringComparison.Ordinal))
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
         return -1024;
@@ -134,16 +137,10 @@ internal static class TrainingMeasurement
     /// <summary>Runs <see cref="Run"/> in a child process of this program and returns its result.</summary>
     public static JsonObject InChildProcess(string key, string precision, bool quick, int threads)
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
-            psi.ArgumentList.Add(typeof(TrainingMeasurement).Assembly.Location);
-        foreach (var a in new[] { "--child", key, "--precision", precision, "--threads", threads.ToString() }) psi.ArgumentList.Add(a);
-        if (quick) psi.ArgumentList.Add("--quick");
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"measurement {key} {precision} failed with exit code {p.ExitCode}");
-        return (JsonObject)JsonNode.Parse(output.Trim().Split('\n').Last())!;
+        string[] args = ["--child", key, "--precision", precision, "--threads", threads.ToString()];
+        var (exit, _, result) = Bench.RunSelf(quick ? [.. args, "--quick"] : args);
+        if (exit != 0) throw new InvalidOperationException($"measurement {key} {precision} failed with exit code {exit}");
+        return (JsonObject)JsonNode.Parse(result)!;
     }
 
     /// <summary>A batch of random 352x352 images, one prompt and binary masks; <paramref name="id"/> names its records.</summary>
