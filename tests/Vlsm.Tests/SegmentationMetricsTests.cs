@@ -83,8 +83,8 @@ public class SegmentationMetricsTests
     public void EdgesTreatTheImageBorderAsBackground()
     {
         var full = Enumerable.Repeat(true, 5 * 4).ToArray();
-        var edges = SegmentationMetrics.Edges(full, 5, 4);
-        Assert.Equal(5 * 4 - 3 * 2, edges.Count(e => e)); // all but the 3x2 interior
+        var edges = SegmentationMetrics.EdgeIndices(full, 5, 4);
+        Assert.Equal(5 * 4 - 3 * 2, edges.Count); // all but the 3x2 interior
     }
 
     [Fact]

@@ -23,7 +23,7 @@ internal static class TrainedInfo
             o["run"] = runDir;
             o["model"] = modelDir;
             o["family"] = FamilyOf(modelDir, weights);
-            o["mode"] = run.Mode;
+            o["mode"] = run.Config.Mode;
             if (run.Config.Parts is { } parts) o["parts"] = parts;
             if (run.Config.Preset is { } preset) o["preset"] = preset;
             o["prompt"] = run.Config.Prompt;

@@ -107,7 +107,6 @@ public static class PredictionScorer
         var predicted = Foreground(prediction.Pixels, 127);
         var truth = Foreground(originalTruth.Pixels, maskThreshold);
         var (ones, zeros) = SegmentationMetrics.TrivialDiceDifferences(predicted, truth);
-        if (!(nsdTolerance >= 0) || double.IsInfinity(nsdTolerance)) throw new ArgumentOutOfRangeException(nameof(nsdTolerance), "the tolerance must be a finite number of pixels, 0 or more.");
         var (hd95, nsd) = SegmentationMetrics.SurfaceScores(predicted, truth, w, h, nsdTolerance);
         return new MaskScores(
             SegmentationMetrics.Dice(predicted, truth),

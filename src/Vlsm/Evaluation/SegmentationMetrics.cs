@@ -41,8 +41,6 @@ public static class SegmentationMetrics
     /// </summary>
     public static double? Hd95(ReadOnlySpan<bool> prediction, ReadOnlySpan<bool> truth, int width, int height)
     {
-        if (prediction.Length != width * height || truth.Length != width * height)
-            throw new ArgumentException($"masks must have {width}×{height} pixels.");
         return SurfaceScores(prediction, truth, width, height, 0).Hd95;
     }
 
@@ -53,9 +51,6 @@ public static class SegmentationMetrics
     /// </summary>
     public static double? SurfaceDice(ReadOnlySpan<bool> prediction, ReadOnlySpan<bool> truth, int width, int height, double tolerance)
     {
-        if (prediction.Length != width * height || truth.Length != width * height)
-            throw new ArgumentException($"masks must have {width}×{height} pixels.");
-        if (!(tolerance >= 0) || double.IsInfinity(tolerance)) throw new ArgumentOutOfRangeException(nameof(tolerance), "the tolerance must be a finite number of pixels, 0 or more.");
         return SurfaceScores(prediction, truth, width, height, tolerance).Nsd;
     }
 
@@ -69,6 +64,7 @@ public static class SegmentationMetrics
     {
         if (prediction.Length != width * height || truth.Length != width * height)
             throw new ArgumentException($"masks must have {width}×{height} pixels.");
+        if (!(tolerance >= 0) || double.IsInfinity(tolerance)) throw new ArgumentOutOfRangeException(nameof(tolerance), "the tolerance must be a finite number of pixels, 0 or more.");
         var predEdges = EdgeIndices(prediction, width, height);
         var truthEdges = EdgeIndices(truth, width, height);
         if (predEdges.Count + truthEdges.Count == 0) return (null, null);
@@ -93,13 +89,6 @@ public static class SegmentationMetrics
         double ones = positives == 0 ? 0 : 2.0 * positives / (positives + truth.Length);
         double zeros = positives == 0 ? 1 : 0;
         return (dice - ones, dice - zeros);
-    }
-
-    internal static bool[] Edges(ReadOnlySpan<bool> mask, int w, int h)
-    {
-        var edges = new bool[mask.Length];
-        foreach (int i in EdgeIndices(mask, w, h)) edges[i] = true;
-        return edges;
     }
 
     /// <summary>The indices of the edge pixels (foreground pixels not inside the 4-connected cross, the outside counted as background), in raster order.</summary>

@@ -126,22 +126,10 @@ public static class BitmapFont
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(text);
         ArgumentOutOfRangeException.ThrowIfLessThan(scale, 1);
-        var px = image.Pixels;
         for (int i = 0; i < text.Length; i++)
             for (int row = 0; row < CellHeight; row++)
                 for (int col = 0; col < CellWidth; col++)
-                {
-                    if (!Ink(text[i], col, row)) continue;
-                    for (int dy = 0; dy < scale; dy++)
-                        for (int dx = 0; dx < scale; dx++)
-                        {
-                            int px0 = x + (i * CellWidth + col) * scale + dx, py0 = y + row * scale + dy;
-                            if (px0 < 0 || py0 < 0 || px0 >= image.Width || py0 >= image.Height) continue;
-                            int s = 3 * (py0 * image.Width + px0);
-                            px[s] = color.R;
-                            px[s + 1] = color.G;
-                            px[s + 2] = color.B;
-                        }
-                }
+                    if (Ink(text[i], col, row))
+                        Overlay.Fill(image, x + (i * CellWidth + col) * scale, y + row * scale, scale, scale, color);
     }
 }

@@ -106,9 +106,12 @@ public static class Overlay
     /// <summary><paramref name="over"/> at opacity <paramref name="alpha"/> on <paramref name="under"/>, rounded as <see cref="Tint"/> rounds.</summary>
     public static (byte R, byte G, byte B) Blend((byte R, byte G, byte B) under, (byte R, byte G, byte B) over, float alpha)
     {
-        static byte Mix(byte a, byte b, float t) => (byte)Math.Clamp(MathF.Round(a * (1f - t) + b * t, MidpointRounding.AwayFromZero), 0f, 255f);
         return (Mix(under.R, over.R, alpha), Mix(under.G, over.G, alpha), Mix(under.B, over.B, alpha));
     }
+
+    /// <summary>One channel of <paramref name="over"/> at opacity <paramref name="alpha"/> on <paramref name="under"/>: the rounding every blend here uses.</summary>
+    private static byte Mix(int under, int over, float alpha) =>
+        (byte)Math.Clamp(MathF.Round(under * (1f - alpha) + over * alpha, MidpointRounding.AwayFromZero), 0f, 255f);
 
     /// <summary>Fills the rectangle (clipped to the image).</summary>
     public static void Fill(RgbImage image, int x, int y, int w, int h, (byte R, byte G, byte B) color)
@@ -185,7 +188,7 @@ public static class Overlay
         ReadOnlySpan<byte> c = [color.r, color.g, color.b];
         for (int ch = 0; ch < 3; ch++)
             for (int v = 0; v < 256; v++)
-                lut[ch * 256 + v] = (byte)Math.Clamp(MathF.Round(v * (1f - alpha) + c[ch] * alpha, MidpointRounding.AwayFromZero), 0f, 255f);
+                lut[ch * 256 + v] = Mix(v, c[ch], alpha);
 
         var output = (byte[])image.Pixels.Clone();
         ReadOnlySpan<byte> m = mask.Pixels;

@@ -148,7 +148,8 @@ public sealed class PredictionJob
                 for (int k = 0; k < prompts.Count; k++)
                 {
                     Write(path, k, image, predictions[i * prompts.Count + k]);
-                    if (kept is null) CollectAfterLargeImage(); // this prompt's mask, overlay and encoder buffers
+                    // This prompt's mask, overlay and encoder buffers; after the last prompt the collection below frees them with the image.
+                    if (kept is null && k < prompts.Count - 1) CollectAfterLargeImage();
                 }
                 decoded[i] = default;
                 if (kept is null) CollectAfterLargeImage();

@@ -13,10 +13,10 @@ public sealed record TrainedWeightsInfo(string Path, string? Family, string? Mod
     /// <summary>Which family each of vlsm's weights formats belongs to (metadata <c>format</c>).</summary>
     private static readonly Dictionary<string, string> Formats = new(StringComparer.Ordinal)
     {
-        ["vlsm-adapter"] = "clipseg",
-        ["vlsm-cris"] = "cris",
-        ["vlsm-san"] = "san",
-        ["vlsm-biomedclipseg"] = "biomedclipseg",
+        [Models.ClipSeg.AdapterFile.Format] = "clipseg",
+        [Models.Cris.CrisCheckpointFile.Format] = "cris",
+        [Models.San.SanWeightsFile.Format] = "san",
+        [Models.BiomedClipSeg.BiomedClipSegWeightsFile.Format] = "biomedclipseg",
     };
 
     /// <summary>The fingerprint of the base weights it was trained on, or null (written before it was recorded).</summary>
@@ -39,7 +39,7 @@ public sealed record TrainedWeightsInfo(string Path, string? Family, string? Mod
 /// <summary>A training run folder as <c>vlsm info</c> describes it: its config, its weights and how far it got.</summary>
 /// <param name="Epochs">Epochs completed (rows of metrics.csv).</param>
 /// <param name="BestDice">The best validation Dice of those epochs, and the epoch (1-based) it came from.</param>
-public sealed record RunInfo(string Path, RunDefaults Config, string? Mode, TrainedWeightsInfo? Best, int Epochs, (double Dice, int Epoch)? BestDice)
+public sealed record RunInfo(string Path, RunDefaults Config, TrainedWeightsInfo? Best, int Epochs, (double Dice, int Epoch)? BestDice)
 {
     /// <exception cref="VlsmException">The folder is not a training run folder (no config.yaml), or its files are unreadable.</exception>
     public static RunInfo Read(string runDir)
@@ -66,6 +66,6 @@ public sealed record RunInfo(string Path, RunDefaults Config, string? Mode, Trai
                     bestDice = (dice, epochs);
             }
         }
-        return new RunInfo(runDir, config, config.Mode, weights, epochs, bestDice);
+        return new RunInfo(runDir, config, weights, epochs, bestDice);
     }
 }

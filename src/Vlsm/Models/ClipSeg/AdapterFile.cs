@@ -14,12 +14,15 @@ namespace Vlsm.Models.ClipSeg;
 /// </summary>
 public static class AdapterFile
 {
+    /// <summary>Metadata <c>format</c> of these files.</summary>
+    public const string Format = "vlsm-adapter";
+
     public static void Save(string path, AdaptedClipSeg model, IReadOnlyDictionary<string, string>? extraMetadata = null)
     {
         var spec = model.Spec;
         var metadata = new Dictionary<string, string>
         {
-            ["format"] = "vlsm-adapter",
+            ["format"] = Format,
             ["kind"] = FineTuneSpec.ModeName(spec.Mode),
             ["trainable_parameters"] = model.TrainableParameterCount.ToString(CultureInfo.InvariantCulture),
             ["base"] = model.Config.Fingerprint,
