@@ -79,7 +79,7 @@ public class BiomedClipSegParityTests(ITestOutputHelper output)
         using var _ = inference_mode();
         using (model)
         {
-            var tokenizer = BiomedClipSegLoader.Tokenizer(Tiny);
+            var tokenizer = BiomedClipSegLoader.Tokenizer(Tiny, BiomedClipSegLoader.ReadConfig(Tiny));
             var batch = tokenizer.EncodeBatch(["a polyp [PAD] in the image", "a polyp in the image"], 256, padTo: 256);
             using var ids = tensor(batch.InputIds, new long[] { 2, 256 });
             using var mask = tensor(batch.AttentionMask, new long[] { 2, 256 });
@@ -105,7 +105,7 @@ public class BiomedClipSegParityTests(ITestOutputHelper output)
         using (reference)
         {
             using var expected = reference.Load("conditional_embeddings", ScalarType.Float32);
-            var tokenizer = BiomedClipSegLoader.Tokenizer(Tiny);
+            var tokenizer = BiomedClipSegLoader.Tokenizer(Tiny, BiomedClipSegLoader.ReadConfig(Tiny));
             var prompts = System.Text.Json.JsonSerializer.Deserialize<string[]>(reference.Metadata["prompts"])!;
             var (shortIds, shortMask) = BiomedClipSegPredictor.Tokenize(tokenizer, model.Config, prompts);
             Assert.True(shortIds.shape[1] < 256);

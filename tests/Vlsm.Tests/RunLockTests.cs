@@ -135,8 +135,8 @@ public sealed class RunLockTests : IDisposable
             Assert.True(Directory.Exists(neighbour));
             Assert.True(File.Exists(openElsewhere)); // a writer has it open
         }
-        Assert.True(FolderLock.IsTemporaryName($".a.{guid()}.tmp"));
-        Assert.False(FolderLock.IsTemporaryName($"a.{guid()}.tmp"));
-        Assert.False(FolderLock.IsTemporaryName(".a.tmp"));
+        Assert.True(AtomicFile.IsTemporaryName($".a.{guid()}.tmp"));
+        Assert.False(AtomicFile.IsTemporaryName($"a.{guid()}.tmp"));
+        Assert.False(AtomicFile.IsTemporaryName(".a.tmp"));
     }
 }

@@ -8,6 +8,20 @@ namespace Vlsm.IO;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>A hidden, unique name for a temporary beside <paramref name="name"/>: <c>.NAME.32-hex.tmp</c> (files here, staging folders in <see cref="AtomicFolder"/>).</summary>
+    public static string TemporaryName(string name) => $".{name}.{Guid.NewGuid():N}.tmp";
+
+    /// <summary>Whether <paramref name="name"/> has the form <see cref="TemporaryName"/> gives (what <see cref="FolderLock"/> cleans after a killed process).</summary>
+    public static bool IsTemporaryName(string name)
+    {
+        if (name.Length < 1 + 1 + 1 + 32 + 4 || name[0] != '.' || !name.EndsWith(".tmp", StringComparison.Ordinal)) return false;
+        var guid = name.AsSpan(name.Length - 4 - 32, 32);
+        if (name[name.Length - 4 - 32 - 1] != '.') return false;
+        foreach (char c in guid)
+            if (!char.IsAsciiHexDigitLower(c) && !char.IsAsciiDigit(c)) return false;
+        return true;
+    }
+
     /// <summary>
     /// Writes <paramref name="path"/> atomically with whatever <paramref name="write"/> writes to
     /// the stream it is given. The callback may dispose the stream (e.g. through a
@@ -72,7 +86,7 @@ public static class AtomicFile
         // Random suffix plus CreateNew: two concurrent writers of the same target never share a temp file.
         while (true)
         {
-            var temp = System.IO.Path.Combine(directory, $".{name}.{Guid.NewGuid():N}.tmp");
+            var temp = System.IO.Path.Combine(directory, TemporaryName(name));
             try
             {
                 var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);

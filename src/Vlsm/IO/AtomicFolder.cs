@@ -13,10 +13,10 @@ public static class AtomicFolder
     {
         ArgumentNullException.ThrowIfNull(fill);
         string target = Path.GetFullPath(outDir);
-        if (File.Exists(target)) throw new VlsmException($"--out {outDir} is a file; give a folder.");
+        OutputFolder.RefuseFileOnPath(outDir, "--out");
         string parent = Path.GetDirectoryName(target)!;
         Directory.CreateDirectory(parent);
-        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
+        string staging = Path.Combine(parent, AtomicFile.TemporaryName(Path.GetFileName(target)));
         Directory.CreateDirectory(staging);
         try
         {

@@ -78,13 +78,11 @@ public sealed class FolderLock : IDisposable
     /// before this process started, and files only when no process has them open exclusively (a writer does).
     /// Called with the folder's lock held, so no other vlsm process writes there.
     /// </summary>
-    /// <returns>How many were removed.</returns>
-    public static int RemoveStaleTemporaries(string folder)
+    private static void RemoveStaleTemporaries(string folder)
     {
         string full = Path.GetFullPath(folder);
         var started = System.Diagnostics.Process.GetCurrentProcess().StartTime.ToUniversalTime();
-        int removed = 0;
-        bool Stale(FileSystemInfo info) => IsTemporaryName(info.Name) && info.LastWriteTimeUtc < started;
+        bool Stale(FileSystemInfo info) => AtomicFile.IsTemporaryName(info.Name) && info.LastWriteTimeUtc < started;
         try
         {
             foreach (var file in new DirectoryInfo(full).EnumerateFiles(".*.tmp", SearchOption.AllDirectories).Where(Stale).ToList())
@@ -93,7 +91,6 @@ public sealed class FolderLock : IDisposable
                 {
                     using (new FileStream(file.FullName, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) { }
                     file.Delete();
-                    removed++;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -109,7 +106,6 @@ public sealed class FolderLock : IDisposable
                 try
                 {
                     dir.Delete(recursive: true);
-                    removed++;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -121,18 +117,6 @@ public sealed class FolderLock : IDisposable
         {
             // An unreadable folder: nothing to clean that we could clean.
         }
-        return removed;
-    }
-
-    /// <summary>Whether a name is one <see cref="AtomicFile"/> or <see cref="AtomicFolder"/> gives its temporaries: <c>.NAME.32-hex.tmp</c>.</summary>
-    public static bool IsTemporaryName(string name)
-    {
-        if (name.Length < 1 + 1 + 1 + 32 + 4 || name[0] != '.' || !name.EndsWith(".tmp", StringComparison.Ordinal)) return false;
-        var guid = name.AsSpan(name.Length - 4 - 32, 32);
-        if (name[name.Length - 4 - 32 - 1] != '.') return false;
-        foreach (char c in guid)
-            if (!char.IsAsciiHexDigitLower(c) && !char.IsAsciiDigit(c)) return false;
-        return true;
     }
 
     /// <summary>Whether another process (or another handle of this one) holds the folder's lock now.</summary>

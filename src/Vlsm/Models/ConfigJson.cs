@@ -49,10 +49,15 @@ internal static class ConfigJson
         {
             throw new FormatException($"{label} must be an integer, got {Vlsm.IO.Printable.Clip(node.ToJsonString())}.", e);
         }
-        if (value is > MaxMagnitude or < -MaxMagnitude)
-            throw new FormatException($"{label} is {value}; no size, count or id of a model this large is plausible (at most {MaxMagnitude:N0}), so nothing is built from it.");
-        return value;
+        return Bounded(value, label);
     }
+
+    /// <summary><paramref name="value"/>, if within <see cref="MaxMagnitude"/>; every config reader's integers pass here.</summary>
+    /// <exception cref="FormatException">The value is implausibly large.</exception>
+    public static int Bounded(int value, string label) =>
+        value is > MaxMagnitude or < -MaxMagnitude
+            ? throw new FormatException($"{label} is {value}; no size, count or id of a model this large is plausible (at most {MaxMagnitude:N0}), so nothing is built from it.")
+            : value;
 
     /// <summary>The largest integer a model config may hold (a vocabulary of a million tokens is larger than any real one).</summary>
     public const int MaxMagnitude = 1 << 20;

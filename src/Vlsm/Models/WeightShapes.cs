@@ -21,7 +21,7 @@ public static class WeightShapes
     /// <exception cref="VlsmException">A claimed shape or count differs from the weights', naming the field, its value and the tensor.</exception>
     public static void Check(string configPath, string weights, IEnumerable<ShapeClaim> claims, IEnumerable<CountClaim> counts)
     {
-        if (!File.Exists(weights) || !weights.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return;
+        if (!File.Exists(weights)) return;
         using var file = SafetensorsFile.Open(weights);
         Check(configPath, weights, k => file.Contains(k) ? file.Entry(k).Shape : null, file.Names, claims, counts);
     }
@@ -30,16 +30,8 @@ public static class WeightShapes
     public static void Check(string configPath, string weights, Func<string, long[]?> shapeOf, IEnumerable<string> keys,
         IEnumerable<ShapeClaim> claims, IEnumerable<CountClaim> counts)
     {
-        JsonObject? config = null;
-        try
-        {
-            config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject;
-        }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
-        {
-            // the config was parsed before this check; its text is needed only to say which fields are absent
-        }
-        string Given(string field) => IsGiven(config, field) ? "" : " (absent from the file, so the default)";
+        // config.json's text is needed only to word a refusal (which fields were absent), so it is read only then.
+        string Given(string field) => IsGiven(ReadConfig(configPath), field) ? "" : " (absent from the file, so the default)";
         foreach (var c in claims)
         {
             if (shapeOf(c.Key) is not { } shape || shape.SequenceEqual(c.Shape)) continue;
@@ -68,6 +60,18 @@ public static class WeightShapes
                 highest = Math.Max(highest, i);
         }
         return highest + 1;
+    }
+
+    private static JsonObject? ReadConfig(string configPath)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject;
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return null; // the config was parsed before this check; without its text every field counts as given
+        }
     }
 
     private static bool IsGiven(JsonObject? config, string field)

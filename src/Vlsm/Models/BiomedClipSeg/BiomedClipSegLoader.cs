@@ -54,9 +54,9 @@ public static class BiomedClipSegLoader
         return model;
     }
 
-    /// <summary>The folder's WordPiece tokenizer (its vocab.txt).</summary>
-    public static WordPieceTokenizer Tokenizer(string dir) =>
-        WordPieceTokenizer.FromVocabFile(Path.Combine(dir, WordPieceTokenizer.VocabFileName)).Within(ReadConfig(dir).Text.VocabSize, "the BERT vocab_size");
+    /// <summary>The folder's WordPiece tokenizer (its vocab.txt), its ids bounded by <paramref name="config"/>'s vocabulary (as SAN's and CRIS's tokenizers take their model's config).</summary>
+    public static WordPieceTokenizer Tokenizer(string dir, BiomedClipSegConfig config) =>
+        WordPieceTokenizer.FromVocabFile(Path.Combine(dir, WordPieceTokenizer.VocabFileName)).Within(config.Text.VocabSize, "the BERT vocab_size");
 
     /// <summary>medvlsm's image transform: PIL bilinear resize to the ViT size (antialiased, aspect ratio not kept), /255, OpenAI mean and std.</summary>
     public static ImagePreprocessor Preprocessor(BiomedClipSegConfig config) =>

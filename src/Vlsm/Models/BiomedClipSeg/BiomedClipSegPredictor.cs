@@ -41,7 +41,7 @@ public sealed class BiomedClipSegPredictor : ISegmenter
             foreach (var p in adapted.parameters()) p.requires_grad = false;
             adapted.eval();
             baseModel.SetTowerDtype(ComputePrecisions.Dtype(request.Precision));
-            return new BiomedClipSegPredictor(adapted, BiomedClipSegLoader.Tokenizer(dir));
+            return new BiomedClipSegPredictor(adapted, BiomedClipSegLoader.Tokenizer(dir, baseModel.Config));
         }
         catch
         {

@@ -19,7 +19,12 @@ internal sealed class BiomedClipSegTraining : ITrainableModel
     private readonly FeatureCache? visionCache, textCache;
 
     public BiomedClipSegTraining(ModelRequest request, TrainingSetup setup)
-        : this(BiomedClipSegLoader.Load(request.Directory), () => BiomedClipSegLoader.Tokenizer(request.Directory), request, setup)
+        : this(BiomedClipSegLoader.Load(request.Directory), request, setup)
+    {
+    }
+
+    private BiomedClipSegTraining(BiomedClipSegModel baseModel, ModelRequest request, TrainingSetup setup)
+        : this(baseModel, () => BiomedClipSegLoader.Tokenizer(request.Directory, baseModel.Config), request, setup)
     {
     }
 

@@ -15,7 +15,13 @@ internal sealed class ClipSegTraining : ITrainableModel
     private readonly CachedTowers towers;
 
     public ClipSegTraining(ModelRequest request, TrainingSetup setup)
-        : this(ClipSegLoader.Load(request.Directory), () => ClipTokenizer.FromFolder(request.Directory).Within(ClipSegLoader.ReadConfig(request.Directory).Text.VocabSize, "text_config.vocab_size"), () => ImagePreprocessor.FromFolder(request.Directory), request.Precision, setup)
+        : this(ClipSegLoader.Load(request.Directory), request, setup)
+    {
+    }
+
+    // The loaded model's config bounds the tokenizer's ids (no second read of config.json and the weights' header).
+    private ClipSegTraining(ClipSegModel baseModel, ModelRequest request, TrainingSetup setup)
+        : this(baseModel, () => ClipTokenizer.FromFolder(request.Directory).Within(baseModel.Config.Text.VocabSize, "text_config.vocab_size"), () => ImagePreprocessor.FromFolder(request.Directory), request.Precision, setup)
     {
     }
 

@@ -325,9 +325,7 @@ public sealed record SanConfig(
     {
         try
         {
-            int value = node?.GetValue<int>() ?? throw new FormatException($"{label} is missing.");
-            return Math.Abs((long)value) <= ConfigJson.MaxMagnitude ? value
-                : throw new FormatException($"{label} is {value}; no size or count of a model this large is plausible (at most {ConfigJson.MaxMagnitude:N0}), so nothing is built from it.");
+            return ConfigJson.Bounded(node?.GetValue<int>() ?? throw new FormatException($"{label} is missing."), label);
         }
         catch (Exception e) when (e is InvalidOperationException or JsonException)
         {
