@@ -165,7 +165,7 @@ public sealed class DemoRunner
             double seconds = clock.Elapsed.TotalSeconds;
             var (scores, trainable, _) = Score(modelDir, run.BestFile, medical);
             methods.Add(new DemoMethodResult(method.Name, method.Mode, method.Parts, trainable, 100.0 * trainable / total,
-                result.EpochsCompleted, result.BestEpoch + 1, seconds, scores));
+                result.EpochsCompleted, result.BestEpoch, seconds, scores));
         }
 
         observer.Stage(ExamplesTitle);

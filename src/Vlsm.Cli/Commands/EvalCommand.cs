@@ -76,13 +76,8 @@ internal static class EvalCommand
             };
             options.Validate();
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
-            if (output is not null)
-            {
-                EvaluationFolder.CheckReplaceable(output);
-                OutputFolder.EnsureWritable(output, "--out");
-            }
-            // After the writability check, so a folder that cannot be written is reported as such, not as a lock failure.
-            using var outLock = output is null ? null : Vlsm.IO.FolderLock.Acquire(output, "eval");
+            if (output is not null) EvaluationFolder.CheckReplaceable(output);
+            using var outLock = output is null ? null : Vlsm.IO.FolderLock.Acquire(output, "eval", "--out");
 
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);

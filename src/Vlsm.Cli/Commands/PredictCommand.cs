@@ -69,8 +69,7 @@ internal static class PredictCommand
             };
             options.Validate();
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
-            OutputFolder.EnsureWritable(output, "--out");
-            using var outLock = Vlsm.IO.FolderLock.Acquire(options.OutputDirectory, "predict");
+            using var outLock = Vlsm.IO.FolderLock.Acquire(output, "predict", "--out");
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);
             using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note);
             var job = PredictionJob.Plan(predictor, imagePaths, options);

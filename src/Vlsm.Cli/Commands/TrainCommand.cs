@@ -93,7 +93,7 @@ internal static class TrainCommand
         // The folder's lock first: a second process on a folder in use is told who uses it, whatever state the folder is in.
         if ((request.Resume ?? request.Out) is { } folder && Directory.Exists(folder)) FolderLock.ThrowIfHeld(folder);
         var prepared = request.PrepareRun();
-        using var held = FolderLock.Acquire(prepared.Run.Path, "train");
+        using var held = FolderLock.Acquire(prepared.Run.Path, "train", "--out");
         var (config, run, resuming) = (prepared.Config, prepared.Run, prepared.Resume);
         if (request.Resume is null && request.ConfigFile is null && request.Preset is null && request.Mode is null)
             Console.WriteLine($"mode: dense VLC adapters (the default; choose with --preset or --mode)");
@@ -136,7 +136,7 @@ internal static class TrainCommand
         {
             Console.CancelKeyPress -= onCancel;
         }
-        Console.WriteLine($"done: {result.EpochsCompleted} epochs, best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch + 1}"
+        Console.WriteLine($"done: {result.EpochsCompleted} epochs, best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch}"
             + (result.StartValDice is { } start ? $" (before training {start:0.0000})" : "") + $"; {result.StopReason}; weights in {run.BestFile}");
         return 0;
     }
@@ -144,7 +144,7 @@ internal static class TrainCommand
     /// <summary>After Ctrl-C: the cursor back, what was kept, and the command that continues.</summary>
     private static void Interrupted(RunFolder run)
     {
-        if (!Console.IsOutputRedirected) Console.Write("\u001b[?25h"); // show the cursor the live view hid
+        ProgressReporter.RestoreTerminal(); // show the cursor the live view hid
         string command = $"vlsm train --resume {ShellQuote(run.Path)}";
         if (run.HasState)
         {

@@ -27,11 +27,17 @@ public sealed class FolderLock : IDisposable
     /// <summary>The locked folder (full path).</summary>
     public string Folder { get; }
 
-    /// <summary>Takes the folder's lock (creating the folder), or throws naming the process that holds it.</summary>
+    /// <summary>
+    /// Takes the folder's lock (creating the folder, and checking first that it can be written, so a
+    /// read-only or full disk is reported as such rather than as a lock failure), or throws naming the
+    /// process that holds it.
+    /// </summary>
     /// <param name="what">What this process does there, for the holder record and messages ("train", "eval", ...).</param>
-    /// <exception cref="VlsmException">Another live process holds the folder; the message names its PID.</exception>
-    public static FolderLock Acquire(string folder, string what)
+    /// <param name="flag">The option that named the folder, for messages (e.g. <c>--out</c>).</param>
+    /// <exception cref="VlsmException">The folder cannot be written, or another live process holds it; the message names its PID.</exception>
+    public static FolderLock Acquire(string folder, string what, string flag = "output folder")
     {
+        OutputFolder.EnsureWritable(folder, flag);
         var held = TryAcquire(folder, what);
         if (held is not null) return held;
         throw new VlsmException(InUseMessage(Path.GetFullPath(folder)));

@@ -158,10 +158,6 @@ public sealed class TrainConfig
         Data = data;
     }
 
-    /// <summary>The data roots as the user gave them, for messages.</summary>
-    [YamlIgnore]
-    public IReadOnlyList<string> DataForDisplay => DataAsGiven ?? Data;
-
     private static readonly ISerializer Writer = new SerializerBuilder()
         .WithNamingConvention(UnderscoredNamingConvention.Instance)
         .WithTypeConverter(new IO.YamlFloats())

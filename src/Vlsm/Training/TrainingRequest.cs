@@ -88,8 +88,7 @@ public sealed record TrainingRequest
         RefuseMissingRelativePaths(saved, run);
         saved.MakePathsAbsolute();
 
-        var asked = TrainConfig.FromYaml(run.ConfigFile);
-        asked.MakePathsAbsolute();
+        var asked = saved.With(new Dictionary<string, object?>(), run.ConfigFile); // a copy, its paths already absolute
         Apply(asked);
         asked.MakePathsAbsolute();
         var changed = saved.Differences(asked).Where(d => d.Key is not ("max_epochs" or "model_as_given" or "data_as_given")).ToList();

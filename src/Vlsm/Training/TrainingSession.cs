@@ -19,7 +19,7 @@ public interface ITrainingObserver
     void Message(string text);
 }
 
-/// <param name="BestEpoch">The best epoch's zero-based index (files and the console number it from 1), -1 before any.</param>
+/// <param name="BestEpoch">The best epoch, numbered from 1 as in state.json and on the console; 0 before any.</param>
 public sealed record TrainResult(int EpochsCompleted, int BestEpoch, double BestValDice, double? StartValDice, string StopReason, string RunDir)
 {
     public long TrainableParameters { get; init; }
@@ -195,7 +195,7 @@ public sealed class TrainingSession : IDisposable
                 string why = state.Finished ? $"already finished ({state.StopReason})" : $"already trained its {state.EpochsCompleted} epochs";
                 string more = state.StopReason?.StartsWith("early stopping", StringComparison.Ordinal) == true ? "" : $"; --epochs N (more than {state.EpochsCompleted}) trains it on";
                 Observer.Message($"{Run.Path} {why}; nothing to resume{more}.");
-                return new TrainResult(state.EpochsCompleted, state.BestEpoch - 1, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", Run.Path)
+                return new TrainResult(state.EpochsCompleted, state.BestEpoch, state.EarlyStoppingBest ?? double.NaN, state.StartValDice, state.StopReason ?? "finished", Run.Path)
                 {
                     TrainableParameters = Model.TrainableParameterCount,
                     TotalParameters = Model.TotalParameterCount,
@@ -241,7 +241,7 @@ public sealed class TrainingSession : IDisposable
                 finished: stop || epoch + 1 == schedule.MaxEpochs, stopReason);
             if (stop) break;
         }
-        return new TrainResult(state.EpochsCompleted, state.BestEpoch - 1, early.Best, state.StartValDice, state.StopReason ?? stopReason, Run.Path)
+        return new TrainResult(state.EpochsCompleted, state.BestEpoch, early.Best, state.StartValDice, state.StopReason ?? stopReason, Run.Path)
         {
             TrainableParameters = Model.TrainableParameterCount,
             TotalParameters = Model.TotalParameterCount,
