@@ -79,6 +79,27 @@ public sealed class DatasetSymlinkTests : IDisposable
     }
 
     [Fact]
+    public void EvalRefusesALinkOutOfTheDatasetAndFollowsItWhenAsked()
+    {
+        set.WriteSimpleSplit("train", 1); // Outside() copies train0.png
+        set.WriteSimpleSplit("test", 3);
+        string target = Outside();
+        File.Delete(set.ImagePath("test1.png"));
+        File.CreateSymbolicLink(set.ImagePath("test1.png"), target);
+        string model = Path.Combine(Fixtures.Parity, "clipseg-tiny");
+
+        var refused = CliRunner.Run("eval", "--model", model, "--data", set.Root, "--split", "test");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("test1.png", refused.Stderr);
+        Assert.Contains(target, refused.Stderr);
+        Assert.Contains("--follow-symlinks", refused.Stderr);
+
+        var followed = CliRunner.Run("eval", "--model", model, "--data", set.Root, "--split", "test", "--follow-symlinks");
+        Assert.True(followed.ExitCode == 0, followed.Stdout + followed.Stderr);
+        Assert.Contains("| 3 |", followed.Stdout); // all three records scored, the linked one included
+    }
+
+    [Fact]
     public void DataCheckFailsADatasetWithoutAnnotationFiles()
     {
         set.WriteImage("a.png", 8, 8);
