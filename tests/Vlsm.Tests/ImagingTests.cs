@@ -228,6 +228,79 @@ public sealed class ImagingTests : IDisposable
             Assert.Equal(ImageCodec.Luma(rgb.Pixels[3 * i], rgb.Pixels[3 * i + 1], rgb.Pixels[3 * i + 2]), gray.Pixels[i]);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(6)]
+    [InlineData(7)]
+    public void StripDecodingGivesTheWholeDecodesPixels(int orientation)
+    {
+        // Large colour JPEGs are read in strips of rows (#19: a 12000² RGBA buffer is 576 MB); the
+        // result must be the whole decode's, byte for byte, with EXIF orientation applied to every strip.
+        // (Skia reads PNGs whole, so for the PNG this checks that asking for strips changes nothing.)
+        var noise = Noise(37, 23, seed: orientation);
+        string jpeg = Write($"s{orientation}.jpg", WithExifOrientation(SkiaEncode(noise, SKEncodedImageFormat.Jpeg, 90), orientation));
+        string png = Path.Combine(_dir, $"s{orientation}.png");
+        ImageCodec.SavePng(png, noise);
+        foreach (string path in new[] { jpeg, png })
+        {
+            var wholeRgb = ImageCodec.DecodeRgb(path);
+            var wholeGray = ImageCodec.DecodeGray(path);
+            using (ImageCodec.StripDecoding(aboveBytes: 0, rows: 5))
+            {
+                var rgb = ImageCodec.DecodeRgb(path);
+                var gray = ImageCodec.DecodeGray(path);
+                Assert.Equal((wholeRgb.Width, wholeRgb.Height), (rgb.Width, rgb.Height));
+                Assert.Equal(wholeRgb.Pixels, rgb.Pixels);
+                Assert.Equal(wholeGray.Pixels, gray.Pixels);
+            }
+        }
+    }
+
+    [Fact]
+    public void TruncatedPngReadInStripsNamesTheFile()
+    {
+        string full = Path.Combine(_dir, "full.png");
+        ImageCodec.SavePng(full, Noise(64, 64, seed: 2));
+        var bytes = File.ReadAllBytes(full);
+        string path = Write("truncated.png", bytes[..(bytes.Length / 2)]);
+        using (ImageCodec.StripDecoding(aboveBytes: 0, rows: 4))
+        {
+            var e = Assert.Throws<VlsmException>(() => ImageCodec.DecodeRgb(path));
+            Assert.Contains(path, e.Message);
+            Assert.Contains("truncated", e.Message);
+        }
+    }
+
+    [Fact]
+    public void PeekSizeReadsTheHeaderOnly()
+    {
+        string png = Path.Combine(_dir, "peek.png");
+        ImageCodec.SavePng(png, Noise(37, 23, seed: 4));
+        Assert.Equal((37, 23), ImageCodec.PeekSize(png));
+        // A file cut right after the header still tells its size: nothing past it is read.
+        Assert.Equal((37, 23), ImageCodec.PeekSize(Write("cut.png", File.ReadAllBytes(png)[..64])));
+        Assert.Null(ImageCodec.PeekSize(Path.Combine(_dir, "missing.png")));
+        Assert.Null(ImageCodec.PeekSize(Write("text.png", "not an image"u8.ToArray())));
+    }
+
+    [Fact]
+    public void LargeImagesTakeTurnsAndSmallOnesNeverWait()
+    {
+        int side = (int)Math.Sqrt(LargeImages.Pixels) + 1;
+        Assert.Null(LargeImages.Turn(side - 1, side - 1));
+        var first = LargeImages.Turn(side, side);
+        Assert.NotNull(first);
+        var second = Task.Run(() => LargeImages.Turn(side, side));
+        Assert.False(second.Wait(200), "a second large image started while the first held its turn");
+        Assert.Null(LargeImages.Turn(100, 100)); // small images pass while a large one holds the turn
+        first!.Dispose();
+        first.Dispose(); // releasing twice releases once
+        Assert.True(second.Wait(5000), "the second large image never got its turn");
+        using (second.Result)
+            Assert.False(Task.Run(() => LargeImages.Turn(side, side)?.Dispose()).Wait(200), "a double release let two large images in");
+    }
+
     [Fact]
     public void LumaMatchesPillowRgb2l()
     {

@@ -160,6 +160,8 @@ public sealed class SampleLoader
         string prompt = Prompt.Choose(record, Options.Seed, epoch);
         RgbImage rgb;
         GrayImage gray;
+        // A large record is decoded and shrunk in its turn (one large image at a time in the process), then collected.
+        using var turn = LargeImages.Turn(record.MaskPath);
         try
         {
             (rgb, gray) = DecodeAndResize(record);
@@ -171,6 +173,11 @@ public sealed class SampleLoader
         }
         int originalWidth = gray.Width, originalHeight = gray.Height;
         (rgb, gray) = (Preprocessor.Prepare(rgb), Resize.ResizeNearest(gray, Width, Height));
+        if (turn is not null)
+        {
+            LargeImages.Collect();
+            turn.Dispose();
+        }
 
         if (Options.Augment.IsEnabled)
         {

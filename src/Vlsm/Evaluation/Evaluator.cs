@@ -286,8 +286,9 @@ public sealed class Evaluator
         var record = _byId[batch.Records[slot]];
         var (width, height) = batch.OriginalSizes[slot];
         // A very large record: first free what decoding it (and earlier ones) left behind, so at most one such record's buffers are alive here.
-        bool large = (long)width * height > PredictionJob.KeptPixels;
-        if (large) PredictionJob.CollectAfterLargeImage();
+        using var turn = LargeImages.Turn(width, height);
+        bool large = turn is not null;
+        if (large) LargeImages.Collect();
         GrayImage truth;
         try
         {
@@ -314,7 +315,7 @@ public sealed class Evaluator
             gallery?.Offer(score, record, atOriginal);
         }
         // A very large mask leaves its decoded buffers and metrics' arrays behind: collect them before the next record's.
-        if (large) PredictionJob.CollectAfterLargeImage();
+        if (large) LargeImages.Collect();
         return scores;
     }
 }

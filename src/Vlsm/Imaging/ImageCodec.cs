@@ -29,9 +29,33 @@ public static class ImageCodec
     {
         var rgb = new byte[(long)decoded.Width * decoded.Height * 3];
         var map = OrientationMap.For(decoded.Origin, decoded.Width, decoded.Height);
-        if (decoded.IsGray) PackGrayToRgb(decoded.Buffer, decoded.Width, decoded.Height, rgb, map);
-        else PackRgbaToRgb(decoded.Buffer, decoded.Width, decoded.Height, rgb, map);
+        int w = decoded.Width;
+        decoded.ReadRows((rows, y0, count) =>
+        {
+            if (decoded.IsGray) PackGrayToRgb(rows, w, y0, count, rgb, map);
+            else PackRgbaToRgb(rows, w, y0, count, rgb, map);
+        });
         return new RgbImage(map.OutWidth, map.OutHeight, rgb);
+    }
+
+    /// <summary>
+    /// The stored size of the image at <paramref name="path"/> from its header alone (before EXIF
+    /// orientation; the pixel count is the same), or null when the file cannot be opened or is not an
+    /// image Skia recognises (TIFF included): callers use it only to plan memory.
+    /// </summary>
+    public static (int Width, int Height)? PeekSize(string path)
+    {
+        try
+        {
+            using var stream = new SKFileStream(path);
+            if (!stream.IsValid) return null;
+            using var codec = SKCodec.Create(stream);
+            return codec is null ? null : (codec.Info.Width, codec.Info.Height);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Decodes image bytes (an upload) as <see cref="DecodeRgb(string)"/> decodes a file; <paramref name="name"/> names it in messages.</summary>
@@ -98,10 +122,16 @@ public static class ImageCodec
     {
         ArgumentNullException.ThrowIfNull(path);
         using var decoded = Decode(path);
-        var gray = new byte[(long)decoded.Width * decoded.Height];
         var map = OrientationMap.For(decoded.Origin, decoded.Width, decoded.Height);
-        if (decoded.IsGray) PackGray(decoded.Buffer, decoded.Width, decoded.Height, gray, map);
-        else PackRgbaToLuma(decoded.Buffer, decoded.Width, decoded.Height, gray, map);
+        // An upright gray image decoded into a buffer of its own is the result: no second copy of a large mask.
+        if (decoded.IsGray && map.IsIdentity && decoded.TakeExactBuffer() is { } own) return new GrayImage(decoded.Width, decoded.Height, own);
+        var gray = new byte[(long)decoded.Width * decoded.Height];
+        int w = decoded.Width;
+        decoded.ReadRows((rows, y0, count) =>
+        {
+            if (decoded.IsGray) PackGray(rows, w, y0, count, gray, map);
+            else PackRgbaToLuma(rows, w, y0, count, gray, map);
+        });
         return new GrayImage(map.OutWidth, map.OutHeight, gray);
     }
 
@@ -173,20 +203,116 @@ public static class ImageCodec
 
     // ---------------------------------------------------------------- decoding
 
-    /// <summary>Decoded pixels before orientation: one byte per pixel (gray) or four (RGBA, unpremultiplied).</summary>
-    private sealed class Decoded(int width, int height, bool isGray, byte[] buffer, bool pooled, SKEncodedOrigin origin) : IDisposable
+    /// <summary>Receives decoded rows <paramref name="firstRow"/> .. firstRow + <paramref name="count"/> - 1, packed (width × bytes per pixel each).</summary>
+    private delegate void RowsAction(ReadOnlySpan<byte> rows, int firstRow, int count);
+
+    /// <summary>
+    /// Decoded pixels before orientation: one byte per pixel (gray) or four (RGBA, unpremultiplied),
+    /// either in one buffer or, for a large image, read from the codec in strips of rows so that only
+    /// the packed result is ever whole in memory (a 12000² RGBA buffer alone is 576 MB).
+    /// </summary>
+    private sealed class Decoded : IDisposable
     {
-        public int Width { get; } = width;
-        public int Height { get; } = height;
-        public bool IsGray { get; } = isGray;
-        public byte[] Buffer { get; private set; } = buffer;
-        public SKEncodedOrigin Origin { get; } = origin;
+        private byte[] _buffer;
+        private readonly bool _pooled;
+        private readonly StripSource? _strips;
+
+        public Decoded(int width, int height, bool isGray, byte[] buffer, bool pooled, SKEncodedOrigin origin)
+        {
+            Width = width;
+            Height = height;
+            IsGray = isGray;
+            Origin = origin;
+            _buffer = buffer;
+            _pooled = pooled;
+        }
+
+        public Decoded(int width, int height, bool isGray, StripSource strips, SKEncodedOrigin origin)
+            : this(width, height, isGray, [], pooled: false, origin) => _strips = strips;
+
+        public int Width { get; }
+        public int Height { get; }
+        public bool IsGray { get; }
+        public SKEncodedOrigin Origin { get; }
+
+        /// <summary>Hands every row to <paramref name="action"/>, top to bottom.</summary>
+        public void ReadRows(RowsAction action)
+        {
+            if (_strips is not null) _strips.Read(action);
+            else action(_buffer.AsSpan(0, Width * Height * (IsGray ? 1 : 4)), 0, Height);
+        }
+
+        /// <summary>The whole buffer when it is exactly the pixels and owned by nobody else (then this no longer holds it); else null.</summary>
+        public byte[]? TakeExactBuffer()
+        {
+            if (_strips is not null || _pooled || _buffer.LongLength != (long)Width * Height * (IsGray ? 1 : 4)) return null;
+            var buffer = _buffer;
+            _buffer = [];
+            return buffer;
+        }
 
         public void Dispose()
         {
-            if (pooled && Buffer.Length > 0) ArrayPool<byte>.Shared.Return(Buffer);
-            Buffer = [];
+            if (_pooled && _buffer.Length > 0) ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+            _strips?.Dispose();
         }
+    }
+
+    /// <summary>A codec in scanline mode, read in strips of about <see cref="StripBytes"/> into a pooled buffer.</summary>
+    private sealed class StripSource(string path, SKData data, SKCodec codec, SKImageInfo info, int? rows) : IDisposable
+    {
+        private const int StripBytes = 4 << 20;
+
+        public unsafe void Read(RowsAction action)
+        {
+            int rowBytes = info.RowBytes;
+            int rowsPerStrip = rows ?? Math.Max(1, StripBytes / rowBytes);
+            byte[] strip = ArrayPool<byte>.Shared.Rent(rowsPerStrip * rowBytes);
+            try
+            {
+                for (int y = 0; y < info.Height; y += rowsPerStrip)
+                {
+                    int count = Math.Min(rowsPerStrip, info.Height - y);
+                    int read;
+                    fixed (byte* p = strip)
+                        read = codec.GetScanlines((IntPtr)p, count, rowBytes);
+                    if (read != count)
+                        throw new VlsmException($"Cannot decode image '{path}': the file is truncated (the image data ends early, at row {y + read} of {info.Height}). Re-export or re-copy it.");
+                    action(strip.AsSpan(0, count * rowBytes), y, count);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(strip);
+            }
+        }
+
+        public void Dispose()
+        {
+            codec.Dispose();
+            data.Dispose();
+        }
+    }
+
+    private sealed record StripSetting(long AboveBytes, int Rows);
+
+    private static readonly AsyncLocal<StripSetting?> StripOverride = new();
+
+    /// <summary>
+    /// For tests: within the returned scope (on this flow), colour images above <paramref name="aboveBytes"/>
+    /// of RGBA are read in strips of <paramref name="rows"/> rows, so the strip path can be checked on small images.
+    /// </summary>
+    internal static IDisposable StripDecoding(long aboveBytes, int rows)
+    {
+        var previous = StripOverride.Value;
+        StripOverride.Value = new StripSetting(aboveBytes, rows);
+        return new Restore(() => StripOverride.Value = previous);
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     /// <summary>Pillow refuses images above twice <c>Image.MAX_IMAGE_PIXELS</c> (DecompressionBombError); so do we.</summary>
@@ -233,8 +359,27 @@ public static class ImageCodec
         if (PngGray16.ImpossibleSize(bytes) is { } impossible)
             throw new VlsmException($"Cannot decode image '{path}': {impossible}. Re-export the file.");
         if (TiffReader.Matches(bytes)) return DecodeTiff(path, bytes);
-        using var data = SKData.CreateCopy(bytes);
-        using var codec = SKCodec.Create(new SKMemoryStream(data), out var created);
+        var data = SKData.CreateCopy(bytes);
+        SKCodec? codec = null;
+        bool handedOver = false; // to a StripSource, which disposes both
+        try
+        {
+            codec = SKCodec.Create(new SKMemoryStream(data), out var created);
+            return DecodeWith(path, bytes, data, codec, created, out handedOver);
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                codec?.Dispose();
+                data.Dispose();
+            }
+        }
+    }
+
+    private static unsafe Decoded DecodeWith(string path, byte[] bytes, SKData data, SKCodec? codec, SKCodecResult created, out bool handedOver)
+    {
+        handedOver = false;
         if (codec is null)
         {
             throw new VlsmException(created switch
@@ -277,11 +422,21 @@ public static class ImageCodec
         var info = isGray
             ? new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque)
             : new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        int size = checked(width * height * (isGray ? 1 : 4));
+        long size = (long)width * height * (isGray ? 1 : 4);
+        // A large colour image is read in strips straight into its RGB or gray result when the codec reads
+        // top-down scanlines (JPEG; Skia's PNG codec has no scanline mode); the others, and gray images
+        // (whose buffer is the result), decode whole.
+        var strips = StripOverride.Value;
+        if (!isGray && size > (strips?.AboveBytes ?? MaxPooledBytes) && codec.ScanlineOrder == SKCodecScanlineOrder.TopDown
+            && codec.StartScanlineDecode(info) == SKCodecResult.Success)
+        {
+            handedOver = true;
+            return new Decoded(width, height, isGray, new StripSource(path, data, codec, info, strips?.Rows), origin);
+        }
         // Pool the usual sizes (training images are decoded over and over); do not let a huge
         // image pin its buffer in the pool.
         bool pooled = size <= MaxPooledBytes;
-        byte[] buffer = pooled ? ArrayPool<byte>.Shared.Rent(size) : new byte[size];
+        byte[] buffer = pooled ? ArrayPool<byte>.Shared.Rent((int)size) : new byte[size];
         var decoded = new Decoded(width, height, isGray, buffer, pooled, origin);
         try
         {
@@ -360,27 +515,29 @@ public static class ImageCodec
         };
     }
 
-    private static void PackGray(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    // The packers write source rows y0 .. y0 + rows - 1 (given packed in src) to their upright places in dst.
+
+    private static void PackGray(ReadOnlySpan<byte> src, int w, int y0, int rows, byte[] dst, OrientationMap map)
     {
         if (map.IsIdentity)
         {
-            src.AsSpan(0, w * h).CopyTo(dst);
+            src[..(w * rows)].CopyTo(dst.AsSpan().Slice(checked(y0 * w), w * rows));
             return;
         }
-        for (int y = 0; y < h; y++)
+        for (int r = 0; r < rows; r++)
         {
-            ReadOnlySpan<byte> row = src.AsSpan(y * w, w);
-            long d = map.Origin + y * map.StepY;
+            ReadOnlySpan<byte> row = src.Slice(r * w, w);
+            long d = map.Origin + (y0 + r) * map.StepY;
             for (int x = 0; x < w; x++, d += map.StepX) dst[d] = row[x];
         }
     }
 
-    private static void PackGrayToRgb(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    private static void PackGrayToRgb(ReadOnlySpan<byte> src, int w, int y0, int rows, byte[] dst, OrientationMap map)
     {
-        for (int y = 0; y < h; y++)
+        for (int r = 0; r < rows; r++)
         {
-            ReadOnlySpan<byte> row = src.AsSpan(y * w, w);
-            long d = map.Origin + y * map.StepY;
+            ReadOnlySpan<byte> row = src.Slice(r * w, w);
+            long d = map.Origin + (y0 + r) * map.StepY;
             for (int x = 0; x < w; x++, d += map.StepX)
             {
                 byte v = row[x];
@@ -392,24 +549,24 @@ public static class ImageCodec
         }
     }
 
-    private static void PackRgbaToRgb(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    private static void PackRgbaToRgb(ReadOnlySpan<byte> src, int w, int y0, int rows, byte[] dst, OrientationMap map)
     {
         if (map.IsIdentity)
         {
-            ReadOnlySpan<byte> s = src.AsSpan(0, w * h * 4);
-            Span<byte> t = dst;
-            for (int i = 0, si = 0, di = 0; i < w * h; i++, si += 4, di += 3)
+            int count = w * rows;
+            Span<byte> t = dst.AsSpan().Slice(checked(y0 * w * 3), count * 3);
+            for (int i = 0, si = 0, di = 0; i < count; i++, si += 4, di += 3)
             {
-                t[di] = s[si];
-                t[di + 1] = s[si + 1];
-                t[di + 2] = s[si + 2];
+                t[di] = src[si];
+                t[di + 1] = src[si + 1];
+                t[di + 2] = src[si + 2];
             }
             return;
         }
-        for (int y = 0; y < h; y++)
+        for (int r = 0; r < rows; r++)
         {
-            ReadOnlySpan<byte> row = src.AsSpan(y * w * 4, w * 4);
-            long d = map.Origin + y * map.StepY;
+            ReadOnlySpan<byte> row = src.Slice(r * w * 4, w * 4);
+            long d = map.Origin + (y0 + r) * map.StepY;
             for (int x = 0; x < w; x++, d += map.StepX)
             {
                 long o = d * 3;
@@ -423,12 +580,12 @@ public static class ImageCodec
     /// <summary>Pillow's <c>rgb2l</c>: ITU-R 601-2 luma in 16-bit fixed point, rounded half up.</summary>
     internal static byte Luma(byte r, byte g, byte b) => (byte)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
 
-    private static void PackRgbaToLuma(byte[] src, int w, int h, byte[] dst, OrientationMap map)
+    private static void PackRgbaToLuma(ReadOnlySpan<byte> src, int w, int y0, int rows, byte[] dst, OrientationMap map)
     {
-        for (int y = 0; y < h; y++)
+        for (int r = 0; r < rows; r++)
         {
-            ReadOnlySpan<byte> row = src.AsSpan(y * w * 4, w * 4);
-            long d = map.Origin + y * map.StepY;
+            ReadOnlySpan<byte> row = src.Slice(r * w * 4, w * 4);
+            long d = map.Origin + (y0 + r) * map.StepY;
             for (int x = 0; x < w; x++, d += map.StepX)
                 dst[d] = Luma(row[4 * x], row[4 * x + 1], row[4 * x + 2]);
         }

@@ -51,7 +51,7 @@ public sealed record PredictionReport(int Written, IReadOnlyList<string> Failure
 /// </summary>
 /// <remarks>
 /// Memory does not grow with the batch size: each image is decoded and shrunk to the model's input
-/// on its own, and only images of at most <see cref="KeptPixels"/> pixels are kept for writing;
+/// on its own, and only images of at most <see cref="LargeImages.Pixels"/> pixels are kept for writing;
 /// larger ones are decoded again, one at a time, when their outputs are written.
 /// </remarks>
 public sealed class PredictionJob
@@ -60,9 +60,6 @@ public sealed class PredictionJob
 
     /// <summary>The suffixes predict writes; files named so are its own outputs and never inputs.</summary>
     public static readonly IReadOnlyList<string> OutputSuffixes = [".mask.png", ".overlay.png", ".probs.npy"];
-
-    /// <summary>Originals up to this many pixels stay in memory between decoding and writing (4 megapixels).</summary>
-    public const long KeptPixels = 4L << 20;
 
     private readonly ISegmenter segmenter;
 
@@ -118,9 +115,9 @@ public sealed class PredictionJob
                 {
                     var image = ImageCodec.DecodeRgb(f);
                     pixels.Add(preprocessor.ToChw(image));
-                    bool keep = (long)image.Width * image.Height <= KeptPixels;
+                    bool keep = (long)image.Width * image.Height <= LargeImages.Pixels;
                     decoded.Add((f, image.Width, image.Height, keep ? image : null));
-                    if (!keep) CollectAfterLargeImage();
+                    if (!keep) LargeImages.Collect();
                 }
                 catch (VlsmException e)
                 {
@@ -144,29 +141,21 @@ public sealed class PredictionJob
             {
                 var (path, width, height, kept) = decoded[i];
                 var image = kept ?? ImageCodec.DecodeRgb(path);
-                if (kept is null) CollectAfterLargeImage(); // the decoder's buffers
+                if (kept is null) LargeImages.Collect(); // the decoder's buffers
                 for (int k = 0; k < prompts.Count; k++)
                 {
                     Write(path, k, image, predictions[i * prompts.Count + k]);
                     // This prompt's mask, overlay and encoder buffers; after the last prompt the collection below frees them with the image.
-                    if (kept is null && k < prompts.Count - 1) CollectAfterLargeImage();
+                    if (kept is null && k < prompts.Count - 1) LargeImages.Collect();
                 }
                 decoded[i] = default;
-                if (kept is null) CollectAfterLargeImage();
+                if (kept is null) LargeImages.Collect();
                 written++;
             }
             progress?.Invoke(chunk.Length);
         }
         return new PredictionReport(written, failures);
     }
-
-    /// <summary>
-    /// Collects now, after a large image: a 12000x12000 image leaves about 2 GB of large-object
-    /// garbage (decoder buffers, mask, overlay, PNG encoding), which would otherwise pile up image
-    /// after image before the runtime collects it.
-    /// </summary>
-    /// <remarks>Call it once the large image is no longer used (a local past its last use is not a root in optimised code).</remarks>
-    public static void CollectAfterLargeImage() => GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
 
     private void Write(string path, int prompt, RgbImage image, Prediction prediction)
     {
