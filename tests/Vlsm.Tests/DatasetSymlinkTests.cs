@@ -100,6 +100,36 @@ public sealed class DatasetSymlinkTests : IDisposable
     }
 
     [Fact]
+    public void TrainRecordsFollowSymlinksSoResumeWithoutTheFlagReadsTheSameData()
+    {
+        set.WriteSimpleSplit("train", 3);
+        set.WriteSimpleSplit("val", 2);
+        string target = Outside();
+        File.Delete(set.ImagePath("train1.png"));
+        File.CreateSymbolicLink(set.ImagePath("train1.png"), target);
+        string run = Path.Combine(Path.GetDirectoryName(set.Root)!, "run");
+        string[] train = ["train", "--model", Path.Combine(Fixtures.Parity, "clipseg-tiny"), "--data", set.Root, "--mode", "decoder",
+            "--batch-size", "2", "--prompt", "p1", "--out", run];
+
+        var first = CliRunner.Run([.. train, "--epochs", "1", "--follow-symlinks"]);
+        Assert.True(first.ExitCode == 0, first.Stdout + first.Stderr);
+        Assert.Contains("follow_symlinks: true\n", File.ReadAllText(Path.Combine(run, "config.yaml")));
+
+        // No flag on resume: the run's own setting opens the dataset, the link included.
+        var resumed = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+        Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr);
+        Assert.Contains("3 train / 2 val records", resumed.Stdout);
+        Assert.Contains("follow_symlinks: true\n", File.ReadAllText(Path.Combine(run, "config.yaml")));
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(run, "metrics.csv")).Length); // header and two epochs
+
+        // Without the flag the same training refuses the link: the resume above read it only by the run's setting.
+        var refused = CliRunner.Run([.. train[..^1], Path.Combine(Path.GetDirectoryName(set.Root)!, "plain"), "--epochs", "1"]);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains(target, refused.Stderr);
+        Assert.Contains("--follow-symlinks", refused.Stderr);
+    }
+
+    [Fact]
     public void DataCheckFailsADatasetWithoutAnnotationFiles()
     {
         set.WriteImage("a.png", 8, 8);

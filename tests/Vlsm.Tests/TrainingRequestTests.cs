@@ -78,6 +78,29 @@ public sealed class TrainingRequestTests : IDisposable
     }
 
     [Fact]
+    public void FollowSymlinksIsRecordedAndResumeKeepsIt()
+    {
+        var (config, _, _) = new TrainingRequest { Model = ClipSegTiny, Data = ["d"], FollowSymlinks = true, Out = Out("linked") }.Prepare();
+        Assert.True(config.FollowSymlinks);
+        Assert.Contains("follow_symlinks: true\n", config.ToYaml());
+        Assert.True(TrainingPlan.Resolve(config).Data.FollowSymlinks);
+
+        // Resumed without the flag, the run keeps its recorded true.
+        var run = new RunFolder(Out("resumed"));
+        Directory.CreateDirectory(run.Path);
+        File.WriteAllText(run.ConfigFile, config.ToYaml());
+        run.WriteState(new TrainingState { EpochsCompleted = 1 });
+        Assert.True(new TrainingRequest { Resume = run.Path }.Prepare().Config.FollowSymlinks);
+
+        // A config.yaml of an older vlsm has no key: false, and asking for true on resume changes the run's config, refused by name.
+        File.WriteAllText(run.ConfigFile, string.Join('\n', config.ToYaml().Split('\n').Where(l => !l.StartsWith("follow_symlinks:", StringComparison.Ordinal))));
+        Assert.False(TrainConfig.FromYaml(run.ConfigFile).FollowSymlinks);
+        Assert.False(new TrainingRequest { Resume = run.Path }.Prepare().Config.FollowSymlinks);
+        var e = Assert.Throws<VlsmException>(() => new TrainingRequest { Resume = run.Path, FollowSymlinks = true }.Prepare());
+        Assert.Contains("follow_symlinks (false in config.yaml, true asked)", e.Message);
+    }
+
+    [Fact]
     public void FamilyMismatchesAreRefusedByName()
     {
         var e = Assert.Throws<VlsmException>(() => new TrainingRequest { Model = CrisTiny, Data = ["d"], Preset = "clipseg", Out = Out("p") }.Prepare());

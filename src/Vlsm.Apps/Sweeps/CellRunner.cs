@@ -184,7 +184,7 @@ public static class CellRunner
         {
             using var segmenter = new ModelReference(config.Model, null, null).Open(ComputePrecisions.Parse(config.Precision), config.FamilyOptions());
             foreach (var roots in EvaluationData(spec, config))
-                evaluations[Name(roots)] = Evaluate(segmenter, dir, roots, spec, prompt, config.Model, null, cancellation);
+                evaluations[Name(roots)] = Evaluate(segmenter, dir, roots, config.FollowSymlinks, spec, prompt, config.Model, null, cancellation);
             return record with { Evaluations = evaluations, TrainableParameters = 0 };
         }
 
@@ -196,7 +196,7 @@ public static class CellRunner
         using (var segmenter = reference.Open(ComputePrecisions.Parse(config.Precision), new Dictionary<string, string>()))
         {
             foreach (var roots in EvaluationData(spec, config))
-                evaluations[Name(roots)] = Evaluate(segmenter, dir, roots, spec, prompt, reference.ModelDirectory, reference.Weights, cancellation);
+                evaluations[Name(roots)] = Evaluate(segmenter, dir, roots, config.FollowSymlinks, spec, prompt, reference.ModelDirectory, reference.Weights, cancellation);
         }
         return record with
         {
@@ -217,12 +217,12 @@ public static class CellRunner
 
     private static string Name(IReadOnlyList<string> roots) => string.Join("+", roots.Select(r => Path.GetFileName(r.TrimEnd('/'))));
 
-    private static string Evaluate(ISegmenter segmenter, string cellDir, IReadOnlyList<string> roots, SweepSpec spec, string prompt, string model, string? weights, CancellationToken cancellation)
+    private static string Evaluate(ISegmenter segmenter, string cellDir, IReadOnlyList<string> roots, bool followSymlinks, SweepSpec spec, string prompt, string model, string? weights, CancellationToken cancellation)
     {
         string relative = Path.Combine("eval", SweepSpec.CellName([("data", roots.Count == 1 ? roots[0] : roots.Cast<object?>().ToList())]).Replace("data=", ""));
         string output = Path.Combine(cellDir, relative);
         var options = new EvaluationOptions { Split = spec.Eval.Split, Prompt = prompt, Threshold = spec.Eval.Threshold };
-        var evaluator = Evaluator.Plan(segmenter, PooledDataset.Open(roots), options, Path.GetFullPath(model), weights is null ? null : Path.GetFullPath(weights));
+        var evaluator = Evaluator.Plan(segmenter, PooledDataset.Open(roots, followSymlinks), options, Path.GetFullPath(model), weights is null ? null : Path.GetFullPath(weights));
         var report = evaluator.Run(cancellation: cancellation);
         Directory.CreateDirectory(output);
         report.Write(output);

@@ -155,7 +155,7 @@ public sealed class Sweep
             string key = string.Join("|", config.Data);
             if (!counts.TryGetValue(key, out long records))
             {
-                var data = PooledDataset.Open(config.Data);
+                var data = PooledDataset.Open(config.Data, config.FollowSymlinks);
                 records = Spec.Mode == SweepMode.Eval
                     ? data.Records(Spec.Eval.Split).Count
                     : data.Records(config.TrainSplit).Count + data.Records(config.ValSplit).Count;

@@ -45,7 +45,8 @@ internal static class TrainCommand
             maskThreshold, augment, onError, noCache, configFile, output, resume, weightDecay, patience, threads, allowDataChange,
         };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
-        cmd.Options.Add(DataOptions.FollowSymlinks()); // applied by VlsmCli.Guard to every dataset the command opens
+        var followSymlinks = DataOptions.FollowSymlinks(); // recorded as follow_symlinks in config.yaml, so --resume reads the data as the run started
+        cmd.Options.Add(followSymlinks);
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             var request = new TrainingRequest
@@ -76,6 +77,7 @@ internal static class TrainCommand
                 WeightDecay = parse.GetValue(weightDecay),
                 Patience = parse.GetValue(patience),
                 AllowDataChange = parse.GetValue(allowDataChange),
+                FollowSymlinks = parse.GetValue(followSymlinks),
                 FamilyOptions = ModelOptions.FamilyOptions(parse, familyFlags),
             };
             if (parse.GetValue(threads) is { } n)

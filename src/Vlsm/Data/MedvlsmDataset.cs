@@ -224,10 +224,11 @@ public sealed class PooledDataset
     }
 
     /// <summary>Opens each folder (see <see cref="MedvlsmDataset.Open"/>).</summary>
-    public static PooledDataset Open(IEnumerable<string> roots)
+    /// <param name="followSymlinks">Allow links out of the folders (<see cref="MedvlsmDataset.FollowSymlinks"/>); null: <see cref="MedvlsmDataset.FollowSymlinksByDefault"/>.</param>
+    public static PooledDataset Open(IEnumerable<string> roots, bool? followSymlinks = null)
     {
         ArgumentNullException.ThrowIfNull(roots);
-        return new PooledDataset(roots.Select(r => MedvlsmDataset.Open(r)).ToArray());
+        return new PooledDataset(roots.Select(r => MedvlsmDataset.Open(r, followSymlinks)).ToArray());
     }
 
     /// <summary>All datasets' records of <paramref name="split"/>; datasets without a file for it contribute none.</summary>

@@ -58,6 +58,11 @@ public sealed class TrainConfig
     public bool Augment { get; set; }
     /// <summary>"fail" stops at the first unusable record; "skip" skips it and reports the count.</summary>
     public string OnError { get; set; } = "fail";
+    /// <summary>
+    /// Read records through symbolic links that lead outside a dataset folder (<c>--follow-symlinks</c>).
+    /// Recorded so that <c>--resume</c> opens the datasets as the run started; a config.yaml without the key means false.
+    /// </summary>
+    public bool FollowSymlinks { get; set; }
     public bool FeatureCache { get; set; } = true;
     public int FeatureCacheMemoryMb { get; set; } = 2048;
     public string TrainSplit { get; set; } = "train";

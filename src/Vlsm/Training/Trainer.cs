@@ -16,7 +16,7 @@ public sealed class Trainer
     private readonly PooledDataset? data;
     private readonly FolderLock? heldLock;
 
-    /// <param name="data">Datasets already open (a sweep trains several models on them); else opened from the config.</param>
+    /// <param name="data">Datasets already open (a sweep trains several models on them); else opened from the config, with its <c>follow_symlinks</c>.</param>
     /// <param name="runLock">The run folder's lock, when the caller took it already (<c>vlsm train</c> takes it before checking the folder); else <see cref="Run"/> takes it.</param>
     public Trainer(TrainConfig config, RunFolder run, ITrainingObserver observer, PooledDataset? data = null, FolderLock? runLock = null)
     {
@@ -48,7 +48,9 @@ public sealed class Trainer
         TrainingSession session;
         try
         {
-            session = new TrainingSession(plan, model, run, observer, data) { AllowDataChange = AllowDataChange };
+            // The run's follow_symlinks, not the process default: a resumed run reads its datasets as it started.
+            var datasets = data ?? PooledDataset.Open(plan.Data.Roots, plan.Data.FollowSymlinks);
+            session = new TrainingSession(plan, model, run, observer, datasets) { AllowDataChange = AllowDataChange };
         }
         catch
         {

@@ -87,7 +87,7 @@ public sealed record TrainingPlan(
         return new TrainingPlan(
             new ModelSection(config.Model, family, spec, precision, options),
             new DataSection(config.Data, config.TrainSplit, config.ValSplit, prompt, soft ? MaskMode.Soft : MaskMode.Binary, soft ? 127 : threshold,
-                config.Augment, config.OnError == "skip" ? OnError.Skip : OnError.Fail),
+                config.Augment, config.OnError == "skip" ? OnError.Skip : OnError.Fail) { FollowSymlinks = config.FollowSymlinks },
             new OptimizationSection(config.BatchSize, config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.GradClip),
             ScheduleSection.Of(config),
             loss,
@@ -103,7 +103,11 @@ public sealed record ModelSection(string Directory, IModelFamily Family, FineTun
 }
 
 /// <summary>Datasets, splits, how each sample's prompt is chosen (null for text-free families), and how masks and records are read.</summary>
-public sealed record DataSection(IReadOnlyList<string> Roots, string TrainSplit, string ValSplit, PromptChoice? Prompt, MaskMode MaskMode, int MaskThreshold, bool Augment, OnError OnError);
+public sealed record DataSection(IReadOnlyList<string> Roots, string TrainSplit, string ValSplit, PromptChoice? Prompt, MaskMode MaskMode, int MaskThreshold, bool Augment, OnError OnError)
+{
+    /// <summary>Whether records may be read through symbolic links out of their dataset folder (<see cref="MedvlsmDataset.FollowSymlinks"/>); the run's own setting, not the process default.</summary>
+    public bool FollowSymlinks { get; init; }
+}
 
 public sealed record OptimizationSection(int BatchSize, double Lr, double Beta1, double Beta2, double Eps, double WeightDecay, double GradClip);
 

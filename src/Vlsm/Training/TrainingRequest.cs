@@ -35,6 +35,8 @@ public sealed record TrainingRequest
     /// <summary>Early stopping's patience in epochs (<c>early_stopping_patience</c>).</summary>
     public int? Patience { get; init; }
     public double? WeightDecay { get; init; }
+    /// <summary>Read records through symbolic links out of the dataset folders (<c>follow_symlinks</c>).</summary>
+    public bool FollowSymlinks { get; init; }
     /// <summary>Resume although the data differs from what the run recorded (passed to the <see cref="Trainer"/>).</summary>
     public bool AllowDataChange { get; init; }
 
@@ -163,6 +165,7 @@ public sealed record TrainingRequest
         if (Augment) config.Augment = true;
         if (NoFeatureCache) config.FeatureCache = false;
         if (OnError is { } oe) config.OnError = oe;
+        if (FollowSymlinks) config.FollowSymlinks = true;
         config.SetFamilyOptions(FamilyOptions);
     }
 }
