@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json.Nodes;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Models.Cris;
+using Vlsm.Models.Smp;
 
 namespace Vlsm.Tests;
 
@@ -75,6 +76,101 @@ public sealed class ConfigAgainstWeightsTests : IDisposable
         var e = Assert.Throws<VlsmException>(() => Vlsm.Models.San.SanLoader.ReadConfig(dir));
         Assert.Contains("net.side_adapter_network.vit_model.depth is 12, but", e.Message);
         Assert.Contains("holds 8 (side_adapter_network.vit_model.blocks.0", e.Message);
+    }
+
+    private static string Smp(string name) => Path.Combine(Fixtures.Parity, name);
+
+    /// <summary>A copy of an smp fixture with config.json edited, and the load's refusal (before anything is built: the message says so).</summary>
+    private VlsmException SmpRefusal(string fixture, string name, Action<JsonObject> edit)
+    {
+        string dir = Copy(Smp(fixture), name, "config.json", edit);
+        var e = Assert.Throws<VlsmException>(() => SmpLoader.Load(dir));
+        Assert.Contains("Nothing was built.", e.Message);
+        Assert.DoesNotContain("\n", e.Message);
+        return e;
+    }
+
+    [Fact]
+    public void SmpSizesAreCheckedAgainstTheHeaderBeforeBuilding()
+    {
+        var classes = SmpRefusal("smp-unet-tiny", "smp-classes", c => c["classes"] = 3);
+        Assert.Contains(Path.Combine(tmp, "smp-classes", "config.json") + ": classes is 3, but " + Path.Combine(tmp, "smp-classes", "model.safetensors"), classes.Message);
+        Assert.Contains("\"segmentation_head.0.weight\" of shape [1, 8, 3, 3] where the config gives [3, 8, 3, 3]", classes.Message);
+
+        var depth = SmpRefusal("smp-unet-tiny", "smp-depth", c => c["encoder"]!["layers"] = new JsonArray(1, 1, 3, 1));
+        Assert.Contains("encoder.layers[2] is 3, but", depth.Message);
+        Assert.Contains("holds 2 (encoder.layer3.0 … encoder.layer3.1)", depth.Message);
+
+        var width = SmpRefusal("smp-unetplusplus-tiny", "smp-width", c => c["decoder_channels"]![3] = 14);
+        Assert.Contains("decoder_channels[3] is 14, but", width.Message);
+        Assert.Contains("\"decoder.blocks.x_0_3.conv2.0.weight\" of shape [12, 12, 3, 3] where the config gives [14, 14, 3, 3]", width.Message);
+
+        var aspp = SmpRefusal("smp-deeplabv3plus-tiny", "smp-aspp", c => c["decoder_channels"] = 32);
+        Assert.Contains("decoder_channels is 32, but", aspp.Message);
+        Assert.Contains("\"decoder.aspp.0.convs.0.0.weight\" of shape [24, 64, 1, 1] where the config gives [32, 64, 1, 1]", aspp.Message);
+
+        var block = SmpRefusal("smp-unet-tiny", "smp-block", c =>
+        {
+            var encoder = c["encoder"]!.AsObject();
+            encoder["block"] = "basic";
+            encoder.Remove("expansion");
+            encoder.Remove("out_channels");
+        });
+        Assert.Contains("encoder.block is basic, but", block.Message);
+        Assert.Contains("holds \"encoder.layer1.0.conv3.weight\"", block.Message);
+
+        // UNet++ weights under a UNet config: the UNet's decoder blocks are not there.
+        var architecture = SmpRefusal("smp-unetplusplus-tiny", "smp-architecture", c => c["model_type"] = "unet");
+        Assert.Contains("decoder_channels[0] gives \"decoder.blocks.0.conv2.0.weight\" of shape [40, 40, 3, 3], which", architecture.Message);
+        Assert.Contains("the weights are not those of Unet (model_type unet)", architecture.Message);
+    }
+
+    [Fact]
+    public void AnAbsurdSmpWidthFailsFastInOneLineAndTheUntouchedFixturesLoad()
+    {
+        // 10^6 channels: building would ask libtorch for terabytes; the header refuses it first.
+        string dir = Copy(Smp("smp-unet-tiny"), "smp-absurd", "config.json", c => c["decoder_channels"]![0] = 1_000_000);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<VlsmException>(() => SmpLoader.Load(dir));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+        Assert.Contains("decoder_channels[0] is 1000000, but", e.Message);
+        Assert.Contains("\"decoder.blocks.0.conv2.0.weight\" of shape [40, 40, 3, 3] where the config gives [1000000, 1000000, 3, 3]", e.Message);
+        OneLineError(CliRunner.Run("info", "--model", dir), Path.Combine(dir, "config.json") + ": decoder_channels[0] is 1000000", "model.safetensors");
+
+        foreach (var fixture in new[] { "smp-unet-tiny", "smp-unetplusplus-tiny", "smp-deeplabv3plus-tiny", "smp-unet-tiny-basic" })
+        {
+            using var model = SmpLoader.Load(Smp(fixture));
+            Assert.Equal(SmpLoader.ReadConfig(Smp(fixture)).Fingerprint, model.Config.Fingerprint);
+        }
+    }
+
+    [Fact]
+    public void SmpWeightsOfAnotherDtypeKindAreRefusedBeforeBuilding()
+    {
+        string dir = Copy(Smp("smp-unet-tiny"), "smp-dtype", "config.json", _ => { });
+        string weights = Path.Combine(dir, "model.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        int headerLength = (int)BinaryPrimitives.ReadInt64LittleEndian(bytes);
+        string header = System.Text.Encoding.UTF8.GetString(bytes, 8, headerLength);
+        const string stored = "\"segmentation_head.0.weight\":{\"dtype\":\"F32\"";
+        Assert.Contains(stored, header);
+        var patched = System.Text.Encoding.UTF8.GetBytes(header.Replace(stored, stored.Replace("F32", "I32"), StringComparison.Ordinal)); // same length: offsets hold
+        patched.CopyTo(bytes, 8);
+        File.WriteAllBytes(weights, bytes);
+        var e = Assert.Throws<VlsmException>(() => SmpLoader.Load(dir));
+        Assert.Contains($"{weights}: tensor \"segmentation_head.0.weight\" is stored as I32, but an smp model's is a floating-point weight", e.Message);
+        Assert.Contains("Nothing was built.", e.Message);
+    }
+
+    [Fact]
+    public void SmpConvertChecksTheConfigBeforeBuilding()
+    {
+        string config = Path.Combine(Copy(Smp("smp-unet-tiny"), "smp-convert", "config.json", c => c["classes"] = 2), "config.json");
+        string output = Path.Combine(tmp, "converted");
+        var e = Assert.Throws<VlsmException>(() => SmpWeights.Convert(Path.Combine(Smp("smp-unet-tiny"), "model.pth"), config, output));
+        Assert.Contains($"{config}: classes is 2, but", e.Message);
+        Assert.Contains("\"segmentation_head.0.weight\" of shape [1, 8, 3, 3] where the config gives [2, 8, 3, 3]", e.Message);
+        Assert.False(Directory.Exists(output));
     }
 
     [Fact]

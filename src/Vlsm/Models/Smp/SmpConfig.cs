@@ -131,6 +131,45 @@ public sealed record SmpConfig
         }
     }
 
+    /// <summary>
+    /// The sizes this config gives smp's tensors, for <see cref="WeightShapes"/> before building: the
+    /// stem and each stage's width and block count, each decoder width, and the classes. The
+    /// atrous rates, output stride, upsampling and img_size shape no tensor.
+    /// </summary>
+    public (IReadOnlyList<ShapeClaim> Shapes, IReadOnlyList<CountClaim> Counts) WeightClaims()
+    {
+        int k = Encoder.Block == ResNetBlock.Basic ? 3 : 1; // a stage's first convolution: 3x3 in a basic block, 1x1 in a bottleneck
+        var shapes = new List<ShapeClaim> { new("encoder.stem_width", Encoder.StemWidth, "encoder.conv1.weight", [Encoder.StemWidth, InChannels, 7, 7]) };
+        var counts = new List<CountClaim>();
+        long previous = Encoder.StemWidth;
+        for (int i = 0; i < 4; i++)
+        {
+            long width = Encoder.Widths[i];
+            shapes.Add(new($"encoder.widths[{i}]", width, $"encoder.layer{i + 1}.0.conv1.weight", [width, previous, k, k]));
+            counts.Add(new($"encoder.layers[{i}]", Encoder.Layers[i], $"encoder.layer{i + 1}."));
+            previous = width * Encoder.Expansion;
+        }
+        long headIn;
+        if (IsDeepLab)
+        {
+            headIn = DeepLabChannels;
+            shapes.Add(new("decoder_channels", DeepLabChannels, "decoder.aspp.0.convs.0.0.weight", [DeepLabChannels, previous, 1, 1]));
+        }
+        else
+        {
+            for (int i = 0; i < DecoderChannels.Count; i++)
+            {
+                long width = DecoderChannels[i];
+                string block = Architecture == SmpArchitecture.Unet ? $"{i}" : $"x_0_{i}";
+                shapes.Add(new($"decoder_channels[{i}]", width, $"decoder.blocks.{block}.conv2.0.weight", [width, width, 3, 3]));
+            }
+            headIn = DecoderChannels[^1];
+        }
+        int head = IsDeepLab ? 1 : 3;
+        shapes.Add(new("classes", Classes, "segmentation_head.0.weight", [Classes, headIn, head, head]));
+        return (shapes, counts);
+    }
+
     /// <exception cref="FormatException">A field is out of range or inconsistent (the message names it).</exception>
     public SmpConfig Checked()
     {

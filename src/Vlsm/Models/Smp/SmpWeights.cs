@@ -37,6 +37,8 @@ public static class SmpWeights
         var read = TorchCheckpoint.ReadStateDictBesideObjects(checkpoint, out var skipped);
         var tensors = TorchCheckpoint.StripPrefix(read, LightningPrefix);
         string? stripped = ReferenceEquals(read, tensors) ? null : LightningPrefix;
+        var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        SmpLoader.CheckWeights(config, configPath, checkpoint, byName.Keys, k => byName.TryGetValue(k, out var t) ? (t.Dtype, t.Shape) : null);
         using var model = new SmpModel(config);
         var (output, added) = Complete(checkpoint, tensors, model.state_dict());
         Write(outDir, config, path => SafetensorsWriter.Save(path, output, Pt));
