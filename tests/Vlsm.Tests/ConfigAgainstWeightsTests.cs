@@ -137,6 +137,11 @@ public sealed class ConfigAgainstWeightsTests : IDisposable
         Assert.Contains("\"decoder.blocks.0.conv2.0.weight\" of shape [40, 40, 3, 3] where the config gives [1000000, 1000000, 3, 3]", e.Message);
         OneLineError(CliRunner.Run("info", "--model", dir), Path.Combine(dir, "config.json") + ": decoder_channels[0] is 1000000", "model.safetensors");
 
+        // Beyond any plausible size, a list's integer is refused as config.json's scalars are, before the header is read.
+        string huge = Copy(Smp("smp-unet-tiny"), "smp-huge", "config.json", c => c["encoder"]!["layers"]![2] = 2_000_000_000);
+        var h = Assert.Throws<VlsmException>(() => SmpLoader.Load(huge));
+        Assert.Contains("config.json: encoder.layers is 2000000000; no size, count or id of a model this large is plausible", h.Message);
+
         foreach (var fixture in new[] { "smp-unet-tiny", "smp-unetplusplus-tiny", "smp-deeplabv3plus-tiny", "smp-unet-tiny-basic" })
         {
             using var model = SmpLoader.Load(Smp(fixture));

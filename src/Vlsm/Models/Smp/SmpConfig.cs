@@ -328,7 +328,9 @@ public sealed record SmpConfig
     private static int[] Ints(JsonObject o, string key, string label)
     {
         if (o[key] is not JsonArray array) throw new FormatException($"{label} must be a list of integers, got {o[key]?.ToJsonString() ?? "nothing"}.");
-        return array.Select(n => n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw new FormatException($"{label} must be a list of integers, got {array.ToJsonString()}.")).ToArray();
+        return array.Select(n => n is JsonValue v && v.TryGetValue<int>(out var i)
+            ? ConfigJson.Bounded(i, label)
+            : throw new FormatException($"{label} must be a list of integers, got {Vlsm.IO.Printable.Clip(array.ToJsonString())}.")).ToArray();
     }
 
     private static double[] Doubles(JsonObject o, string key)
