@@ -9,6 +9,9 @@ namespace Vlsm.Training;
 /// AdamW with PyTorch's update rule (decoupled weight decay, bias-corrected moments). Written
 /// here rather than using TorchSharp's so its state is plain tensors we can checkpoint with the
 /// run and restore bit for bit on resume. Moments are float32 whatever the parameter dtype.
+/// Float32 parameters are updated in one pass over parameter, gradient and moments
+/// (<see cref="FusedUpdate"/>) instead of eight tensor operations, each a pass over memory: in full
+/// fine-tuning the optimizer was a fifth of the step.
 /// </summary>
 public sealed class AdamW : IDisposable
 {
@@ -63,6 +66,13 @@ public sealed class AdamW : IDisposable
             {
                 s = (zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope(), zeros_like(p, dtype: ScalarType.Float32).DetachFromDisposeScope());
                 state[name] = s;
+            }
+            if (FusedUpdate.Applies(p, grad))
+            {
+                FusedUpdate.Run(p, grad, s.ExpAvg, s.ExpAvgSq, new FusedUpdate.Factors(
+                    Decay: (float)(1 - LearningRate * WeightDecay), MeanWeight: (float)(1 - Beta1), Beta2: (float)Beta2,
+                    OneMinusBeta2: (float)(1 - Beta2), Bias2Sqrt: (float)bias2Sqrt, Eps: (float)Eps, MinusStepSize: (float)(-stepSize)));
+                continue;
             }
             var g = grad.to(ScalarType.Float32);
             var w = p.to(ScalarType.Float32);
@@ -124,4 +134,86 @@ public sealed class AdamW : IDisposable
     }
 
     public void Dispose() => DisposeState();
+}
+
+/// <summary>
+/// AdamW's update for one float32 parameter in a single pass, element by element, in the order of
+/// the tensor operations it replaces (decay; the mean's lerp as a fused multiply-add; the variance's
+/// multiply-add; the bias-corrected denominator; the step), in float. Elementwise, so the result does
+/// not depend on how the work is split between threads.
+/// </summary>
+internal static class FusedUpdate
+{
+    public readonly record struct Factors(float Decay, float MeanWeight, float Beta2, float OneMinusBeta2, float Bias2Sqrt, float Eps, float MinusStepSize);
+
+    /// <summary>Elements per parallel chunk: large enough that scheduling is noise, small enough to share a big tensor between cores.</summary>
+    private const int Chunk = 1 << 16;
+
+    public static bool Applies(Tensor parameter, Tensor grad) =>
+        parameter.dtype == ScalarType.Float32 && grad.dtype == ScalarType.Float32
+        && parameter.device_type == DeviceType.CPU && grad.device_type == DeviceType.CPU
+        && parameter.is_contiguous() && grad.is_contiguous()
+        && parameter.numel() == grad.numel() && parameter.numel() * sizeof(float) <= int.MaxValue;
+
+    public static unsafe void Run(Tensor parameter, Tensor grad, Tensor mean, Tensor variance, Factors f)
+    {
+        long n = parameter.numel();
+        if (n == 0) return;
+        fixed (byte* w = parameter.bytes, g = grad.bytes, m = mean.bytes, v = variance.bytes)
+        {
+            nint pw = (nint)w, pg = (nint)g, pm = (nint)m, pv = (nint)v;
+            long chunks = (n + Chunk - 1) / Chunk;
+            if (chunks == 1)
+            {
+                Update((float*)pw, (float*)pg, (float*)pm, (float*)pv, (int)n, f);
+                return;
+            }
+            Parallel.For(0L, chunks, c =>
+            {
+                long start = c * Chunk;
+                int count = (int)Math.Min(Chunk, n - start);
+                Update((float*)pw + start, (float*)pg + start, (float*)pm + start, (float*)pv + start, count, f);
+            });
+        }
+    }
+
+    private static unsafe void Update(float* w, float* g, float* m, float* v, int n, Factors f)
+    {
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            int width = System.Numerics.Vector<float>.Count;
+            var decay = new System.Numerics.Vector<float>(f.Decay);
+            var meanWeight = new System.Numerics.Vector<float>(f.MeanWeight);
+            var beta2 = new System.Numerics.Vector<float>(f.Beta2);
+            var oneMinusBeta2 = new System.Numerics.Vector<float>(f.OneMinusBeta2);
+            var bias2Sqrt = new System.Numerics.Vector<float>(f.Bias2Sqrt);
+            var eps = new System.Numerics.Vector<float>(f.Eps);
+            var minusStep = new System.Numerics.Vector<float>(f.MinusStepSize);
+            for (; i <= n - width; i += width)
+            {
+                var gi = System.Numerics.Vector.Load(g + i);
+                var wi = System.Numerics.Vector.Load(w + i) * decay;
+                var mi = System.Numerics.Vector.Load(m + i);
+                mi = System.Numerics.Vector.FusedMultiplyAdd(meanWeight, gi - mi, mi);
+                var vi = System.Numerics.Vector.Load(v + i) * beta2 + oneMinusBeta2 * gi * gi;
+                var denom = System.Numerics.Vector.SquareRoot(vi) / bias2Sqrt + eps;
+                wi += minusStep * mi / denom;
+                System.Numerics.Vector.Store(mi, m + i);
+                System.Numerics.Vector.Store(vi, v + i);
+                System.Numerics.Vector.Store(wi, w + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float gi = g[i];
+            float wi = w[i] * f.Decay;
+            float mi = MathF.FusedMultiplyAdd(f.MeanWeight, gi - m[i], m[i]);
+            float vi = v[i] * f.Beta2 + f.OneMinusBeta2 * gi * gi;
+            float denom = MathF.Sqrt(vi) / f.Bias2Sqrt + f.Eps;
+            m[i] = mi;
+            v[i] = vi;
+            w[i] = wi + f.MinusStepSize * mi / denom;
+        }
+    }
 }
