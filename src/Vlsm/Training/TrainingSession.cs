@@ -143,7 +143,7 @@ public sealed class TrainingSession : IDisposable
     private void OpenData()
     {
         if (trainRecords is not null) return;
-        pooled = data ?? PooledDataset.Open(Plan.Data.Roots);
+        pooled = data ?? PooledDataset.Open(Plan.Data.Roots, Plan.Data.FollowSymlinks);
         datasetNames = pooled.Datasets.Select(d => d.Name).ToList();
         trainRecords = pooled.RequiredRecords(Plan.Data.TrainSplit);
         valRecords = pooled.RequiredRecords(Plan.Data.ValSplit);
