@@ -61,6 +61,22 @@ public sealed class EnvCliTests
         Assert.Contains("forced by VLSM_CONVOLUTION", json["convolution_detail"]!.GetValue<string>());
     }
 
+    [Theory]
+    [InlineData(null, "PASSIVE")]    // unset: vlsm makes libtorch's OpenMP threads sleep while they wait
+    [InlineData("ACTIVE", "ACTIVE")] // the user's choice is kept
+    public void OpenMpThreadsSleepWhileWaitingUnlessTheUserChose(string? given, string expected)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // This test process set the variable for itself when it loaded vlsm: the child must decide on its own.
+        psi.Environment.Remove("OMP_WAIT_POLICY");
+        psi.Environment.Remove("GOMP_SPINCOUNT");
+        if (given is not null) psi.Environment["OMP_WAIT_POLICY"] = given;
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "vlsm.dll"), "env", "--json" }) psi.ArgumentList.Add(a);
+        var r = CliRunner.RunProcess(psi, TimeSpan.FromMinutes(2), "vlsm env --json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(expected, JsonNode.Parse(r.Stdout)!["environment"]!["OMP_WAIT_POLICY"]!.GetValue<string>());
+    }
+
     [Fact]
     public void AnUnknownForcedPathIsRefusedByName()
     {
