@@ -91,6 +91,10 @@ public sealed class ImageSizeTests : IDisposable
         // The model's own size is always taken, whatever the rule (BiomedCLIPSeg's 224 included).
         var (config, _, _) = new TrainingRequest { Model = Tiny("biomedclipseg-tiny"), Data = ["d"], ImageSize = 224, Out = Out("own") }.Prepare();
         Assert.Equal(new InputSize(224, 224, Own: true), TrainingPlan.Resolve(config).Model.Input);
+
+        // eval and predict check through the registry, with the same message.
+        e = Assert.Throws<VlsmException>(() => new ModelReference(Tiny("clipseg-tiny"), null, null).Open(ComputePrecision.Fp32, new Dictionary<string, string>(), imageSize: 50).Dispose());
+        Assert.StartsWith("image_size (--image-size) 50 is not a multiple of 8", e.Message);
     }
 
     public static TheoryData<string, int> TakeOtherSizes => new()
