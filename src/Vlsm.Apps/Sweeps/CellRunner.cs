@@ -182,7 +182,7 @@ public static class CellRunner
         var evaluations = new Dictionary<string, string>(StringComparer.Ordinal);
         if (spec.Mode == SweepMode.Eval)
         {
-            using var segmenter = new ModelReference(config.Model, null, null).Open(ComputePrecisions.Parse(config.Precision), config.FamilyOptions());
+            using var segmenter = new ModelReference(config.Model, null, null).Open(ComputePrecisions.Parse(config.Precision), config.FamilyOptions(), imageSize: config.ImageSize);
             foreach (var roots in EvaluationData(spec, config))
                 evaluations[Name(roots)] = Evaluate(segmenter, dir, roots, config.FollowSymlinks, spec, prompt, config.Model, null, cancellation);
             return record with { Evaluations = evaluations, TrainableParameters = 0 };

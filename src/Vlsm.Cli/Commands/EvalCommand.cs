@@ -40,10 +40,11 @@ internal static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print summary.json to stdout instead of the table." };
         var familyFlags = ModelOptions.FamilyOptionFlags();
         var precision = PrecisionOption.Create();
+        var imageSize = ModelOptions.ImageSize("default with --run: the size the run trained at (its config.yaml).");
         var cmd = new Command("eval", "Evaluate on a dataset split: Dice and IoU per image at the original mask resolution (and at network resolution), "
             + "HD95 in pixels; mean ± population std per dataset and prompt.")
         {
-            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, precision, allowOtherBase, onError,
+            model, adapter, run, data, split, prompt, threshold, batch, outDir, saveMasks, overlays, maskThreshold, nsdTolerance, json, precision, imageSize, allowOtherBase, onError,
         };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
         cmd.Options.Add(DataOptions.FollowSymlinks()); // applied by VlsmCli.Guard to every dataset the command opens
@@ -81,7 +82,8 @@ internal static class EvalCommand
 
             var datasets = PooledDataset.Open(parse.GetValue(data)!);
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);
-            using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note);
+            int? side = parse.GetValue(imageSize);
+            using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note, side);
             var evaluator = Evaluator.Plan(predictor, datasets, options, Path.GetFullPath(reference.ModelDirectory),
                 reference.Weights is null ? null : Path.GetFullPath(reference.Weights));
             string used = reference.Describe(
@@ -90,6 +92,7 @@ internal static class EvalCommand
                 ("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), thresholdFromRun),
                 ("mask threshold", options.MaskThreshold.ToString(CultureInfo.InvariantCulture), maskFromRun),
                 ("precision", ComputePrecisions.Name(precisionValue), false),
+                reference.ImageSizeSetting(predictor, side),
             ], familyOptions);
             (parse.GetValue(json) ? Console.Error : Console.Out).WriteLine(used);
             if (output is not null && EvaluationFolder.ClearPrevious(output) is { Count: > 0 } replaced)

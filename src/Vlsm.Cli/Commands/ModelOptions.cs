@@ -47,6 +47,13 @@ internal static class ModelOptions
         return options;
     }
 
+    /// <summary><c>--image-size N</c>: the side images are resized to, instead of the model's own input size.</summary>
+    public static Option<int?> ImageSize(string what) => new("--image-size")
+    {
+        Description = $"Resize images to N x N instead of the model's own input size (its preprocessor's or config's); {what} "
+            + "CLIPSeg: a multiple of its patch size; CRIS, SAN, UNet, UNet++: a multiple of 32; DeepLabV3+: of its output stride; BiomedCLIPSeg: its own size only.",
+    };
+
     public static Option<string?> Model(string what) => new("--model") { Description = what };
 
     public static Option<string?> Run() => new("--run")

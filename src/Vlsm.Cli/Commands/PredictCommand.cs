@@ -32,13 +32,14 @@ internal static class PredictCommand
         var allowOtherBase = ModelOptions.AllowOtherBase();
         var familyFlags = ModelOptions.FamilyOptionFlags();
         var precision = PrecisionOption.Create();
+        var imageSize = ModelOptions.ImageSize("default with --run: the size the run trained at (its config.yaml).");
         var inputs = new Argument<string[]>("IMAGE")
         {
             Description = "Image files or folders of images (PNG, JPEG, BMP, GIF, WebP, TIFF); predict's own outputs (*.mask.png, *.overlay.png) in a folder are skipped.",
             Arity = ArgumentArity.OneOrMore,
         };
         var cmd = new Command("predict", "Segment images with a text prompt; writes <name>.mask.png and <name>.overlay.png.")
-            { model, run, prompt, threshold, probs, probsSize, outDir, batch, adapter, allowOtherBase, precision, inputs };
+            { model, run, prompt, threshold, probs, probsSize, outDir, batch, adapter, allowOtherBase, precision, imageSize, inputs };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -71,13 +72,15 @@ internal static class PredictCommand
             var precisionValue = ModelOptions.Precision(parse.GetValue(precision)!);
             using var outLock = Vlsm.IO.FolderLock.Acquire(output, "predict", "--out");
             var familyOptions = ModelOptions.FamilyOptions(parse, familyFlags);
-            using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note);
+            int? side = parse.GetValue(imageSize);
+            using var predictor = reference.Open(precisionValue, familyOptions, parse.GetValue(allowOtherBase), ModelOptions.Note, side);
             var job = PredictionJob.Plan(predictor, imagePaths, options);
             var settings = new List<(string, string, bool)>();
             for (int k = 0; k < prompts.Count; k++)
                 settings.Add((prompts.Count > 1 ? $"prompt {k + 1}" : "prompt", $"\"{prompts[k]}\"", promptFromRun));
             settings.Add(("threshold", options.Threshold.ToString(CultureInfo.InvariantCulture), thresholdFromRun));
             settings.Add(("precision", ComputePrecisions.Name(precisionValue), false));
+            settings.Add(reference.ImageSizeSetting(predictor, side));
             Console.WriteLine(reference.Describe(settings, familyOptions));
             if (job.SkippedOutputs.Count > 0)
                 ModelOptions.Note($"note: skipped {job.SkippedOutputs.Count} file(s) predict wrote itself (*{string.Join(", *", PredictionJob.OutputSuffixes)}) in the input folder(s).");

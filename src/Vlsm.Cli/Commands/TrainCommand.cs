@@ -35,6 +35,7 @@ internal static class TrainCommand
         var augment = new Option<bool>("--augment") { Description = "Flips, rotation, scale and colour jitter (off by default, as in the reference)." };
         var onError = new Option<string?>("--on-error") { Description = "fail (default) stops at an unusable record (e.g. image and mask sizes differ); skip skips and counts it." };
         var noCache = new Option<bool>("--no-feature-cache") { Description = "Recompute frozen tower outputs every epoch." };
+        var imageSize = ModelOptions.ImageSize("recorded as image_size in config.yaml, which eval and predict --run use.");
         var familyFlags = ModelOptions.FamilyOptionFlags(training: true);
         var configFile = new Option<string?>("--config") { Description = "A run's config.yaml; flags override it." };
         var output = new Option<string?>("--out") { Description = "Run folder to create." };
@@ -42,7 +43,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Fine-tune CLIPSeg with adapters (or decoder/full), CRIS (full/decoder), SAN (its side network), BiomedCLIPSeg, or train the image-only UNet, UNet++ and DeepLabV3+ baselines, on medvlsm-format datasets.")
         {
             model, data, preset, mode, parts, adapterDim, condDim, zeroInit, freezeText, epochs, batch, lr, prompt, seed, precision, loss,
-            maskThreshold, augment, onError, noCache, configFile, output, resume, weightDecay, patience, threads, allowDataChange,
+            maskThreshold, augment, onError, noCache, imageSize, configFile, output, resume, weightDecay, patience, threads, allowDataChange,
         };
         foreach (var flag in familyFlags) cmd.Options.Add(flag);
         var followSymlinks = DataOptions.FollowSymlinks(); // recorded as follow_symlinks in config.yaml, so --resume reads the data as the run started
@@ -78,6 +79,7 @@ internal static class TrainCommand
                 Patience = parse.GetValue(patience),
                 AllowDataChange = parse.GetValue(allowDataChange),
                 FollowSymlinks = parse.GetValue(followSymlinks),
+                ImageSize = parse.GetValue(imageSize),
                 FamilyOptions = ModelOptions.FamilyOptions(parse, familyFlags),
             };
             if (parse.GetValue(threads) is { } n)

@@ -27,6 +27,7 @@ internal static class TrainedInfo
             if (run.Config.Parts is { } parts) o["parts"] = parts;
             if (run.Config.Preset is { } preset) o["preset"] = preset;
             o["prompt"] = run.Config.Prompt;
+            if (run.Config.ImageSize is { } side) o["image_size"] = side;
             foreach (var (key, value) in run.Config.FamilyOptions) o[key] = value;
             o["epochs_completed"] = run.Epochs;
             if (run.BestDice is { } best)

@@ -171,6 +171,9 @@ public sealed record EvaluationInfo(
     /// <summary>Mask files scored: their values above this were foreground.</summary>
     public int? PredictionThreshold { get; init; }
 
+    /// <summary>The model's input size, images resized to it (null when mask files were scored).</summary>
+    public (int Width, int Height)? ImageSize { get; init; }
+
     public bool AllPrompts => Prompt == EvaluationOptions.AllPrompts;
     public bool Pooled => Datasets.Count > 1;
 }
@@ -258,6 +261,9 @@ public sealed class EvaluationReport
         if (Info.PredictionThreshold is { } pt) root["prediction_threshold"] = pt;
         root["mask_threshold"] = Info.MaskThreshold;
         root["nsd_tolerance"] = Info.NsdTolerance;
+        // As preprocessor_config.json's size: one number when square, else height and width.
+        if (Info.ImageSize is var (w, h))
+            root["image_size"] = w == h ? JsonValue.Create(w) : new JsonObject { ["height"] = h, ["width"] = w };
         if (Info.Predictions is not null) root["predictions"] = Info.Predictions;
         root["model"] = Info.Predictions is null ? Info.Model : null;
         root["adapter"] = Info.Adapter;

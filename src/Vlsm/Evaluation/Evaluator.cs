@@ -103,7 +103,7 @@ public sealed class Evaluator
         if (options.MasksDirectory is not null) CheckMaskNamesDiffer(records);
 
         var info = new EvaluationInfo(model, adapter, options.Prompt, options.Split, options.Threshold, options.MaskThreshold,
-            data.Datasets.Select(d => d.Name).ToArray()) { NsdTolerance = options.NsdTolerance };
+            data.Datasets.Select(d => d.Name).ToArray()) { NsdTolerance = options.NsdTolerance, ImageSize = (predictor.Preprocessor.Width, predictor.Preprocessor.Height) };
         return new Evaluator(predictor, records, prompts, options, info);
     }
 

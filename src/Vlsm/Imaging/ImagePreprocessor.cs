@@ -38,6 +38,15 @@ public sealed class ImagePreprocessor
             resample: ResampleFilter.Bilinear, doRescale: true, rescaleFactor: 1.0 / 255.0,
             doNormalize: true, mean: mean.ToArray(), std: std.ToArray()) { keepAspectHint = hint };
 
+    /// <summary>
+    /// This preprocessing at <paramref name="side"/> x <paramref name="side"/> (<c>--image-size</c>): a
+    /// plain resize to that size, with this resampling filter, rescaling and normalisation, as a
+    /// preprocessor_config.json whose <c>size</c> said so would give; this one itself when null.
+    /// </summary>
+    public ImagePreprocessor WithSide(int? side) => side is not int n ? this
+        : new(doResize: true, width: n, height: n, shortestEdge: null, doCenterCrop: false,
+            Resample, DoRescale, RescaleFactor, DoNormalize, _mean, _std);
+
     /// <summary>Set for <see cref="ShorterSide"/>: what to do about an image it refuses.</summary>
     private string? keepAspectHint;
 

@@ -47,14 +47,18 @@ public sealed record ModelReference(string ModelDirectory, string? Weights, RunD
 
     /// <summary>
     /// The load request: precision as given, family options from the run's config unless given
-    /// (<paramref name="options"/> wins key by key).
+    /// (<paramref name="options"/> wins key by key), and the image size given, else the run's.
     /// </summary>
-    public ModelRequest Request(ComputePrecision precision, IReadOnlyDictionary<string, string> options)
+    public ModelRequest Request(ComputePrecision precision, IReadOnlyDictionary<string, string> options, int? imageSize = null)
     {
         var merged = new Dictionary<string, string>(Run?.FamilyOptions ?? new Dictionary<string, string>(), StringComparer.Ordinal);
         foreach (var (key, value) in options) merged[key] = value;
-        return new ModelRequest { Directory = ModelDirectory, Weights = Weights, Precision = precision, Options = merged };
+        return new ModelRequest { Directory = ModelDirectory, Weights = Weights, Precision = precision, Options = merged, ImageSize = imageSize ?? Run?.ImageSize };
     }
+
+    /// <summary>The image size an opened model runs at, as <see cref="Describe"/> lists it: marked as the run's when <paramref name="given"/> (<c>--image-size</c>) is null and the run recorded one.</summary>
+    public (string Name, string Value, bool FromRun) ImageSizeSetting(ISegmenter segmenter, int? given) =>
+        ("image size", InputSize.Text(segmenter.Preprocessor.Width, segmenter.Preprocessor.Height), given is null && Run?.ImageSize is not null);
 
     /// <summary>
     /// One line saying what a command runs: the model, its weights, and each setting, marked when it
@@ -80,11 +84,12 @@ public sealed record ModelReference(string ModelDirectory, string? Weights, RunD
     /// </summary>
     /// <param name="allowOtherBase">Apply weights trained on another base of the same shape (with a note).</param>
     /// <param name="note">Hears one-line notes (weights without a recorded base, an overridden check).</param>
-    /// <exception cref="VlsmException">The weights were trained on another base and <paramref name="allowOtherBase"/> is false, or the model cannot be opened.</exception>
-    public ISegmenter Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options, bool allowOtherBase = false, Action<string>? note = null)
+    /// <param name="imageSize">The side images are resized to (<c>--image-size</c>); null: the run's, else the model's own.</param>
+    /// <exception cref="VlsmException">The weights were trained on another base and <paramref name="allowOtherBase"/> is false, the family cannot run at that size, or the model cannot be opened.</exception>
+    public ISegmenter Open(ComputePrecision precision, IReadOnlyDictionary<string, string> options, bool allowOtherBase = false, Action<string>? note = null, int? imageSize = null)
     {
         CheckBase(allowOtherBase, note);
-        return ModelFamilies.OpenSegmenter(Request(precision, options));
+        return ModelFamilies.OpenSegmenter(Request(precision, options, imageSize));
     }
 
     /// <summary>Checks the weights' recorded base against the model folder (nothing to check without weights).</summary>
@@ -102,8 +107,8 @@ public sealed record ModelReference(string ModelDirectory, string? Weights, RunD
 
 /// <summary>
 /// What a training run's config.yaml says about how to run the model it trained: the model folder,
-/// the prompt it trained on, how its masks were binarised and its family options. Commands take these
-/// unless a flag says otherwise.
+/// the prompt it trained on, how its masks were binarised, the image size and its family options.
+/// Commands take these unless a flag says otherwise.
 /// </summary>
 /// <param name="Prompt">config.yaml's <c>prompt</c>: a key (p3), <c>random</c> or literal text; null when absent.</param>
 /// <param name="MaskThreshold">config.yaml's <c>mask_threshold</c> when it is a number (not <c>soft</c>).</param>
@@ -117,6 +122,9 @@ public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDict
 
     /// <summary>config.yaml's sigmoid <c>threshold</c>, when a run records one (training validates at <see cref="MaskRule.DefaultThreshold"/>).</summary>
     public float? Threshold { get; init; }
+
+    /// <summary>config.yaml's <c>image_size</c>: the side the run trained at; null when absent or empty (the model's own size).</summary>
+    public int? ImageSize { get; init; }
 
     /// <summary>config.yaml's <c>mode</c>, <c>parts</c> and <c>preset</c>, for <c>vlsm info</c>.</summary>
     public string? Mode { get; init; }
@@ -143,9 +151,13 @@ public sealed record RunDefaults(string ConfigFile, string? Model, IReadOnlyDict
         foreach (var option in ModelFamilies.All.SelectMany(f => f.Options))
             if (Scalar(option.Key) is { } value && value != option.Default) options[option.Key] = value;
         int? maskThreshold = int.TryParse(Scalar("mask_threshold"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int m) ? m : null;
+        // A wrong image_size would score the weights at a size they never saw: refused, not ignored.
+        int? imageSize = Scalar("image_size") is not { Length: > 0 } side ? null
+            : int.TryParse(side, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n
+            : throw new VlsmException($"{path}: image_size {IO.Printable.Quote(side)} is not a whole number of pixels; correct it, or empty it for the model's own size.");
         return new RunDefaults(path, Scalar("model"), options)
         {
-            Prompt = Scalar("prompt"), MaskThreshold = maskThreshold,
+            Prompt = Scalar("prompt"), MaskThreshold = maskThreshold, ImageSize = imageSize,
             Threshold = float.TryParse(Scalar("threshold"), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float t) ? t : null, Mode = Scalar("mode"), Parts = Scalar("parts"), Preset = Scalar("preset"),
         };
     }

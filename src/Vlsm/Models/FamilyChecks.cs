@@ -1,8 +1,39 @@
+using System.Globalization;
+
 namespace Vlsm.Models;
 
-/// <summary>Checks a request against what a family declares: modes, precisions and option values.</summary>
+/// <summary>Checks a request against what a family declares: modes, precisions, option values and input sizes.</summary>
 public static class FamilyChecks
 {
+    /// <summary>
+    /// The input size a folder's model runs at: its own when <paramref name="side"/> is null or equal
+    /// to its own (square) size, else <paramref name="side"/> x <paramref name="side"/>, checked against
+    /// the family's <see cref="IModelFamily.ImageSizes"/>.
+    /// </summary>
+    /// <exception cref="VlsmException">The family cannot run at that side; the message names the value, the rule and the fix.</exception>
+    public static InputSize ImageSize(IModelFamily family, string modelDir, int? side)
+    {
+        var rule = family.ImageSizes(modelDir);
+        if (side is not int n || (n == rule.Width && n == rule.Height)) return new InputSize(rule.Width, rule.Height, Own: true);
+        string own = InputSize.Text(rule.Width, rule.Height);
+        string value = $"image_size (--image-size) {n.ToString(CultureInfo.InvariantCulture)}";
+        if (rule.OnlyOwn is { } why)
+            throw new VlsmException($"{value}: {family.Name} models run only at their own input size, {own} for {modelDir} ({why}); leave --image-size out.");
+        int m = rule.Multiple;
+        int lo = (Math.Max(Math.Max(ImageSizeRule.Smallest, rule.Min), m) + m - 1) / m * m;
+        int hi = Math.Min(ImageSizeRule.Largest, rule.Max) / m * m;
+        string fallback = $"or leave --image-size out for the model's own {own}";
+        if (n < lo || n > hi)
+            throw new VlsmException($"{value} is out of range: give a side of {lo}..{hi} pixels that is a multiple of {m} ({rule.MultipleOf}), {fallback}.");
+        if (n % m != 0)
+        {
+            int down = n / m * m, up = down + m;
+            var near = new[] { down, up }.Where(v => v >= lo && v <= hi).Select(v => v.ToString(CultureInfo.InvariantCulture));
+            throw new VlsmException($"{value} is not a multiple of {m} ({rule.MultipleOf}): use {string.Join(" or ", near)}, {fallback}.");
+        }
+        return new InputSize(n, n, Own: false);
+    }
+
     /// <summary>The value of every option the family declares: the given one (checked), else its default.</summary>
     /// <exception cref="VlsmException">A value is not one the option allows, or a key the family does not declare.</exception>
     public static IReadOnlyDictionary<string, string> Options(IModelFamily family, IReadOnlyDictionary<string, string> given)

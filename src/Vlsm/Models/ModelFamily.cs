@@ -50,6 +50,12 @@ public interface IModelFamily
     /// <summary>Checks a fine-tuning request against what the family trains (modes, adapter settings).</summary>
     FineTuneSpec CheckSpec(FineTuneSpec spec);
 
+    /// <summary>
+    /// The square input sides a folder's model runs at besides its own (<c>--image-size</c>): the
+    /// rule that <see cref="FamilyChecks.ImageSize"/> checks a requested side against.
+    /// </summary>
+    ImageSizeRule ImageSizes(string modelDir);
+
     /// <summary>The model of a folder with trained weights applied, frozen, ready to predict.</summary>
     ISegmenter OpenSegmenter(ModelRequest request);
 
@@ -89,6 +95,49 @@ public sealed record ModelRequest
 
     /// <summary>Values of <see cref="IModelFamily.Options"/> by key; missing ones take their defaults.</summary>
     public IReadOnlyDictionary<string, string> Options { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// Run at <c>ImageSize x ImageSize</c> (images resized to it, plainly) instead of the model's own
+    /// input size; null: the model's own. Checked beforehand (<see cref="FamilyChecks.ImageSize"/>).
+    /// </summary>
+    public int? ImageSize { get; init; }
+}
+
+/// <summary>
+/// Which square input sides a model runs at: its own size (<paramref name="Width"/> x
+/// <paramref name="Height"/>, from its preprocessor or config), and other sides that are multiples of
+/// <paramref name="Multiple"/> (<paramref name="MultipleOf"/> says what the multiple is, e.g. "its patch
+/// size") within <see cref="Min"/>..<see cref="Max"/>, unless <see cref="OnlyOwn"/> says why it takes none.
+/// </summary>
+public sealed record ImageSizeRule(int Width, int Height, int Multiple, string MultipleOf)
+{
+    /// <summary>The bounds every family's sides stay within.</summary>
+    public const int Smallest = 16, Largest = 4096;
+
+    public int Min { get; init; } = Smallest;
+    public int Max { get; init; } = Largest;
+
+    /// <summary>Why the model runs at no size but its own (null: it runs at others).</summary>
+    public string? OnlyOwn { get; init; }
+
+    /// <summary>The rule of a model that runs only at its own size, for <paramref name="reason"/>.</summary>
+    public static ImageSizeRule Fixed(int width, int height, string reason) => new(width, height, 1, "") { OnlyOwn = reason };
+}
+
+/// <summary>The input size a model runs at, and whether it is the model's own.</summary>
+public sealed record InputSize(int Width, int Height, bool Own)
+{
+    /// <summary>The side to resize to (<see cref="ModelRequest.ImageSize"/>): null at the model's own size.</summary>
+    public int? Resize => Own ? null : Width;
+
+    /// <summary>The size as one side, when it is square (config.yaml's <c>image_size</c>); null for a non-square own size.</summary>
+    public int? Side => Width == Height ? Width : null;
+
+    public override string ToString() => Text(Width, Height);
+
+    /// <summary>A size as <c>image_size</c> gives it: one side when square (352), else WxH.</summary>
+    public static string Text(int width, int height) =>
+        width == height ? width.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{width}x{height}";
 }
 
 /// <summary>How a model trains: what trains, and where frozen parts' outputs may be cached.</summary>

@@ -63,6 +63,12 @@ public sealed class TrainConfig
     /// Recorded so that <c>--resume</c> opens the datasets as the run started; a config.yaml without the key means false.
     /// </summary>
     public bool FollowSymlinks { get; set; }
+    /// <summary>
+    /// Train at <c>image_size x image_size</c> (<c>--image-size</c>: images resized to it, plainly);
+    /// absent or empty: the model's own size. A new run records the size it trains at, so eval and
+    /// predict with <c>--run</c> use it.
+    /// </summary>
+    public int? ImageSize { get; set; }
     public bool FeatureCache { get; set; } = true;
     public int FeatureCacheMemoryMb { get; set; } = 2048;
     public string TrainSplit { get; set; } = "train";

@@ -72,6 +72,7 @@ public sealed record TrainingPlan(
             : FineTuneSpec.Create(mode, freezeText: config.FreezeText));
         var precision = FamilyChecks.TrainingPrecision(family, ComputePrecisions.Parse(config.Precision));
         var options = ModelFamilies.CheckOptions(family, config.Model, config.FamilyOptions());
+        var input = FamilyChecks.ImageSize(family, config.Model, config.ImageSize);
 
         PromptChoice? prompt;
         if (family.TakesText)
@@ -85,7 +86,7 @@ public sealed record TrainingPlan(
         }
 
         return new TrainingPlan(
-            new ModelSection(config.Model, family, spec, precision, options),
+            new ModelSection(config.Model, family, spec, precision, options) { Input = input },
             new DataSection(config.Data, config.TrainSplit, config.ValSplit, prompt, soft ? MaskMode.Soft : MaskMode.Binary, soft ? 127 : threshold,
                 config.Augment, config.OnError == "skip" ? OnError.Skip : OnError.Fail) { FollowSymlinks = config.FollowSymlinks },
             new OptimizationSection(config.BatchSize, config.Lr, config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.GradClip),
@@ -96,10 +97,13 @@ public sealed record TrainingPlan(
     }
 }
 
-/// <summary>The model to train: its folder and family, what trains, precision and the family's options.</summary>
+/// <summary>The model to train: its folder and family, what trains, precision, the family's options and the input size.</summary>
 public sealed record ModelSection(string Directory, IModelFamily Family, FineTuneSpec Spec, ComputePrecision Precision, IReadOnlyDictionary<string, string> Options)
 {
-    public ModelRequest Request => new() { Directory = Directory, Precision = Precision, Options = Options };
+    /// <summary>The size images are resized to (<c>image_size</c>, checked); null: the model's own, unchecked (a plan built by hand).</summary>
+    public InputSize? Input { get; init; }
+
+    public ModelRequest Request => new() { Directory = Directory, Precision = Precision, Options = Options, ImageSize = Input?.Resize };
 }
 
 /// <summary>Datasets, splits, how each sample's prompt is chosen (null for text-free families), and how masks and records are read.</summary>

@@ -37,6 +37,8 @@ public sealed record TrainingRequest
     public double? WeightDecay { get; init; }
     /// <summary>Read records through symbolic links out of the dataset folders (<c>follow_symlinks</c>).</summary>
     public bool FollowSymlinks { get; init; }
+    /// <summary>The side images are resized to (<c>image_size</c>); null: the model's own size.</summary>
+    public int? ImageSize { get; init; }
     /// <summary>Resume although the data differs from what the run recorded (passed to the <see cref="Trainer"/>).</summary>
     public bool AllowDataChange { get; init; }
 
@@ -71,7 +73,8 @@ public sealed record TrainingRequest
         string outDir = Out ?? throw new VlsmException("--out RUN is required: the folder where the run is written.");
         var run = new RunFolder(outDir);
         if (run.HasState) throw new VlsmException($"{run.Path} already holds a run; use --resume {outDir} to continue it, or another --out.");
-        config.Validate();
+        var plan = config.Validate();
+        config.ImageSize ??= plan.Model.Input?.Side; // recorded, so the run folder says what size it trained at
         return new PreparedTraining(config, run, false, null);
     }
 
@@ -166,6 +169,7 @@ public sealed record TrainingRequest
         if (NoFeatureCache) config.FeatureCache = false;
         if (OnError is { } oe) config.OnError = oe;
         if (FollowSymlinks) config.FollowSymlinks = true;
+        if (ImageSize is { } side) config.ImageSize = side;
         config.SetFamilyOptions(FamilyOptions);
     }
 }

@@ -106,6 +106,13 @@ public sealed class BiomedClipSegFamily : IModelFamily
         ], biomedclip + decoder, JsonNode.Parse(config.ToJson())!, spec, trainable);
     }
 
+    /// <summary>Only its ViT's own size: timm's ViT, as medvlsm builds it, adds its position table unresized, so it takes no other grid.</summary>
+    public ImageSizeRule ImageSizes(string modelDir)
+    {
+        var v = BiomedClipSegLoader.ReadConfig(modelDir).Vision;
+        return ImageSizeRule.Fixed(v.ImageSize, v.ImageSize, $"its ViT adds a fixed {v.Grid}x{v.Grid}-patch position table, which medvlsm's timm model does not resize for other sizes");
+    }
+
     public ISegmenter OpenSegmenter(ModelRequest request) => BiomedClipSegPredictor.FromFolder(request.Directory, request.Weights, request);
 
     public ITrainableModel OpenTrainable(ModelRequest request, TrainingSetup training) => new BiomedClipSegTraining(request, training);

@@ -69,8 +69,15 @@ public sealed class ClipSegFamily : IModelFamily
         ], s.TotalParameters, JsonNode.Parse(config.ToJson())!, spec, trainable);
     }
 
+    /// <summary>Its preprocessor's size, or any multiple of the patch size: the vision tower resizes its position embeddings to the patch grid, as HF's CLIPSeg does.</summary>
+    public ImageSizeRule ImageSizes(string modelDir)
+    {
+        var preprocessor = Imaging.ImagePreprocessor.FromFolder(modelDir);
+        return new ImageSizeRule(preprocessor.Width, preprocessor.Height, ClipSegLoader.ReadConfig(modelDir).Vision.PatchSize, "CLIPSeg's patch size");
+    }
+
     public ISegmenter OpenSegmenter(ModelRequest request) =>
-        ClipSegPredictor.FromFolder(request.Directory, request.Weights, ComputePrecisions.Dtype(request.Precision));
+        ClipSegPredictor.FromFolder(request.Directory, request.Weights, ComputePrecisions.Dtype(request.Precision), request.ImageSize);
 
     public ITrainableModel OpenTrainable(ModelRequest request, TrainingSetup training) => new ClipSegTraining(request, training);
 

@@ -25,7 +25,8 @@ public sealed class ClipSegPredictor : ISegmenter
     public ImagePreprocessor Preprocessor { get; }
 
     /// <param name="towerDtype">BFloat16 runs the CLIP towers in bf16 (faster, logits within about 1e-2); the decoder and adapters stay float32.</param>
-    public static ClipSegPredictor FromFolder(string modelDir, string? adapterFile = null, ScalarType towerDtype = ScalarType.Float32)
+    /// <param name="imageSize">Images resized to this side instead of the preprocessor's size (<see cref="ModelRequest.ImageSize"/>).</param>
+    public static ClipSegPredictor FromFolder(string modelDir, string? adapterFile = null, ScalarType towerDtype = ScalarType.Float32, int? imageSize = null)
     {
         var model = ClipSegLoader.Load(modelDir);
         var adapted = adapterFile is null ? null : AdapterFile.Load(model, adapterFile);
@@ -33,7 +34,7 @@ public sealed class ClipSegPredictor : ISegmenter
         // them (stacked q/k/v, resized position embeddings) from one batch to the next.
         foreach (var p in ((nn.Module?)adapted ?? model).parameters()) p.requires_grad = false;
         model.SetTowerDtype(towerDtype);
-        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir).Within(model.Config.Text.VocabSize, "text_config.vocab_size"), ImagePreprocessor.FromFolder(modelDir), adapted);
+        return new ClipSegPredictor(model, ClipTokenizer.FromFolder(modelDir).Within(model.Config.Text.VocabSize, "text_config.vocab_size"), ImagePreprocessor.FromFolder(modelDir).WithSide(imageSize), adapted);
     }
 
     /// <summary>Releases the model (the adapted wrapper owns the base, so disposing it disposes both).</summary>

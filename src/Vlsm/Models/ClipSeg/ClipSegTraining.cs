@@ -21,7 +21,7 @@ internal sealed class ClipSegTraining : ITrainableModel
 
     // The loaded model's config bounds the tokenizer's ids (no second read of config.json and the weights' header).
     private ClipSegTraining(ClipSegModel baseModel, ModelRequest request, TrainingSetup setup)
-        : this(baseModel, () => ClipTokenizer.FromFolder(request.Directory).Within(baseModel.Config.Text.VocabSize, "text_config.vocab_size"), () => ImagePreprocessor.FromFolder(request.Directory), request.Precision, setup)
+        : this(baseModel, () => ClipTokenizer.FromFolder(request.Directory).Within(baseModel.Config.Text.VocabSize, "text_config.vocab_size"), () => ImagePreprocessor.FromFolder(request.Directory).WithSide(request.ImageSize), request.Precision, setup)
     {
     }
 

@@ -65,8 +65,15 @@ public sealed class CrisFamily : IModelFamily
         ], s.TotalParameters, JsonNode.Parse(config.ToJson())!, spec, trainable);
     }
 
+    /// <summary>img_size, or any multiple of 32 within CRIS's bounds: the attention pool resizes its position table to the feature grid and the head upsamples to the input side.</summary>
+    public ImageSizeRule ImageSizes(string modelDir)
+    {
+        int own = CrisLoader.ReadConfig(modelDir).ImgSize;
+        return new ImageSizeRule(own, own, 32, "the stride of CRIS's deepest features") { Min = CrisConfig.MinImgSize, Max = CrisConfig.MaxImgSize };
+    }
+
     public ISegmenter OpenSegmenter(ModelRequest request) =>
-        CrisPredictor.FromFolder(request.Directory, request.Weights, PadMask(request));
+        CrisPredictor.FromFolder(request.Directory, request.Weights, PadMask(request), request.ImageSize);
 
     public ITrainableModel OpenTrainable(ModelRequest request, TrainingSetup training) => new CrisTraining(request, training);
 

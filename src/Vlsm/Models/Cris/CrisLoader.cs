@@ -48,9 +48,10 @@ public static class CrisLoader
     }
 
     /// <summary>The model with the folder's weights, in float32 and eval mode.</summary>
-    public static CrisModel Load(string dir)
+    /// <param name="imageSize">The input side other than config.json's img_size (<see cref="ModelRequest.ImageSize"/>): the head upsamples its logits to it.</param>
+    public static CrisModel Load(string dir, int? imageSize = null)
     {
-        var config = ReadConfig(dir);
+        var config = imageSize is int side ? ReadConfig(dir) with { ImgSize = side } : ReadConfig(dir);
         string weights = Path.Combine(dir, WeightsFile);
         if (!File.Exists(weights))
         {

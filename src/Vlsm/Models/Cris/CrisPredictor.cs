@@ -29,9 +29,9 @@ public sealed class CrisPredictor : ISegmenter
     public static TokenBatch Tokenize(ClipTokenizer tokenizer, CrisConfig config, IReadOnlyList<string> prompts) =>
         tokenizer.EncodeBatch(prompts, padTo: config.WordLen, maxLength: config.WordLen);
 
-    public static CrisPredictor FromFolder(string modelDir, string? checkpoint, CrisPadMask padMask)
+    public static CrisPredictor FromFolder(string modelDir, string? checkpoint, CrisPadMask padMask, int? imageSize = null)
     {
-        var model = CrisLoader.Load(modelDir);
+        var model = CrisLoader.Load(modelDir, imageSize);
         try
         {
             if (checkpoint is not null) CrisCheckpointFile.Apply(model, checkpoint);

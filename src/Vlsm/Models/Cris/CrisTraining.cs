@@ -17,7 +17,7 @@ internal sealed class CrisTraining : ITrainableModel
     {
         mode = CrisCheckpointFile.CheckMode(setup.Spec.Mode);
         var padMask = CrisFamily.PadMask(request);
-        model = CrisLoader.Load(request.Directory);
+        model = CrisLoader.Load(request.Directory, request.ImageSize);
         model.PadMask = padMask;
         tokenizer = CrisLoader.Tokenizer(request.Directory, model.Config);
         Preprocessor = CrisPredictor.PreprocessorFor(model.Config);

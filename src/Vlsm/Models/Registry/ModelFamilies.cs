@@ -92,12 +92,14 @@ public static class ModelFamilies
     /// <summary>The command-line flag of a family option: cris_pad_mask is --cris-pad-mask.</summary>
     public static string Flag(string key) => "--" + key.Replace('_', '-');
 
-    /// <summary>Opens a model folder for prediction, through its family, after checking precision and options.</summary>
+    /// <summary>Opens a model folder for prediction, through its family, after checking precision, options and input size.</summary>
     public static ISegmenter OpenSegmenter(ModelRequest request)
     {
         var family = ForFolder(request.Directory);
         FamilyChecks.InferencePrecision(family, request.Directory, request.Precision);
         CheckOptions(family, request.Directory, request.Options);
+        if (request.ImageSize is not null)
+            request = request with { ImageSize = FamilyChecks.ImageSize(family, request.Directory, request.ImageSize).Resize };
         return family.OpenSegmenter(request);
     }
 }

@@ -99,7 +99,22 @@ public sealed class SanFamily : IModelFamily
     public ISegmenter OpenSegmenter(ModelRequest request)
     {
         Gradients(request); // checks the option's value; prediction is the same for both flows
-        return SanPredictor.FromFolder(request.Directory, request.Weights);
+        return SanPredictor.FromFolder(request.Directory, request.Weights, request.ImageSize);
+    }
+
+    /// <summary>
+    /// image_size, or any multiple of size_divisibility and the side network's patch at which CLIP
+    /// still sees a patch: both ViTs resize their position tables to the grid, and the logits are
+    /// resized to the input.
+    /// </summary>
+    public ImageSizeRule ImageSizes(string modelDir)
+    {
+        var c = SanLoader.ReadConfig(modelDir);
+        static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
+        int divisibility = Math.Max(1, c.SizeDivisibility); // 0: detectron2 pads to no multiple
+        int multiple = divisibility / Gcd(divisibility, c.Side.PatchSize) * c.Side.PatchSize;
+        int clipSees = (int)Math.Ceiling(c.Clip.PatchSize / c.ClipResolution);
+        return new ImageSizeRule(c.ImageWidth, c.ImageHeight, multiple, "SAN's size_divisibility and side-network patch size") { Min = clipSees };
     }
 
     public ITrainableModel OpenTrainable(ModelRequest request, TrainingSetup training) => new SanTraining(request, training);

@@ -103,9 +103,10 @@ public static partial class SanLoader
     }
 
     /// <summary>The model with the folder's weights, in float32 and eval mode.</summary>
-    public static SanModel Load(string dir)
+    /// <param name="imageSize">The input side other than config.json's image_size (<see cref="ModelRequest.ImageSize"/>).</param>
+    public static SanModel Load(string dir, int? imageSize = null)
     {
-        var config = ReadConfig(dir);
+        var config = imageSize is int side ? ReadConfig(dir) with { ImageHeight = side, ImageWidth = side } : ReadConfig(dir);
         string weights = Path.Combine(dir, WeightsFile);
         if (!File.Exists(weights))
         {

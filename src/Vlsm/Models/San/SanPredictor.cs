@@ -28,9 +28,9 @@ public sealed class SanPredictor : ISegmenter
     public static ImagePreprocessor PreprocessorFor(SanConfig config) =>
         ImagePreprocessor.Resized(config.ImageWidth, config.ImageHeight, config.ImageMean.Select(v => (float)v).ToArray(), config.ImageStd.Select(v => (float)v).ToArray());
 
-    public static SanPredictor FromFolder(string modelDir, string? weights)
+    public static SanPredictor FromFolder(string modelDir, string? weights, int? imageSize = null)
     {
-        var model = SanLoader.Load(modelDir);
+        var model = SanLoader.Load(modelDir, imageSize);
         try
         {
             if (weights is not null) SanWeightsFile.Apply(model, weights);

@@ -25,7 +25,7 @@ internal sealed class SanTraining : ITrainableModel
     {
         SanFamily.Instance.CheckSpec(setup.Spec);
         gradients = SanFamily.Gradients(request);
-        model = SanLoader.Load(request.Directory);
+        model = SanLoader.Load(request.Directory, request.ImageSize);
         model.OriginalGradients = gradients == SanGradients.Original;
         tokenizer = SanLoader.Tokenizer(request.Directory, model.Config);
         Preprocessor = SanPredictor.PreprocessorFor(model.Config);

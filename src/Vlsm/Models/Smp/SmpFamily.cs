@@ -115,8 +115,15 @@ public sealed class SmpFamily : IModelFamily
         ], Count(model), JsonNode.Parse(config.ToJson())!, spec, trainable);
     }
 
+    /// <summary>img_size, or any multiple of the encoder's output stride (smp refuses other sizes and never pads); the side replaces img_size in both input sizings.</summary>
+    public ImageSizeRule ImageSizes(string modelDir)
+    {
+        var config = SmpLoader.ReadConfig(modelDir);
+        return new ImageSizeRule(config.ImgSize, config.ImgSize, config.SizeDivisor, $"the encoder's output stride, which smp's {SmpConfig.SmpClass(config.Architecture)} needs");
+    }
+
     public ISegmenter OpenSegmenter(ModelRequest request) =>
-        SmpPredictor.FromFolder(request.Directory, request.Weights, this, Input(request), request.Precision);
+        SmpPredictor.FromFolder(request.Directory, request.Weights, this, Input(request), request.Precision, request.ImageSize);
 
     public ITrainableModel OpenTrainable(ModelRequest request, TrainingSetup training) => new SmpTraining(this, request, training);
 

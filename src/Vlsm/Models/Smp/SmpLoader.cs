@@ -83,9 +83,10 @@ public static class SmpLoader
 
     /// <summary>The model with the folder's weights, in float32 and eval mode.</summary>
     /// <exception cref="VlsmException">The weights are missing, or their keys or shapes do not fit the config (named).</exception>
-    public static SmpModel Load(string dir)
+    /// <param name="imageSize">The input side other than config.json's img_size (<see cref="ModelRequest.ImageSize"/>): the preprocessor's.</param>
+    public static SmpModel Load(string dir, int? imageSize = null)
     {
-        var config = ReadConfig(dir);
+        var config = imageSize is int side ? ReadConfig(dir) with { ImgSize = side } : ReadConfig(dir);
         string weights = Path.Combine(dir, WeightsFile);
         if (!File.Exists(weights))
         {

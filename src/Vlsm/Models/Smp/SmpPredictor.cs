@@ -46,9 +46,9 @@ public sealed class SmpPredictor : ISegmenter
                 + $"Use {SmpFamily.InputFlag} square (resize every image to {config.ImgSize}x{config.ImgSize}), or crop the images square.");
     }
 
-    public static SmpPredictor FromFolder(string modelDir, string? checkpoint, IModelFamily family, SmpInput input, ComputePrecision precision)
+    public static SmpPredictor FromFolder(string modelDir, string? checkpoint, IModelFamily family, SmpInput input, ComputePrecision precision, int? imageSize = null)
     {
-        var model = SmpLoader.Load(modelDir);
+        var model = SmpLoader.Load(modelDir, imageSize);
         try
         {
             if (checkpoint is not null) SmpCheckpointFile.Apply(model, checkpoint, family.Name);

@@ -23,7 +23,7 @@ internal sealed class SmpTraining : ITrainableModel
         if (request.Precision == ComputePrecision.Bf16 && mode == FineTuneMode.Full)
             throw new VlsmException($"bf16 runs a frozen encoder; {family.Name} full mode trains the encoder, so use --precision fp32 (or --mode decoder).");
         var input = family.Input(request);
-        model = SmpLoader.Load(request.Directory);
+        model = SmpLoader.Load(request.Directory, request.ImageSize);
         try
         {
             Preprocessor = SmpPredictor.PreprocessorFor(model.Config, input);
