@@ -11,7 +11,7 @@ public sealed record DemoMethod(string Name, string Mode, string? Parts, double 
 
 /// <summary>
 /// Everything that shapes a demo run: the small CLIPSeg, the two synthetic domains, and the
-/// training recipes. The full recipe is sized to finish in under 10 minutes on 2 cores; the quick
+/// training recipes. The full recipe is sized to finish in under 5 minutes on 2 cores; the quick
 /// one only exercises the pipeline (under 2 minutes), so its numbers mean little.
 /// </summary>
 public sealed record DemoRecipe
@@ -60,9 +60,9 @@ public sealed record DemoRecipe
     {
         Name = "full",
         NaturalScenes = 500,
-        MedicalScenes = 400,
-        PretrainEpochs = 25,
-        FineTuneEpochs = 25,
+        MedicalScenes = 320,
+        PretrainEpochs = 13,
+        FineTuneEpochs = 15,
     };
 
     public static DemoRecipe Quick { get; } = new()
@@ -107,20 +107,23 @@ public sealed record DemoRecipe
     }
 
     /// <summary>
-    /// Expected wall time of pretraining, for the demo's ETA: 127 s for the full recipe on the README's
-    /// 2-core machine, scaled by scenes and epochs, plus a few seconds of set-up (the ETA rescales it
-    /// by the speed it measures).
+    /// Expected wall time of pretraining, for the demo's ETA: 8 s an epoch of the full recipe's 500
+    /// scenes on the README's 2-core machine, scaled by scenes and epochs, plus a few seconds of
+    /// set-up (the ETA rescales it by the speed it measures).
     /// </summary>
-    public double EstimatedPretrainSeconds() => 127.0 * NaturalScenes / 500 * PretrainEpochs / 25 + SetUpSeconds;
+    public double EstimatedPretrainSeconds() => 8.0 * NaturalScenes / 500 * PretrainEpochs + SetUpSeconds;
 
     /// <summary>Seconds a training stage spends besides its epochs (opening the model and data, scoring), as a guess.</summary>
     private const double SetUpSeconds = 5;
 
-    /// <summary>Expected wall time of one fine-tuning method and its scoring, as <see cref="EstimatedPretrainSeconds"/> (the README's table for the full recipe).</summary>
+    /// <summary>
+    /// Expected wall time of one fine-tuning method and its scoring, as <see cref="EstimatedPretrainSeconds"/>:
+    /// seconds an epoch of the full recipe's 320 medical scenes, from the README's table.
+    /// </summary>
     public double EstimatedSeconds(DemoMethod method)
     {
-        double reference = method.Mode switch { "decoder" => 21, "shallow" => 19, "dense" => 47, "full" => 80, _ => 40 };
-        return reference * MedicalScenes / 400 * FineTuneEpochs / 25 + SetUpSeconds;
+        double perEpoch = method.Mode switch { "decoder" => 1.2, "shallow" => 1.2, "dense" => 2.9, "full" => 4.2, _ => 3 };
+        return perEpoch * MedicalScenes / 320 * FineTuneEpochs + SetUpSeconds;
     }
 
     public string Describe() =>
