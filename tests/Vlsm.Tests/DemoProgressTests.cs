@@ -68,6 +68,32 @@ public sealed partial class DemoProgressTests : IDisposable
         Assert.True(seconds[2] > seconds[1] && seconds[3] > seconds[2]);
     }
 
+    [Fact]
+    public void TheReadmeDescribesTheFullRecipeAndItsEstimatesFitInFiveMinutes()
+    {
+        // Issue #20 item 4: the README's demo section is the measured run of this recipe, on a named
+        // machine, and the recipe was sized to finish within 5 minutes there. The ETA's estimates are
+        // that run's per-epoch times, so their sum is the recipe's expected wall time on that machine.
+        var full = DemoRecipe.Full;
+        string readme = File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "README.md"));
+        string section = readme[readme.IndexOf("## The demo", StringComparison.Ordinal)..];
+        section = section[..section.IndexOf("\n## ", 10, StringComparison.Ordinal)];
+        Assert.Contains($"on {full.NaturalScenes} synthetic natural scenes", section);
+        Assert.Contains($"{full.PretrainEpochs} epochs. The result is stored", section);
+        Assert.Contains($"{full.MedicalScenes} synthetic \"medical\" scenes", section);
+        Assert.Contains($"in four modes ({full.FineTuneEpochs} epochs each", section);
+        Assert.Contains($"Pretraining: {full.PretrainEpochs} epochs", section);
+        Assert.Matches(@"current machine kind \(2 cores of an AMD EPYC Zen 5", section);
+        var rows = Regex.Matches(section, @"^\| (decoder|shallow VLC|dense VL|full) \| [^|]+\| [^|]+\| (\d+) \|", RegexOptions.Multiline);
+        Assert.Equal(full.Methods.Select(m => m.Name), rows.Select(r => r.Groups[1].Value));
+        Assert.All(rows, r => Assert.Equal(full.FineTuneEpochs, int.Parse(r.Groups[2].Value)));
+        var whole = Regex.Match(section, @"The whole run took (\d+) min (\d+) s");
+        Assert.True(whole.Success, "the README gives the whole run's wall time");
+        Assert.True(int.Parse(whole.Groups[1].Value) * 60 + int.Parse(whole.Groups[2].Value) < 300, "the README's measured demo takes 5 minutes or more");
+        double estimated = full.EstimatedPretrainSeconds() + full.Methods.Sum(full.EstimatedSeconds);
+        Assert.InRange(estimated, 150, 300);
+    }
+
     private sealed class NullObserver : IDemoObserver
     {
         public void Stage(string title) { }
