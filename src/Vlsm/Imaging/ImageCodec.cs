@@ -307,12 +307,7 @@ public static class ImageCodec
     {
         var previous = StripOverride.Value;
         StripOverride.Value = new StripSetting(aboveBytes, rows);
-        return new Restore(() => StripOverride.Value = previous);
-    }
-
-    private sealed class Restore(Action undo) : IDisposable
-    {
-        public void Dispose() => undo();
+        return new OnDispose(() => StripOverride.Value = previous);
     }
 
     /// <summary>Pillow refuses images above twice <c>Image.MAX_IMAGE_PIXELS</c> (DecompressionBombError); so do we.</summary>

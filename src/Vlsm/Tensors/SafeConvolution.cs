@@ -64,12 +64,7 @@ public static class SafeConvolution
     {
         var previous = forcedOnThread;
         forcedOnThread = path;
-        return new Restore(() => forcedOnThread = previous);
-    }
-
-    private sealed class Restore(Action undo) : IDisposable
-    {
-        public void Dispose() => undo();
+        return new OnDispose(() => forcedOnThread = previous);
     }
 
     /// <summary>The path named by <c>VLSM_CONVOLUTION</c>, if any (then the probe is not needed to choose).</summary>
