@@ -44,6 +44,16 @@ if (Value("--child") == BigImageBench.ChildKey)
     Console.WriteLine(BigImageBench.RunChild(Value("--command")!, Value("--model")!, Value("--data")!, int.Parse(Value("--batch")!, CultureInfo.InvariantCulture)));
     return 0;
 }
+if (Value("--child") == LayerMicro.ChildKey)
+{
+    Console.WriteLine(LayerMicro.Run(Value("--precision") ?? "fp32").ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    return 0;
+}
+if (Value("--child") == StepProfile.ChildKey)
+{
+    Console.WriteLine(StepProfile.Run(Value("--precision") ?? "fp32", quick ? 1 : int.Parse(Value("--steps") ?? "3")).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    return 0;
+}
 if (Value("--child") is { } child)
 {
     Console.WriteLine(TrainingMeasurement.Run(child, Value("--precision") ?? "fp32", trainRepeats, warmUp: !quick).ToJsonString());

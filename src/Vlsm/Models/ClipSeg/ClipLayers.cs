@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using static Vlsm.Tensors.KeptScalars;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -26,8 +27,21 @@ public static class ClipActivation
     };
 
     /// <summary>x · sigmoid(1.702 x), with one temporary: the product is taken in place unless autograd needs the sigmoid.</summary>
+    /// <remarks>
+    /// bf16 computes it as silu(1.702 x) / 1.702, the same function through libtorch's fused silu:
+    /// under autograd that keeps one MLP-wide tensor (silu's input) instead of two (x and the
+    /// sigmoid), 12 MB less per CLIP layer at batch 4 (120 MB less peak memory for a dense-adapter
+    /// step), with a backward pass of three passes over memory instead of five. float32 keeps the
+    /// reference's form (the parity tests compare it to 1e-4).
+    /// </remarks>
     private static Tensor QuickGelu(Tensor x)
     {
+        if (x.dtype == ScalarType.BFloat16)
+        {
+            var scaled = Times(x, 1.702);
+            if (!scaled.requires_grad) return DividedBy_(scaled.silu_(), 1.702);
+            using (scaled) return DividedBy_(scaled.silu(), 1.702);
+        }
         var s = Times(x, 1.702);
         s.sigmoid_();
         if (!x.requires_grad) return s.mul_(x);
@@ -70,7 +84,7 @@ public sealed class ClipAttention : nn.Module, IDerivedTensorCache
         using var k = split[1];
         using var v = split[2];
         // SDPA's default scale is head_dim^-0.5, the same as HF's explicit q scaling.
-        using var o = functional.scaled_dot_product_attention(q, k, v, mask);
+        using var o = Attention.ScaledDotProduct(q, k, v, mask);
         using var merged = o.transpose(1, 2).reshape(b, l, d);
         return out_proj.forward(merged);
     }

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Vlsm.Bench;
+
+/// <summary>Scratch: forward+backward of one CLIP vision layer's parts at batch 4, 485 tokens.</summary>
+internal static class LayerMicro
+{
+    public const string ChildKey = "layer_micro";
+
+    static double Time(Action a, int n = 5)
+    {
+        a();
+        var t = new List<double>();
+        for (int i = 0; i < n; i++) { var c = Stopwatch.StartNew(); a(); t.Add(c.Elapsed.TotalMilliseconds); }
+        return t.Order().ElementAt(n / 2);
+    }
+
+    public static JsonObject Run(string dtypeName)
+    {
+        var dt = dtypeName == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        var r = new JsonObject();
+        long b = 4, l = 485, d = 768, h = 12, hd = 64;
+        using var scope = NewDisposeScope();
+        var x = randn(b, l, d).to(dt);
+        var q0 = randn(b, h, l, hd).to(dt);
+        var k0 = randn(b, h, l, hd).to(dt);
+        var v0 = randn(b, h, l, hd).to(dt);
+        var go = randn(b, h, l, hd).to(dt);
+        void Sdpa(bool backward)
+        {
+            using var s = NewDisposeScope();
+            var q = q0.detach().requires_grad_(backward); var k = k0.detach().requires_grad_(backward); var v = v0.detach().requires_grad_(backward);
+            var o = nn.functional.scaled_dot_product_attention(q, k, v);
+            if (backward) o.backward(new[] { go });
+            else o.sum().to(ScalarType.Float32).item<float>();
+        }
+        void Math_(bool backward, bool fp32Softmax)
+        {
+            using var s = NewDisposeScope();
+            var q = q0.detach().requires_grad_(backward); var k = k0.detach().requires_grad_(backward); var v = v0.detach().requires_grad_(backward);
+            var scores = q.mul(0.125).matmul(k.transpose(-1, -2));
+            var p = fp32Softmax ? scores.softmax(-1, ScalarType.Float32).to(dt) : scores.softmax(-1);
+            var o = p.matmul(v);
+            if (backward) o.backward(new[] { go });
+            else o.sum().to(ScalarType.Float32).item<float>();
+        }
+        void Explicit(bool backward)
+        {
+            using var s = NewDisposeScope();
+            var q = q0.detach().requires_grad_(backward); var k = k0.detach().requires_grad_(backward); var v = v0.detach().requires_grad_(backward);
+            var o = Vlsm.Tensors.Attention.ScaledDotProduct(q, k, v);
+            if (backward) o.backward(new[] { go });
+            else o.sum().to(ScalarType.Float32).item<float>();
+        }
+        r["vector512"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        {
+            using var _ = no_grad();
+            var p = q0.matmul(k0.transpose(-2, -1)).softmax(-1);
+            var o = p.matmul(v0);
+            r["bwd_probs_ms"] = Time(() => { using var s = NewDisposeScope(); var sc = q0.mul(0.125).matmul(k0.transpose(-2, -1)); sc.softmax(-1); });
+            r["bwd_dv_ms"] = Time(() => { using var t = p.transpose(-2, -1).matmul(go); });
+            r["bwd_dp_ms"] = Time(() => { using var t = go.matmul(v0.transpose(-2, -1)); });
+            r["bwd_rowsum_ms"] = Time(() => { using var t = go.mul(o).sum(-1, keepdim: true); });
+            var rs = go.mul(o).sum(-1, keepdim: true);
+            r["bwd_ds_ms"] = Time(() => { using var t = go.matmul(v0.transpose(-2, -1)); t.sub_(rs).mul_(p); });
+            r["bwd_dq_ms"] = Time(() => { using var t = p.matmul(k0); });
+            r["bwd_dk_ms"] = Time(() => { using var t = p.transpose(-2, -1).matmul(q0); });
+        }
+        r["explicit_fwd_ms"] = Time(() => { using var _ = no_grad(); Explicit(false); });
+        r["explicit_fwdbwd_ms"] = Time(() => Explicit(true));
+        foreach (bool masked in new[] { false, true })
+        {
+            using var s = NewDisposeScope();
+            var mask = masked ? zeros(b, 1, l, l).masked_fill(ones(l, l).tril().logical_not().view(1, 1, l, l), -1e30) : null;
+            var q = q0.detach().requires_grad_(true); var k = k0.detach().requires_grad_(true); var v = v0.detach().requires_grad_(true);
+            var o = Vlsm.Tensors.Attention.ScaledDotProduct(q, k, v, mask);
+            o.backward(new[] { go });
+            var q6 = q0.to(ScalarType.Float64).requires_grad_(true); var k6 = k0.to(ScalarType.Float64).requires_grad_(true); var v6 = v0.to(ScalarType.Float64).requires_grad_(true);
+            var o6 = nn.functional.scaled_dot_product_attention(q6, k6, v6, mask?.to(ScalarType.Float64));
+            o6.backward(new[] { go.to(ScalarType.Float64) });
+            var q3 = q0.detach().requires_grad_(true); var k3 = k0.detach().requires_grad_(true); var v3 = v0.detach().requires_grad_(true);
+            var o3 = nn.functional.scaled_dot_product_attention(q3, k3, v3, mask);
+            o3.backward(new[] { go });
+            string m = masked ? "masked_" : "";
+            double Err(Tensor a, Tensor b6) => (a.to(ScalarType.Float64) - b6).abs().max().item<double>();
+            r[$"{m}explicit_err_o_dq_dk_dv"] = $"{Err(o, o6):0.0000} {Err(q.grad!, q6.grad!):0.0000} {Err(k.grad!, k6.grad!):0.0000} {Err(v.grad!, v6.grad!):0.0000}";
+            r[$"{m}sdpa_err_o_dq_dk_dv"] = $"{Err(o3, o6):0.0000} {Err(q3.grad!, q6.grad!):0.0000} {Err(k3.grad!, k6.grad!):0.0000} {Err(v3.grad!, v6.grad!):0.0000}";
+            r[$"{m}grad_scale_dq_dk_dv"] = $"{q6.grad!.abs().max().item<double>():0.00} {k6.grad!.abs().max().item<double>():0.00} {v6.grad!.abs().max().item<double>():0.00}";
+        }
+        r["sdpa_fwd_ms"] = Time(() => { using var _ = no_grad(); Sdpa(false); });
+        r["sdpa_fwdbwd_ms"] = Time(() => Sdpa(true));
+        r["math_fwd_ms"] = Time(() => { using var _ = no_grad(); Math_(false, false); });
+        r["math_fwdbwd_ms"] = Time(() => Math_(true, false));
+        r["math32sm_fwdbwd_ms"] = Time(() => Math_(true, true));
+        foreach (var (i, o) in new[] { (768L, 2304L), (768L, 768L), (768L, 3072L), (3072L, 768L) })
+        {
+            var w = randn(o, i).mul(0.02).to(dt);
+            var bias = zeros(o).to(dt);
+            var xi = randn(b, l, i).to(dt);
+            var g = randn(b, l, o).to(dt);
+            r[$"linear_{i}x{o}_fwd_ms"] = Time(() => { using var _ = no_grad(); using var y = nn.functional.linear(xi, w, bias); });
+            r[$"linear_{i}x{o}_fwdbwd_ms"] = Time(() =>
+            {
+                using var s = NewDisposeScope();
+                var xx = xi.detach().requires_grad_(true);
+                var y = nn.functional.linear(xx, w, bias);
+                y.backward(new[] { g });
+            });
+        }
+        var hbig = randn(b, l, 3072).to(dt);
+        var gbig = randn(b, l, 3072).to(dt);
+        r["quickgelu_fwdbwd_ms"] = Time(() =>
+        {
+            using var s = NewDisposeScope();
+            var xx = hbig.detach().requires_grad_(true);
+            var y = xx.mul(xx.mul(1.702).sigmoid());
+            y.backward(new[] { gbig });
+        });
+        var ln = nn.LayerNorm(d).to(dt);
+        foreach (var p in ln.parameters()) p.requires_grad = false;
+        var gx = randn(b, l, d).to(dt);
+        r["layernorm_fwdbwd_ms"] = Time(() =>
+        {
+            using var s = NewDisposeScope();
+            var xx = x.detach().requires_grad_(true);
+            var y = ln.forward(xx);
+            y.backward(new[] { gx });
+        });
+        r["cast_roundtrip_ms"] = Time(() => { using var a = x.to(ScalarType.Float32); using var c = a.to(dt); });
+        return r;
+    }
+}

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using Vlsm.Models;
+using Vlsm.Models.ClipSeg;
+using Vlsm.Training;
+using static TorchSharp.torch;
+
+namespace Vlsm.Bench;
+
+/// <summary>
+/// Where a dense-adapter training step's time goes, per encoder layer, forward and backward:
+/// the step of <see cref="TrainingMeasurement"/> (dense VL, batch 4, 352x352, random weights) built
+/// from the model's public seams, with timing marks at the adapters' seams. A mark is the
+/// identity in the forward pass; its backward records when the gradient reached it, so the
+/// time between two marks in the backward pass is the backward of what lies between them.
+/// </summary>
+internal static class StepProfile
+{
+    public const string ChildKey = "profile_dense_vl_b4";
+
+    private static readonly Stopwatch Clock = new();
+    private static readonly List<(string Label, double Seconds)> BackwardMarks = [];
+
+    private sealed class Mark : autograd.SingleTensorFunction<Mark>
+    {
+        public override string Name => "VlsmBenchMark";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            ctx.save_data("label", vars[1]);
+            return ((Tensor)vars[0]).alias();
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            BackwardMarks.Add(((string)ctx.get_data("label"), Clock.Elapsed.TotalSeconds));
+            return [grad_output.alias(), null!];
+        }
+    }
+
+    public static JsonObject Run(string precisionName, int steps)
+    {
+        var spec = FineTuneSpec.Create(FineTuneMode.Dense, "vl");
+        using var model = new AdaptedClipSeg(new ClipSegModel(ClipSegConfig.Rd64Refined), spec);
+        if (precisionName == TowerPrecision.Bf16) model.UseBf16Towers();
+        model.train();
+        var dense = (DenseAdapterSet)model.Adapters!;
+        long setupPeak = PeakRss.Megabytes();
+        using var optimizer = new AdamW(model.TrainableNamed(), 1e-3, weightDecay: 1e-3);
+        var (pixels, ids, mask, target) = Bench.RandomBatch(TrainingMeasurement.Batch);
+        var loss = new DiceBceLoss(BceInput.Reference);
+        var forwardMarks = new List<(string Label, double Seconds)>();
+
+        Func<int, EncoderLayerHooks> Marked(string tower, Func<int, EncoderLayerHooks> hooks) => i =>
+        {
+            var h = hooks(i);
+            Tensor Wrap(Tensor x, Func<Tensor, Tensor>? adapter, string part)
+            {
+                forwardMarks.Add(($"{tower}{i} {part}", Clock.Elapsed.TotalSeconds));
+                using var marked = Mark.apply(x, $"{tower}{i} {part}");
+                return adapter is null ? marked.alias() : adapter(marked);
+            }
+            return new EncoderLayerHooks(x => Wrap(x, h.AfterAttention, "attention"), x => Wrap(x, h.AfterMlp, "mlp"));
+        };
+
+        var sums = new Dictionary<string, List<double>>();
+        void Add(string key, double s) { if (!sums.TryGetValue(key, out var l)) sums[key] = l = []; l.Add(s); }
+        for (int step = -1; step < steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            forwardMarks.Clear();
+            BackwardMarks.Clear();
+            Clock.Restart();
+            var vision = model.Base.EncodeImage(pixels, Marked("v", dense.VisionHooks!));
+            forwardMarks.Add(("vision end", Clock.Elapsed.TotalSeconds));
+            var text = model.Base.EncodeText(ids, mask, Marked("t", dense.LanguageHooks!));
+            forwardMarks.Add(("text end", Clock.Elapsed.TotalSeconds));
+            var logits = model.Head(vision, new TextFeatures(text, null));
+            forwardMarks.Add(("head end", Clock.Elapsed.TotalSeconds));
+            var l = loss.Compute(logits, target);
+            l.item<float>();
+            double forwardEnd = Clock.Elapsed.TotalSeconds;
+            optimizer.ZeroGrad();
+            l.backward();
+            double backwardEnd = Clock.Elapsed.TotalSeconds;
+            nn.utils.clip_grad_norm_(optimizer.Parameters, 0.5);
+            optimizer.StepOnce();
+            double stepEnd = Clock.Elapsed.TotalSeconds;
+            if (step < 0) continue;
+            Add("step", stepEnd);
+            Add("forward", forwardEnd);
+            Add("backward", backwardEnd - forwardEnd);
+            Add("clip+optimizer", stepEnd - backwardEnd);
+            double previous = 0;
+            foreach (var (label, s) in forwardMarks) { Add($"fwd {label}", s - previous); previous = s; }
+            previous = forwardEnd;
+            foreach (var (label, s) in BackwardMarks) { Add($"bwd {label}", s - previous); previous = s; }
+            Add("bwd rest", backwardEnd - previous);
+        }
+        var result = new JsonObject { ["precision"] = precisionName, ["steps"] = steps, ["setup_peak_rss_mb"] = setupPeak, ["peak_rss_mb"] = PeakRss.Megabytes() };
+        foreach (var (key, values) in sums) result[key] = Math.Round(values.Order().ElementAt(values.Count / 2), 4);
+        return result;
+    }
+}
