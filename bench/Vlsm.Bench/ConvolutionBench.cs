@@ -21,6 +21,9 @@ internal static class ConvolutionBench
         machine["libtorch"] = TorchSharp.torch.__version__;
         machine["convolution_path"] = SafeConvolution.Name(SafeConvolution.Path);
         machine["convolution_probe_first_ms"] = Math.Round(firstProbeMs, 2);
+        // Both change every figure by tens of percent on this project's virtual machines, so they are recorded with them.
+        machine["native_allocator"] = NativeHeap.Setting;
+        machine["omp_wait_policy"] = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "libgomp default";
     }
 
     public static void Measure(JsonObject extra, int repeats, bool warmUp)

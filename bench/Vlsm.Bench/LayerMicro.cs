@@ -5,7 +5,13 @@ using static TorchSharp.torch;
 
 namespace Vlsm.Bench;
 
-/// <summary>Scratch: forward+backward of one CLIP vision layer's parts at batch 4, 485 tokens.</summary>
+/// <summary>
+/// Where a dense-adapter step's layer time goes, operation by operation: forward and forward+backward
+/// of each part of a CLIP ViT-B/16 layer at batch 4 and 485 tokens (352²) in the given precision,
+/// attention by each route (libtorch's fused kernel, composed, the library's), the decoder and an
+/// adapter, each the median of 5 after a warm-up, plus the bf16 attention's and quick_gelu's errors
+/// against float64. <c>--child layer_micro --precision bf16|fp32</c>.
+/// </summary>
 internal static class LayerMicro
 {
     public const string ChildKey = "layer_micro";
@@ -55,7 +61,38 @@ internal static class LayerMicro
             if (backward) o.backward(new[] { go });
             else o.sum().to(ScalarType.Float32).item<float>();
         }
-        r["vector512"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        {
+            var cfg = Vlsm.Models.ClipSeg.ClipSegConfig.Rd64Refined;
+            using var decoder = new Vlsm.Models.ClipSeg.ClipSegDecoder(cfg);
+            var acts = Enumerable.Range(0, 3).Select(_ => randn(b, l, d)).ToList();
+            var cond = randn(b, 512);
+            var grid = randn(b, 64, 22, 22);
+            r["decoder_fwd_ms"] = Time(() => { using var s = NewDisposeScope(); using var _ = no_grad(); decoder.Forward(acts, cond, 22, 22); });
+            r["decoder_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); decoder.Forward(acts, cond, 22, 22).sum().backward(); });
+            r["decoder_grid_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); decoder.ForwardGrid(acts, cond, 22, 22).sum().backward(); });
+            r["decoder_upsample_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var g = grid.detach().requires_grad_(true); decoder.Upsample(g).sum().backward(); });
+            r["decoder_upsample_fwd_ms"] = Time(() => { using var s = NewDisposeScope(); using var _ = no_grad(); decoder.Upsample(grid); });
+        }
+        {
+            var dq0 = randn(b, 4, l, 16); var dk0 = randn(b, 4, l, 16); var dv0 = randn(b, 4, l, 16); var dgo = randn(b, 4, l, 16);
+            r["dec_sdpa_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var q = dq0.detach().requires_grad_(true); var k = dk0.detach().requires_grad_(true); var v = dv0.detach().requires_grad_(true);
+                nn.functional.scaled_dot_product_attention(q, k, v).backward(new[] { dgo }); });
+            r["dec_math_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var q = dq0.detach().requires_grad_(true); var k = dk0.detach().requires_grad_(true); var v = dv0.detach().requires_grad_(true);
+                q.mul(0.25).matmul(k.transpose(-2, -1)).softmax(-1).matmul(v).backward(new[] { dgo }); });
+            var red = nn.Linear(768, 64);
+            var a0 = randn(b, l, d);
+            r["reduce_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var a = a0.detach().requires_grad_(true); red.forward(a).sum().backward(); });
+            var lin = nn.Linear(64, 2048);
+            var x64 = randn(b, l, 64);
+            r["dec_fc1_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var a = x64.detach().requires_grad_(true); nn.functional.relu(lin.forward(a)).sum().backward(); });
+        }
+        {
+            var adapter = new Vlsm.Models.ClipSeg.Adapter(768, 64);
+            var xa = randn(b, l, d).to(dt);
+            var ga = randn(b, l, d).to(dt);
+            r["adapter_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var a = xa.detach().requires_grad_(true); adapter.ForwardKeepingDtype(a).backward(new[] { ga }); });
+            r["adapter_fwd_ms"] = Time(() => { using var s = NewDisposeScope(); var a = xa.detach().requires_grad_(true); adapter.ForwardKeepingDtype(a); });
+        }
         {
             using var _ = no_grad();
             var p = q0.matmul(k0.transpose(-2, -1)).softmax(-1);

@@ -31,7 +31,7 @@ public sealed record PlatformReport(
     IReadOnlyDictionary<string, string> EnvironmentVariables)
 {
     /// <summary>Variables that change how vlsm or libtorch computes.</summary>
-    public static readonly string[] Variables = ["VLSM_CONVOLUTION", "VLSM_CACHE", "VLSM_PARITY_DIR", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"];
+    public static readonly string[] Variables = ["VLSM_CONVOLUTION", "VLSM_MALLOC", "VLSM_BF16_ATTENTION", "VLSM_CACHE", "VLSM_PARITY_DIR", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"];
 
     /// <summary>bf16 counts as fast when its matrix products run at least 1.5 times fp32's rate.</summary>
     public bool Bf16IsFast => GemmBf16Gflops >= 1.5 * GemmFp32Gflops;
@@ -85,6 +85,7 @@ public sealed record PlatformReport(
             ["gemm_gflops_fp32"] = Math.Round(GemmFp32Gflops, 1),
             ["gemm_gflops_bf16"] = Math.Round(GemmBf16Gflops, 1),
             ["bf16_fast"] = Bf16IsFast,
+            ["native_allocator"] = Vlsm.Tensors.NativeHeap.Setting,
             ["environment"] = new JsonObject(EnvironmentVariables.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
         };
         if (Probe is { } p)

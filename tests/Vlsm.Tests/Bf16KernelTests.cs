@@ -1,0 +1,111 @@
+using TorchSharp;
+using Vlsm.Models.ClipSeg;
+using Vlsm.Tensors;
+using static TorchSharp.torch;
+
+namespace Vlsm.Tests;
+
+/// <summary>
+/// The bf16 routes that replace libtorch's composed or fused kernels (explicit attention with a
+/// recomputing backward, quick_gelu as a scaled silu): forward and gradients against float64, no
+/// further from it than libtorch's own bf16 kernels are, and float32 untouched.
+/// </summary>
+public class Bf16KernelTests
+{
+    private static Tensor Seeded(Generator g, params long[] shape) => randn(shape, generator: g);
+
+    private static double MaxError(Tensor a, Tensor reference) => (a.to(ScalarType.Float64) - reference).abs().max().item<double>();
+
+    [Theory]
+    [InlineData(false, 3, 485)] // one sample per slice of the batch: the slicing is exercised
+    [InlineData(true, 2, 77)]   // a causal mask per sample, as the text tower passes it; the whole batch in one slice
+    public void ExplicitAttentionMatchesFloat64AsCloselyAsLibtorchsBf16Kernel(bool masked, long batch, long tokens)
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(7);
+        long heads = 12, d = 64;
+        var q0 = Seeded(g, batch, heads, tokens, d).to(ScalarType.BFloat16);
+        var k0 = Seeded(g, batch, heads, tokens, d).to(ScalarType.BFloat16);
+        var v0 = Seeded(g, batch, heads, tokens, d).to(ScalarType.BFloat16);
+        var dO = Seeded(g, batch, heads, tokens, d).to(ScalarType.BFloat16);
+        Tensor? mask = null;
+        if (masked)
+        {
+            var causal = ones(tokens, tokens).tril().logical_not().view(1, 1, tokens, tokens).expand(batch, 1, tokens, tokens);
+            mask = zeros(batch, 1, tokens, tokens).masked_fill(causal, -3.38e38).to(ScalarType.BFloat16);
+        }
+
+        (Tensor O, Tensor Dq, Tensor Dk, Tensor Dv) Run(Func<Tensor, Tensor, Tensor, Tensor> attention, ScalarType dtype)
+        {
+            var q = q0.to(dtype).detach().requires_grad_(true);
+            var k = k0.to(dtype).detach().requires_grad_(true);
+            var v = v0.to(dtype).detach().requires_grad_(true);
+            var o = attention(q, k, v);
+            o.backward([dO.to(dtype)]);
+            return (o.detach(), q.grad!, k.grad!, v.grad!);
+        }
+
+        var exact = Run((q, k, v) => nn.functional.scaled_dot_product_attention(q, k, v, mask?.to(ScalarType.Float64)), ScalarType.Float64);
+        var libtorch = Run((q, k, v) => nn.functional.scaled_dot_product_attention(q, k, v, mask), ScalarType.BFloat16);
+        var ours = Run((q, k, v) => Attention.ScaledDotProduct(q, k, v, mask), ScalarType.BFloat16);
+
+        var expected = new[] { exact.O, exact.Dq, exact.Dk, exact.Dv };
+        var theirs = new[] { libtorch.O, libtorch.Dq, libtorch.Dk, libtorch.Dv };
+        var mine = new[] { ours.O, ours.Dq, ours.Dk, ours.Dv };
+        for (int i = 0; i < 4; i++)
+        {
+            double scale = expected[i].abs().max().item<double>();
+            double error = MaxError(mine[i], expected[i]);
+            // bf16 keeps 8 significant bits: both routes land within a few bf16 steps of the float64 result.
+            Assert.True(error <= Math.Max(3 * MaxError(theirs[i], expected[i]), 0.02 * scale),
+                $"{"o dq dk dv".Split(' ')[i]}: error {error:g3} against float64 (libtorch's bf16 kernel: {MaxError(theirs[i], expected[i]):g3}, scale {scale:g3})");
+            Assert.Equal(ScalarType.BFloat16, mine[i].dtype);
+        }
+        // Without autograd the same route runs with no graph, and gives the same output.
+        using (no_grad())
+            Assert.Equal(0.0, MaxError(Attention.ScaledDotProduct(q0, k0, v0, mask), ours.O.to(ScalarType.Float64)));
+    }
+
+    [Fact]
+    public void Float32AttentionIsLibtorchsOwn()
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(3);
+        var q = Seeded(g, 2, 4, 33, 16);
+        var k = Seeded(g, 2, 4, 33, 16);
+        var v = Seeded(g, 2, 4, 33, 16);
+        Assert.Equal(0.0, (Attention.ScaledDotProduct(q, k, v) - nn.functional.scaled_dot_product_attention(q, k, v)).abs().max().item<float>());
+    }
+
+    [Fact]
+    public void Bf16QuickGeluMatchesFloat64InValueAndGradient()
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(11);
+        var x0 = (Seeded(g, 4, 97, 256) * 4).to(ScalarType.BFloat16);
+        var dy = Seeded(g, 4, 97, 256).to(ScalarType.BFloat16);
+
+        var x64 = x0.to(ScalarType.Float64).requires_grad_(true);
+        var y64 = x64 * (x64 * 1.702).sigmoid();
+        y64.backward([dy.to(ScalarType.Float64)]);
+
+        var x = x0.detach().requires_grad_(true);
+        var y = ClipActivation.Apply("quick_gelu", x);
+        y.backward([dy]);
+        Assert.Equal(ScalarType.BFloat16, y.dtype);
+        // A few bf16 steps (2^-8 relative) of the largest values.
+        Assert.True(MaxError(y, y64) <= 0.02 * y64.abs().max().item<double>(), $"value error {MaxError(y, y64):g3}");
+        Assert.True(MaxError(x.grad!, x64.grad!) <= 0.02 * x64.grad!.abs().max().item<double>(), $"gradient error {MaxError(x.grad!, x64.grad!):g3}");
+        using (no_grad())
+            Assert.Equal(0.0, MaxError(ClipActivation.Apply("quick_gelu", x0), y.detach().to(ScalarType.Float64)));
+    }
+
+    [Fact]
+    public void Float32QuickGeluIsTheReferenceFormula()
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(5);
+        var x = Seeded(g, 3, 50);
+        Assert.Equal(0.0, (ClipActivation.Apply("quick_gelu", x) - x * (x * 1.702).sigmoid()).abs().max().item<float>());
+    }
+}
