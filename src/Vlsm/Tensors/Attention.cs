@@ -78,7 +78,10 @@ public static class Attention
     private static Tensor Explicit(Tensor q, Tensor k, Tensor v, Tensor? mask)
     {
         long batch = q.shape[0];
-        var o = empty(batch, q.shape[1], q.shape[2], v.shape[3], q.dtype, q.device);
+        // Laid out as (B, Lq, heads, d) in memory, as libtorch's fused kernel lays its output out, so the
+        // caller's merge of the heads, o.transpose(1, 2).reshape(B, Lq, heads·d), is a view, not a copy.
+        using var merged = empty(batch, q.shape[2], q.shape[1], v.shape[3], q.dtype, q.device);
+        var o = merged.permute(0, 2, 1, 3);
         ForSlices(q, k, (start, count) =>
         {
             using var scope = NewDisposeScope();
@@ -125,7 +128,8 @@ public static class Attention
                 {
                     using var scope = NewDisposeScope();
                     Tensor qs = Slice(q, start, count), ks = Slice(k, start, count), vs = Slice(v, start, count);
-                    var dO = Slice(grad_output, start, count);
+                    // Read three times below; the heads-merged layout it arrives in would be copied by each matrix product.
+                    var dO = Slice(grad_output, start, count).contiguous();
                     var p = Probabilities(qs, ks, MaskSlice(mask, batch, start, count));
                     Slice(dv, start, count).copy_(p.transpose(-2, -1).matmul(dO));
                     // softmax's backward: dS = P ⊙ (dP − rowsum(dP ⊙ P)), and rowsum(dP ⊙ P) = rowsum(dO ⊙ O).
