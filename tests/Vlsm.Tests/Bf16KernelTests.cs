@@ -116,4 +116,39 @@ public class Bf16KernelTests
         var x = Seeded(g, 3, 50);
         Assert.Equal(0.0, (ClipActivation.Apply("quick_gelu", x) - x * (x * 1.702).sigmoid()).abs().max().item<float>());
     }
+
+    [Fact]
+    public void AdapterOnBf16InputGivesTheComposedFloat32ValuesAndGradients()
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(13);
+        manual_seed(13);
+        using var adapter = new Adapter(64, 8);
+        var x0 = Seeded(g, 3, 41, 64).to(ScalarType.BFloat16);
+        var dy = Seeded(g, 3, 41, 64).to(ScalarType.BFloat16);
+        var parameters = adapter.parameters().ToList();
+
+        (Tensor Y, Tensor Dx, List<Tensor> Dw) Run(Func<Tensor, Tensor> block)
+        {
+            foreach (var p in parameters) p.grad = null;
+            var x = x0.detach().requires_grad_(true);
+            var y = block(x);
+            y.backward([dy]);
+            return (y.detach(), x.grad!, parameters.Select(p => p.grad!.clone()).ToList());
+        }
+
+        var composed = Run(x => { using var wide = x.to(ScalarType.Float32); using var y = adapter.forward(wide); return y.to(ScalarType.BFloat16); });
+        var saving = Run(adapter.ForwardKeepingDtype);
+        Assert.Equal(ScalarType.BFloat16, saving.Y.dtype);
+        Assert.Equal(0.0, MaxError(saving.Y, composed.Y.to(ScalarType.Float64)));
+        // The same float32 operations; only the order of the matrix products' sums may differ.
+        Assert.True(MaxError(saving.Dx, composed.Dx.to(ScalarType.Float64)) <= 1e-2 * composed.Dx.abs().max().to(ScalarType.Float32).item<float>());
+        for (int i = 0; i < parameters.Count; i++)
+            Assert.True(MaxError(saving.Dw[i], composed.Dw[i].to(ScalarType.Float64)) <= 1e-5 * (1 + composed.Dw[i].abs().max().item<float>()), $"parameter {i}");
+        // A frozen input: only the adapter's own parameters get gradients.
+        foreach (var p in parameters) p.grad = null;
+        var frozen = adapter.ForwardKeepingDtype(x0);
+        frozen.backward([dy]);
+        Assert.All(parameters, p => Assert.NotNull(p.grad));
+    }
 }
