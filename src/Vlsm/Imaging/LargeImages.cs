@@ -13,7 +13,16 @@ public static class LargeImages
     public static bool IsLarge(int width, int height) => (long)width * height > Pixels;
 
     /// <summary>Collects now, once a large image is no longer used (a local past its last use is not a root in optimised code).</summary>
-    public static void Collect() => GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+    /// <remarks>
+    /// Native memory the image freed goes back to the system too: the library keeps freed native memory for
+    /// reuse (<see cref="Vlsm.Tensors.NativeHeap"/>), which suits training steps of one shape but would
+    /// hold a 12000² image's buffers for the rest of an eval or predict run.
+    /// </remarks>
+    public static void Collect()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+        Vlsm.Tensors.NativeHeap.ReturnFreeMemory();
+    }
 
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
