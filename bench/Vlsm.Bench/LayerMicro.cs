@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,13 +15,8 @@ internal static class LayerMicro
 {
     public const string ChildKey = "layer_micro";
 
-    static double Time(Action a, int n = 5)
-    {
-        a();
-        var t = new List<double>();
-        for (int i = 0; i < n; i++) { var c = Stopwatch.StartNew(); a(); t.Add(c.Elapsed.TotalMilliseconds); }
-        return t.Order().ElementAt(n / 2);
-    }
+    /// <summary>Milliseconds: the median of 5 timed runs after a warm-up.</summary>
+    static double Time(Action a) => Bench.Median(5, () => Bench.Time(a)) * 1000;
 
     public static JsonObject Run(string dtypeName)
     {
@@ -149,13 +143,30 @@ internal static class LayerMicro
         }
         var hbig = randn(b, l, 3072).to(dt);
         var gbig = randn(b, l, 3072).to(dt);
-        r["quickgelu_fwdbwd_ms"] = Time(() =>
+        // The reference's composition (what fp32 computes) beside the library's (silu form in bf16), and the latter's error.
+        r["quickgelu_reference_fwdbwd_ms"] = Time(() =>
         {
             using var s = NewDisposeScope();
             var xx = hbig.detach().requires_grad_(true);
             var y = xx.mul(xx.mul(1.702).sigmoid());
             y.backward(new[] { gbig });
         });
+        r["quickgelu_library_fwdbwd_ms"] = Time(() =>
+        {
+            using var s = NewDisposeScope();
+            var xx = hbig.detach().requires_grad_(true);
+            Vlsm.Models.ClipSeg.ClipActivation.Apply("quick_gelu", xx).backward(new[] { gbig });
+        });
+        {
+            using var s = NewDisposeScope();
+            var x64 = hbig.to(ScalarType.Float64).requires_grad_(true);
+            x64.mul(x64.mul(1.702).sigmoid()).backward(new[] { gbig.to(ScalarType.Float64) });
+            var xx = hbig.detach().requires_grad_(true);
+            var y = Vlsm.Models.ClipSeg.ClipActivation.Apply("quick_gelu", xx);
+            y.backward(new[] { gbig });
+            var y64 = x64.detach().mul(x64.detach().mul(1.702).sigmoid());
+            r["quickgelu_library_err_y_dx"] = $"{(y.to(ScalarType.Float64) - y64).abs().max().item<double>():0.0000} {(xx.grad!.to(ScalarType.Float64) - x64.grad!).abs().max().item<double>():0.0000}";
+        }
         var ln = nn.LayerNorm(d).to(dt);
         foreach (var p in ln.parameters()) p.requires_grad = false;
         var gx = randn(b, l, d).to(dt);

@@ -97,7 +97,7 @@ var results = new JsonObject();
 var extra = new JsonObject();
 double gemmFp32 = GemmGflops(ScalarType.Float32);
 double gemmBf16 = GemmGflops(ScalarType.BFloat16);
-Console.WriteLine($"native allocator: {Vlsm.Tensors.NativeHeap.Setting}; OMP_WAIT_POLICY {Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset"}");
+Console.WriteLine($"native allocator: {Vlsm.Tensors.NativeHeap.Setting}; OMP_WAIT_POLICY {Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "libgomp default"}");
 Console.WriteLine($"threads {threads}; 2048x2048 matmul: fp32 {gemmFp32:0.0} GFLOP/s, bf16 {gemmBf16:0.0} GFLOP/s");
 
 MeasureInference();

@@ -13,14 +13,14 @@ namespace Vlsm.Tensors;
 /// products and a softmax instead: libtorch's CPU flash-attention kernel widens bf16 blocks to float32
 /// and multiplies them with float32 GEMMs, so in bf16 it is no faster than in float32, while the
 /// bf16 matrix products run at the bf16 rate. At batch 4 and 485 tokens (CLIP ViT-B/16 at 352²) this
-/// took a layer's attention from 28 to 15 ms forward and from about 95 to about 40 ms forward and
+/// took a layer's attention from 28 to 12 ms forward and from about 90 to about 45 ms forward and
 /// backward (bench/Vlsm.Bench <c>--child layer_micro</c>). It is what HF's eager attention computes under
 /// PyTorch's bf16 autocast; the probabilities are rounded to bf16, which moves logits by about 1e-3.
 /// </remarks>
 public static class Attention
 {
-    /// <summary>Whether <see cref="ScaledDotProduct"/> takes the explicit bf16 route (a switch for measurements).</summary>
-    public static bool ExplicitBf16 { get; set; } = Environment.GetEnvironmentVariable("VLSM_BF16_ATTENTION") != "sdpa";
+    /// <summary>Whether <see cref="ScaledDotProduct"/> takes the explicit bf16 route (VLSM_BF16_ATTENTION=sdpa turns it off, for comparisons).</summary>
+    public static bool ExplicitBf16 { get; } = Environment.GetEnvironmentVariable("VLSM_BF16_ATTENTION") != "sdpa";
 
     /// <param name="q">(B, heads, Lq, d)</param>
     /// <param name="k">(B, heads, Lk, d)</param>

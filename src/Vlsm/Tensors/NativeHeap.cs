@@ -54,7 +54,7 @@ public static partial class NativeHeap
         {
             // mallopt returns 1 on success; a refusal leaves that setting at glibc's default.
             bool kept = MallOpt(MmapMax, 0) == 1 & MallOpt(TrimThreshold, int.MaxValue) == 1 & MallOpt(TopPad, 64 << 20) == 1;
-            Setting = kept ? "freed memory kept for reuse (no per-block mappings, no trim at free; returned once per epoch)" : "glibc defaults (mallopt refused)";
+            Setting = kept ? "freed memory kept for reuse (no per-block mappings, no trim at free; returned once per epoch and after each large image)" : "glibc defaults (mallopt refused)";
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
