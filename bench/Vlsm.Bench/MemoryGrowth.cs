@@ -66,7 +66,7 @@ internal static class MemoryGrowth
             if (steps == 20) At20 = Rss();
             if (steps == 200) At200 = Rss();
             // The curve goes to stderr so a growth can be located (steady creep, or steps at epoch ends).
-            if (steps % 20 == 0 && steps <= 200) Console.Error.WriteLine($"rss step {steps} epoch {epoch}: {Rss() / 1024.0:0.0} MB (managed heap committed {GC.GetGCMemoryInfo().TotalCommittedBytes / 1048576.0:0.0} MB)");
+            if (steps % 20 == 0) Console.Error.WriteLine($"rss step {steps} epoch {epoch}: {Rss() / 1024.0:0.0} MB (managed heap committed {GC.GetGCMemoryInfo().TotalCommittedBytes / 1048576.0:0.0} MB)");
         }
 
         private static long Rss() => PeakRss.ResidentKilobytesAfterGc();
