@@ -7,7 +7,7 @@ namespace Vlsm.Tests;
 
 /// <summary>
 /// The bf16 routes that replace libtorch's composed or fused kernels (explicit attention with a
-/// recomputing backward, quick_gelu as a scaled silu): forward and gradients against float64, no
+/// recomputing backward, quick_gelu as a scaled silu, adapters inside bf16 towers): forward and gradients against float64, no
 /// further from it than libtorch's own bf16 kernels are, and float32 untouched.
 /// </summary>
 public class Bf16KernelTests
@@ -118,33 +118,43 @@ public class Bf16KernelTests
     }
 
     [Fact]
-    public void AdapterOnBf16InputGivesTheComposedFloat32ValuesAndGradients()
+    public void AdapterOnBf16InputComputesInBf16AndTrainsItsFloat32Weights()
     {
         using var scope = NewDisposeScope();
         using var g = new Generator(13);
         manual_seed(13);
-        using var adapter = new Adapter(64, 8);
-        var x0 = Seeded(g, 3, 41, 64).to(ScalarType.BFloat16);
-        var dy = Seeded(g, 3, 41, 64).to(ScalarType.BFloat16);
+        using var adapter = new Adapter(256, 64);
+        var x0 = Seeded(g, 3, 97, 256).to(ScalarType.BFloat16);
+        var dy = Seeded(g, 3, 97, 256).to(ScalarType.BFloat16);
         var parameters = adapter.parameters().ToList();
 
-        (Tensor Y, Tensor Dx, List<Tensor> Dw) Run(Func<Tensor, Tensor> block)
-        {
-            foreach (var p in parameters) p.grad = null;
-            var x = x0.detach().requires_grad_(true);
-            var y = block(x);
-            y.backward([dy]);
-            return (y.detach(), x.grad!, parameters.Select(p => p.grad!.clone()).ToList());
-        }
+        // The reference: the same block in float64 on the same input and on the weights the bf16 products
+        // multiply, the float32 weights rounded to bf16 (autocast's cast; the rounding itself moves
+        // pre-activations across ReLU's zero, so it is taken out of the comparison).
+        using var reference64 = new Adapter(256, 64);
+        reference64.load_state_dict(adapter.state_dict());
+        reference64.to(ScalarType.BFloat16);
+        reference64.to(ScalarType.Float64);
+        var x64 = x0.to(ScalarType.Float64).requires_grad_(true);
+        var y64 = reference64.forward(x64);
+        y64.backward([dy.to(ScalarType.Float64)]);
+        var dw64 = reference64.parameters().Select(p => p.grad!.clone()).ToList();
 
-        var composed = Run(x => { using var wide = x.to(ScalarType.Float32); using var y = adapter.forward(wide); return y.to(ScalarType.BFloat16); });
-        var saving = Run(adapter.ForwardKeepingDtype);
-        Assert.Equal(ScalarType.BFloat16, saving.Y.dtype);
-        Assert.Equal(0.0, MaxError(saving.Y, composed.Y.to(ScalarType.Float64)));
-        // The same float32 operations; only the order of the matrix products' sums may differ.
-        Assert.True(MaxError(saving.Dx, composed.Dx.to(ScalarType.Float64)) <= 1e-2 * composed.Dx.abs().max().to(ScalarType.Float32).item<float>());
+        var x = x0.detach().requires_grad_(true);
+        var y = adapter.ForwardKeepingDtype(x);
+        Assert.Equal(ScalarType.BFloat16, y.dtype);
+        y.backward([dy]);
+        Assert.All(parameters, p => Assert.Equal(ScalarType.Float32, p.grad!.dtype));
+        // bf16 keeps 8 significant bits: values and the input gradient are off by a few 1e-3 of their size.
+        // The weight gradients sum a term per token, and the terms of tokens whose fc2 pre-activation
+        // rounds across ReLU's zero (about 0.2 % of them here) are dropped or kept whole, so their
+        // error is about the square root of that fraction, 4-5 %, as under PyTorch's autocast; a
+        // wrong product or mask gives errors of order 1.
+        static double Relative(Tensor a, Tensor reference) => (a.to(ScalarType.Float64) - reference).norm().item<double>() / reference.norm().item<double>();
+        Assert.True(Relative(y, y64.detach()) <= 1e-2, $"output error {Relative(y, y64.detach())}");
+        Assert.True(Relative(x.grad!, x64.grad!) <= 2e-2, $"input gradient error {Relative(x.grad!, x64.grad!)}");
         for (int i = 0; i < parameters.Count; i++)
-            Assert.True(MaxError(saving.Dw[i], composed.Dw[i].to(ScalarType.Float64)) <= 1e-5 * (1 + composed.Dw[i].abs().max().item<float>()), $"parameter {i}");
+            Assert.True(Relative(parameters[i].grad!, dw64[i]) <= 0.1, $"parameter {i}: gradient error {Relative(parameters[i].grad!, dw64[i])}");
         // A frozen input: only the adapter's own parameters get gradients.
         foreach (var p in parameters) p.grad = null;
         var frozen = adapter.ForwardKeepingDtype(x0);

@@ -182,7 +182,7 @@ public sealed record TrainingPreset(FineTuneMode Mode, string? Parts, double Lea
     public double? GradClip { get; init; }
 }
 
-/// <summary>The dtype a model's frozen towers compute in; decoders, adapters and optimizers stay float32.</summary>
+/// <summary>The dtype a model's frozen towers compute in (with the dense adapters inside them); decoders, trainable weights and optimizers stay float32.</summary>
 public enum ComputePrecision { Fp32, Bf16 }
 
 public static class ComputePrecisions

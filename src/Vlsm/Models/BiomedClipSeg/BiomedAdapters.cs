@@ -133,7 +133,7 @@ public sealed class AdaptedBiomedClipSeg : nn.Module
 
     public long TrainableParameterCount => TrainableNamed().Sum(p => p.Parameter.numel());
 
-    /// <summary>Runs the frozen towers in bfloat16 (adapters, decoder and optimizer stay float32). Not for full mode.</summary>
+    /// <summary>Runs the frozen towers in bfloat16, dense adapters inside them too (trainable weights, decoder and optimizer stay float32). Not for full mode.</summary>
     public void UseBf16Towers()
     {
         if (Spec.Mode == FineTuneMode.Full)

@@ -82,8 +82,9 @@ public sealed class AdaptedClipSeg : nn.Module
     public ScalarType TowerDtype => base_model.TowerDtype;
 
     /// <summary>
-    /// Runs the frozen CLIP towers (and the text projection) in bfloat16; adapters, decoder, loss
-    /// and optimizer stay float32, and tower outputs are widened before the head. Call before
+    /// Runs the frozen CLIP towers (and the text projection) in bfloat16, dense adapters inside them
+    /// too (on bf16 copies of their float32 weights, as autocast does); trainable weights, decoder,
+    /// loss and optimizer stay float32, and tower outputs are widened before the head. Call before
     /// creating an optimizer. Not for full mode, whose towers train.
     /// </summary>
     public void UseBf16Towers()

@@ -24,7 +24,7 @@ public sealed class ClipSegPredictor : ISegmenter
     public ClipTokenizer Tokenizer { get; }
     public ImagePreprocessor Preprocessor { get; }
 
-    /// <param name="towerDtype">BFloat16 runs the CLIP towers in bf16 (faster, logits within about 1e-2); the decoder and adapters stay float32.</param>
+    /// <param name="towerDtype">BFloat16 runs the CLIP towers in bf16 (faster, logits within about 1e-2); dense adapters compute in bf16 inside them, as autocast would; the decoder and shallow adapters stay float32.</param>
     /// <param name="imageSize">Images resized to this side instead of the preprocessor's size (<see cref="ModelRequest.ImageSize"/>).</param>
     public static ClipSegPredictor FromFolder(string modelDir, string? adapterFile = null, ScalarType towerDtype = ScalarType.Float32, int? imageSize = null)
     {

@@ -2,7 +2,7 @@ using TorchSharp;
 
 namespace Vlsm.Models.ClipSeg;
 
-/// <summary>The <c>--precision</c> values: the dtype the CLIP towers compute in (the decoder and adapters stay float32).</summary>
+/// <summary>The <c>--precision</c> values: the dtype the CLIP towers compute in (dense adapters inside a tower compute in its dtype; the decoder and all trainable weights stay float32).</summary>
 public static class TowerPrecision
 {
     public const string Fp32 = "fp32";
