@@ -79,8 +79,10 @@ public sealed class ClipSegDecoder : nn.Module
             output = reduced;
             if (i == conditionalLayer)
             {
-                using var mul = film_mul.forward(conditional).unsqueeze(1);
-                using var add = film_add.forward(conditional).unsqueeze(1);
+                using var scale = film_mul.forward(conditional);
+                using var shift = film_add.forward(conditional);
+                using var mul = scale.unsqueeze(1);
+                using var add = shift.unsqueeze(1);
                 using var scaled = output.mul(mul);
                 output.Dispose();
                 output = Plus(scaled, add);
@@ -91,7 +93,9 @@ public sealed class ClipSegDecoder : nn.Module
         }
         using var last = output!;
         long b = last.shape[0], r = last.shape[2];
-        return last.narrow(1, 1, last.shape[1] - 1).permute(0, 2, 1).reshape(b, r, gridHeight, gridWidth);
+        using var patchTokens = last.narrow(1, 1, last.shape[1] - 1);
+        using var channelsFirst = patchTokens.permute(0, 2, 1);
+        return channelsFirst.reshape(b, r, gridHeight, gridWidth);
     }
 
     /// <summary>The transposed-convolution head on a <see cref="ForwardGrid"/> result: logits (B, H, W).</summary>

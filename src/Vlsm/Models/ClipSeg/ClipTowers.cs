@@ -33,8 +33,10 @@ public sealed class ClipVisionEmbeddings : nn.Module, IDerivedTensorCache
         long b = pixelValues.shape[0];
         using var patches = patch_embedding.forward(pixelValues);
         long gh = patches.shape[2], gw = patches.shape[3];
-        using var tokens = patches.flatten(2).transpose(1, 2);
-        using var cls = class_embedding.to(tokens.dtype).expand(b, 1, -1);
+        using var flat = patches.flatten(2);
+        using var tokens = flat.transpose(1, 2);
+        using var typedClass = class_embedding.to(tokens.dtype);
+        using var cls = typedClass.expand(b, 1, -1);
         using var embeddings = cat(new[] { cls, tokens }, 1);
         var (positions, cached) = PositionEmbeddings(gh, gw);
         try
