@@ -3,7 +3,6 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using static Vlsm.Tensors.KeptScalars;
-using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 
