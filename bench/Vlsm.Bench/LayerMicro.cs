@@ -160,12 +160,12 @@ internal static class LayerMicro
         {
             using var s = NewDisposeScope();
             var x64 = hbig.to(ScalarType.Float64).requires_grad_(true);
-            x64.mul(x64.mul(1.702).sigmoid()).backward(new[] { gbig.to(ScalarType.Float64) });
+            var y64 = x64.mul(x64.mul(1.702).sigmoid());
+            y64.backward(new[] { gbig.to(ScalarType.Float64) });
             var xx = hbig.detach().requires_grad_(true);
             var y = Vlsm.Models.ClipSeg.ClipActivation.Apply("quick_gelu", xx);
             y.backward(new[] { gbig });
-            var y64 = x64.detach().mul(x64.detach().mul(1.702).sigmoid());
-            r["quickgelu_library_err_y_dx"] = $"{(y.to(ScalarType.Float64) - y64).abs().max().item<double>():0.0000} {(xx.grad!.to(ScalarType.Float64) - x64.grad!).abs().max().item<double>():0.0000}";
+            r["quickgelu_library_err_y_dx"] = $"{(y.to(ScalarType.Float64) - y64.detach()).abs().max().item<double>():0.0000} {(xx.grad!.to(ScalarType.Float64) - x64.grad!).abs().max().item<double>():0.0000}";
         }
         var ln = nn.LayerNorm(d).to(dt);
         foreach (var p in ln.parameters()) p.requires_grad = false;

@@ -17,9 +17,6 @@ public static class KeptScalars
     /// <summary>alpha = 1 for add/sub (int64, valid for every dtype).</summary>
     public static readonly Scalar One = 1L.ToScalar();
 
-    /// <summary>0, for comparisons.</summary>
-    public static readonly Scalar Zero = 0L.ToScalar();
-
     /// <summary>a + b.</summary>
     public static Tensor Plus(Tensor a, Tensor b) => a.add(b, One);
 

@@ -31,11 +31,14 @@ public sealed class Adapter : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Block(x, fc1.weight!, fc1.bias!, fc2.weight!, fc2.bias!);
+
+    /// <summary>x + ReLU(fc2(ReLU(fc1(x)))) with the given weights, the one definition both forms use.</summary>
+    private static Tensor Block(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2)
     {
-        using var h1 = fc1.forward(x);
+        using var h1 = functional.linear(x, w1, b1);
         using var a1 = functional.relu(h1);
-        using var h2 = fc2.forward(a1);
+        using var h2 = functional.linear(a1, w2, b2);
         using var a2 = functional.relu(h2);
         return Plus(x, a2);
     }
@@ -56,10 +59,6 @@ public sealed class Adapter : nn.Module<Tensor, Tensor>
         using var b1 = fc1.bias!.to(x.dtype);
         using var w2 = fc2.weight!.to(x.dtype);
         using var b2 = fc2.bias!.to(x.dtype);
-        using var h1 = functional.linear(x, w1, b1);
-        using var a1 = functional.relu(h1);
-        using var h2 = functional.linear(a1, w2, b2);
-        using var a2 = functional.relu(h2);
-        return Plus(x, a2);
+        return Block(x, w1, b1, w2, b2);
     }
 }
