@@ -52,8 +52,11 @@ internal static class TrainingMeasurement
         _ => throw new ArgumentException($"unknown measurement {key}"),
     };
 
-    /// <summary>The measurement itself (in the child): median step time, peak RSS, and for shallow fp32 the step with the feature cache warm.</summary>
-    public static JsonObject Run(string key, string precisionName, int repeats, bool warmUp)
+    /// <summary>
+    /// The measurement itself (in the child): median step time, peak RSS, and for shallow fp32 the step
+    /// with the feature cache warm, and its parts over <paramref name="cachedRepeats"/> steps (--steps, for a profiler to attach).
+    /// </summary>
+    public static JsonObject Run(string key, string precisionName, int repeats, bool warmUp, int? cachedRepeats = null)
     {
         var spec = Spec(key);
         var precision = ComputePrecisions.Parse(precisionName);
@@ -90,7 +93,7 @@ internal static class TrainingMeasurement
                 var cachedBatch = RandomBatch(-1);
                 session.TrainStep(cachedBatch);
                 result["cached_seconds"] = Math.Round(Bench.Median(repeats, () => Bench.Time(() => session.TrainStep(cachedBatch)), warmUp), 4);
-                result["cached_parts_s"] = CachedStepParts(session, cachedBatch, Math.Max(repeats, 3));
+                result["cached_parts_s"] = CachedStepParts(session, cachedBatch, cachedRepeats ?? Math.Max(repeats, 3));
             }
             return result;
         }
@@ -102,14 +105,14 @@ internal static class TrainingMeasurement
 
     /// <summary>
     /// Where a cached step's time goes: the forward pass (cache lookup, adapters, decoder), the loss,
-    /// the backward pass, clipping and the optimizer, each the median over <paramref name="repeats"/> steps.
+    /// the backward pass, clipping, the optimizer and freeing the step's tensors, each the median over <paramref name="repeats"/> steps.
     /// </summary>
     private static JsonObject CachedStepParts(TrainingSession session, Batch batch, int repeats)
     {
-        var parts = new Dictionary<string, List<double>> { ["forward"] = [], ["loss"] = [], ["backward"] = [], ["clip"] = [], ["optimizer"] = [] };
+        var parts = new Dictionary<string, List<double>> { ["forward"] = [], ["loss"] = [], ["backward"] = [], ["clip"] = [], ["optimizer"] = [], ["release"] = [] };
         for (int i = 0; i < repeats; i++)
         {
-            using var scope = TorchSharp.torch.NewDisposeScope();
+            var scope = TorchSharp.torch.NewDisposeScope();
             var clock = Stopwatch.StartNew();
             void Lap(string part)
             {
@@ -128,6 +131,8 @@ internal static class TrainingMeasurement
             Lap("clip");
             session.Optimizer.StepOnce();
             Lap("optimizer");
+            scope.Dispose(); // the step's tensors freed, as at the end of TrainStep
+            Lap("release");
         }
         var result = new JsonObject();
         foreach (var (part, times) in parts) result[part] = Math.Round(times.Order().ElementAt(times.Count / 2), 4);

@@ -30,6 +30,7 @@ internal static class EnvCommand
             Row("instruction sets", cpu.InstructionSets.Count == 0 ? "(none of interest)" : string.Join(" ", cpu.InstructionSets));
             Row("threads", $"{report.TorchThreads} libtorch threads, {report.LogicalProcessors} logical processors");
             Row("convolution", report.ConvolutionDetail);
+            Row("float32 products", MklFloatKernels.Setting);
             Row("bf16", $"{(report.Bf16IsFast ? "fast" : "not faster than fp32")}: 512x512 matmul {report.GemmBf16Gflops:0} GFLOP/s bf16, {report.GemmFp32Gflops:0} GFLOP/s fp32");
             foreach (var (name, value) in report.EnvironmentVariables) Row(name, value);
             TableOutput.Write(table);

@@ -31,7 +31,7 @@ public sealed record PlatformReport(
     IReadOnlyDictionary<string, string> EnvironmentVariables)
 {
     /// <summary>Variables that change how vlsm or libtorch computes.</summary>
-    public static readonly string[] Variables = ["VLSM_CONVOLUTION", "VLSM_MALLOC", "VLSM_BF16_ATTENTION", "VLSM_CACHE", "VLSM_PARITY_DIR", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"];
+    public static readonly string[] Variables = ["VLSM_CONVOLUTION", "VLSM_MALLOC", "VLSM_MKL", "VLSM_BF16_ATTENTION", "VLSM_CACHE", "VLSM_PARITY_DIR", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"];
 
     /// <summary>bf16 counts as fast when its matrix products run at least 1.5 times fp32's rate.</summary>
     public bool Bf16IsFast => GemmBf16Gflops >= 1.5 * GemmFp32Gflops;
@@ -86,6 +86,8 @@ public sealed record PlatformReport(
             ["gemm_gflops_bf16"] = Math.Round(GemmBf16Gflops, 1),
             ["bf16_fast"] = Bf16IsFast,
             ["native_allocator"] = Vlsm.Tensors.NativeHeap.Setting,
+            ["mkl_float32_kernels"] = MklFloatKernels.Setting,
+            ["mkl_cpu_code"] = MklFloatKernels.MklCpuCode,
             ["environment"] = new JsonObject(EnvironmentVariables.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
         };
         if (Probe is { } p)
@@ -124,9 +126,9 @@ public sealed record PlatformReport(
 /// <summary>The CPU as Linux describes it in /proc/cpuinfo (model name, family, model), and the instruction sets vlsm cares about.</summary>
 public sealed record CpuDescription(string Model, string? Vendor, int? Family, int? ModelNumber, IReadOnlyList<string> InstructionSets)
 {
-    /// <summary>Flags worth reporting: vector width, bf16/fp16/int8 dot products, matrix tiles.</summary>
+    /// <summary>Flags worth reporting: vector width (and the AVX-512 subsets MKL's AVX-512 kernels need), bf16/fp16/int8 dot products, matrix tiles.</summary>
     public static readonly string[] InterestingFlags =
-        ["avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16"];
+        ["avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16"];
 
     public static CpuDescription Read()
     {

@@ -1,0 +1,244 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using TorchSharp;
+
+namespace Vlsm.Platform;
+
+/// <summary>
+/// Lets MKL run its AVX-512 float32 kernels on AMD CPUs that have AVX-512 (Zen 4, Zen 5).
+/// libtorch computes float32 matrix products (linear, mm, bmm) with the MKL it links statically,
+/// and MKL picks its kernels by asking <c>mkl_serv_intel_cpu_true()</c> first: on an AMD CPU the
+/// answer is no and it takes its AVX2 "zen" path whatever the CPU offers. On this project's Zen 5
+/// machines that path runs a (1940 x 768) by (768 x 512) product at 140-170 GFLOP/s on 2 threads,
+/// the AVX-512 path at 290-360 (scratch measurements, bench/ has the end-to-end figures); both
+/// agree with float64 to float32 rounding (tests/Vlsm.Tests/MklFloatKernelsTests.cs).
+///
+/// The question reaches MKL through libtorch_cpu.so's procedure linkage table, so the answer can be
+/// changed by pointing that one table entry at a 6-byte function that returns 1 — what the widely
+/// used LD_PRELOAD workaround does, without needing the variable at process start. MKL asks once,
+/// at its first call, and keeps the answer: the entry has to change after libtorch is loaded and
+/// before the first float32 product. The module initializer does it at once if libtorch is loaded,
+/// or else from TorchSharp's native-library resolver, which .NET consults before TorchSharp's first
+/// call into libtorch. MKL still checks each instruction set itself (AMX, AVX512-FP16 stay off on
+/// AMD). Only on Linux x64, only on AMD CPUs with AVX-512 (F, DQ, BW, VL); VLSM_MKL=default leaves
+/// MKL's own choice. <see cref="Setting"/> says what happened, for `vlsm env` and the bench.
+/// </summary>
+public static unsafe partial class MklFloatKernels
+{
+    /// <summary>Set to <c>default</c>, this variable leaves MKL's own kernel choice alone.</summary>
+    public const string Variable = "VLSM_MKL";
+
+    private const string QuestionSymbol = "mkl_serv_intel_cpu_true";
+    private const string Library = "libtorch_cpu.so";
+    private static readonly string[] Avx512Flags = ["avx512f", "avx512dq", "avx512bw", "avx512vl"];
+
+    private static readonly Lock Gate = new();
+    private static bool pending;
+
+    /// <summary>What vlsm did about MKL's float32 kernels, in words.</summary>
+    public static string Setting { get; private set; } = "MKL's own choice";
+
+    /// <summary>True once MKL runs its AVX-512 path because of vlsm (not when MKL chose it itself, on Intel CPUs).</summary>
+    public static bool Avx512OnAmd { get; private set; }
+
+#pragma warning disable CA2255 // a library module initializer on purpose: it must act before libtorch's first float32 product
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Arrange()
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+        {
+            Setting = "MKL's own choice (not Linux x64)";
+            return;
+        }
+        if (Environment.GetEnvironmentVariable(Variable) == "default")
+        {
+            Setting = $"MKL's own choice ({Variable}=default)";
+            return;
+        }
+        string? reason = NotApplicable(CpuFlags());
+        if (reason is not null)
+        {
+            Setting = $"MKL's own choice ({reason})";
+            return;
+        }
+        lock (Gate)
+        {
+            if (LibTorchPath() is not null)
+            {
+                Patch();
+                return;
+            }
+            pending = true;
+            Setting = "MKL's own choice (libtorch not loaded yet)";
+        }
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, (_, _, _) =>
+            {
+                if (Volatile.Read(ref pending)) PatchIfLoaded();
+                return IntPtr.Zero; // resolve as usual
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // Someone else resolves TorchSharp's libraries; MKL keeps its own choice.
+            lock (Gate)
+            {
+                pending = false;
+                Setting = "MKL's own choice (TorchSharp's library resolver was already taken)";
+            }
+        }
+    }
+
+    /// <summary>Why the AVX-512 path does not apply to a CPU with these /proc/cpuinfo vendor and flags, or null when it does.</summary>
+    internal static string? NotApplicable((string? Vendor, IReadOnlySet<string> Flags) cpu)
+    {
+        if (cpu.Vendor != "AuthenticAMD") return cpu.Vendor is null ? "CPU vendor unknown" : $"{cpu.Vendor}: MKL chooses by instruction set there";
+        var missing = Avx512Flags.Where(f => !cpu.Flags.Contains(f)).ToList();
+        return missing.Count == 0 ? null : $"AMD CPU without {string.Join(", ", missing)}";
+    }
+
+    internal static (string? Vendor, IReadOnlySet<string> Flags) CpuFlags()
+    {
+        var cpu = CpuDescription.Read();
+        return (cpu.Vendor, cpu.InstructionSets.ToHashSet(StringComparer.Ordinal));
+    }
+
+    private static void PatchIfLoaded()
+    {
+        lock (Gate)
+        {
+            if (!pending || LibTorchPath() is null) return;
+            pending = false;
+            Patch();
+        }
+    }
+
+    /// <summary>The path of the libtorch_cpu.so mapped into this process, or null before it is loaded.</summary>
+    private static string? LibTorchPath()
+    {
+        foreach (var line in File.ReadLines("/proc/self/maps"))
+        {
+            int slash = line.IndexOf('/');
+            if (slash >= 0 && line.EndsWith("/" + Library, StringComparison.Ordinal)) return line[slash..];
+        }
+        return null;
+    }
+
+    private static void Patch()
+    {
+        try
+        {
+            Setting = Redirect(LibTorchPath()!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or DllNotFoundException or EntryPointNotFoundException or ArgumentException)
+        {
+            Setting = $"MKL's own choice (could not arrange the AVX-512 path: {e.Message})";
+        }
+    }
+
+    /// <summary>Points libtorch's table entry for MKL's CPU question at a function that answers yes, then lets MKL choose.</summary>
+    private static string Redirect(string path)
+    {
+        var (slotOffset, symbolValue) = FindJumpSlot(path, QuestionSymbol)
+            ?? throw new InvalidDataException($"{path} has no procedure-linkage entry for {QuestionSymbol}");
+        nint handle = NativeLibrary.Load(path); // already loaded: only a reference count
+        nint question = NativeLibrary.GetExport(handle, QuestionSymbol);
+        nint loadBias = question - (nint)symbolValue;
+        nint* slot = (nint*)(loadBias + (nint)slotOffset);
+        if (!IsWritable((nint)slot)) return "MKL's own choice (libtorch's linkage table is read-only here)";
+        // Bound lazily, the entry holds the address of the function itself only after its first call:
+        // MKL has asked already and keeps its answer, so changing the entry now would change nothing.
+        if (*slot == question) return "MKL's own choice (MKL had chosen its kernels before vlsm was loaded)";
+
+        // mov eax, 1; ret — in a page of its own, made executable once written; it lives as long as the process.
+        nint page = MemoryMap(0, 4096, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        if (page == -1) return "MKL's own choice (no memory for the answer)";
+        ReadOnlySpan<byte> answerYes = [0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3];
+        answerYes.CopyTo(new Span<byte>((void*)page, answerYes.Length));
+        if (MemoryProtect(page, 4096, ProtRead | ProtExec) != 0) return "MKL's own choice (could not make the answer executable)";
+        Volatile.Write(ref *slot, page);
+
+        // Ask now, so the choice is made (and reported) before any product runs.
+        var detect = (delegate* unmanaged<int>)NativeLibrary.GetExport(handle, "mkl_serv_cpu_detect");
+        int code = detect();
+        Avx512OnAmd = true;
+        MklCpuCode = code;
+        return $"AVX-512 on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's AVX2 path)";
+    }
+
+    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), when vlsm asked it; null otherwise.</summary>
+    public static int? MklCpuCode { get; private set; }
+
+    /// <summary>
+    /// The GOT offset of the R_X86_64_JUMP_SLOT relocation of <paramref name="symbol"/> in the
+    /// shared object at <paramref name="path"/>, and the symbol's value, read from its section headers.
+    /// </summary>
+    internal static (ulong SlotOffset, ulong SymbolValue)? FindJumpSlot(string path, string symbol)
+    {
+        using var file = File.OpenRead(path);
+        using var reader = new BinaryReader(file);
+        if (reader.ReadUInt32() != 0x464C457F || reader.ReadByte() != 2) throw new InvalidDataException($"{path} is not a 64-bit ELF file");
+        file.Position = 0x28;
+        long sectionTable = reader.ReadInt64();
+        file.Position = 0x3A;
+        int entrySize = reader.ReadUInt16(), count = reader.ReadUInt16(), namesIndex = reader.ReadUInt16();
+        var sections = new (uint Name, uint Type, long Offset, long Size, int Link)[count];
+        for (int i = 0; i < count; i++)
+        {
+            file.Position = sectionTable + (long)i * entrySize;
+            uint name = reader.ReadUInt32(), type = reader.ReadUInt32();
+            file.Position += 16; // flags, address
+            long offset = reader.ReadInt64(), size = reader.ReadInt64();
+            int link = (int)reader.ReadUInt32();
+            sections[i] = (name, type, offset, size, link);
+        }
+        byte[] Bytes(int index)
+        {
+            file.Position = sections[index].Offset;
+            return reader.ReadBytes(checked((int)sections[index].Size));
+        }
+        static string Name(byte[] table, uint at) => Encoding.ASCII.GetString(table, (int)at, Array.IndexOf(table, (byte)0, (int)at) - (int)at);
+
+        const uint Rela = 4;
+        const uint JumpSlot = 7;
+        byte[] sectionNames = Bytes(namesIndex);
+        int plt = Array.FindIndex(sections, s => s.Type == Rela && Name(sectionNames, s.Name) == ".rela.plt");
+        if (plt < 0) return null;
+        int symbols = sections[plt].Link;
+        byte[] symbolNames = Bytes(sections[symbols].Link);
+        byte[] relocations = Bytes(plt);
+        for (int at = 0; at + 24 <= relocations.Length; at += 24)
+        {
+            ulong offset = BitConverter.ToUInt64(relocations, at), info = BitConverter.ToUInt64(relocations, at + 8);
+            if ((info & 0xFFFFFFFF) != JumpSlot) continue;
+            file.Position = sections[symbols].Offset + (long)(info >> 32) * 24;
+            uint name = reader.ReadUInt32();
+            file.Position += 4; // info, other, section index
+            ulong value = reader.ReadUInt64();
+            if (Name(symbolNames, name) == symbol) return (offset, value);
+        }
+        return null;
+    }
+
+    private static bool IsWritable(nint address)
+    {
+        foreach (var line in File.ReadLines("/proc/self/maps"))
+        {
+            int dash = line.IndexOf('-'), space = line.IndexOf(' ');
+            ulong start = Convert.ToUInt64(line[..dash], 16), end = Convert.ToUInt64(line[(dash + 1)..space], 16);
+            if ((ulong)address >= start && (ulong)address < end) return line[space + 2] == 'w';
+        }
+        return false;
+    }
+
+    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 0x02, MapAnonymous = 0x20;
+
+    [LibraryImport("libc", EntryPoint = "mmap")]
+    private static partial nint MemoryMap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", EntryPoint = "mprotect")]
+    private static partial int MemoryProtect(nint address, nuint length, int protection);
+}
