@@ -57,7 +57,7 @@ if (Value("--child") == StepProfile.ChildKey)
 }
 if (Value("--child") is { } child)
 {
-    Console.WriteLine(TrainingMeasurement.Run(child, Value("--precision") ?? "fp32", trainRepeats, warmUp: !quick, cachedRepeats: Value("--steps") is { } steps ? int.Parse(steps, CultureInfo.InvariantCulture) : null).ToJsonString());
+    Console.WriteLine(TrainingMeasurement.Run(child, Value("--precision") ?? "fp32", trainRepeats, warmUp: !quick, cachedRepeats: Value("--steps") is { } steps ? int.Parse(steps, CultureInfo.InvariantCulture) : quick ? 1 : null).ToJsonString());
     return 0;
 }
 
