@@ -29,6 +29,9 @@ internal static class LayerMicro
         var k0 = randn(b, h, l, hd).to(dt);
         var v0 = randn(b, h, l, hd).to(dt);
         var go = randn(b, h, l, hd).to(dt);
+        // The library's route takes q, k and v packed as CLIP's fused projection gives them, and returns the heads merged.
+        var qkv0 = Vlsm.Tensors.Attention.Pack(q0, k0, v0);
+        var goMerged = go.transpose(1, 2).reshape(b, l, d);
         void Sdpa(bool backward)
         {
             using var s = NewDisposeScope();
@@ -50,9 +53,9 @@ internal static class LayerMicro
         void Explicit(bool backward)
         {
             using var s = NewDisposeScope();
-            var q = q0.detach().requires_grad_(backward); var k = k0.detach().requires_grad_(backward); var v = v0.detach().requires_grad_(backward);
-            var o = Vlsm.Tensors.Attention.ScaledDotProduct(q, k, v);
-            if (backward) o.backward(new[] { go });
+            var qkv = qkv0.detach().requires_grad_(backward);
+            var o = Vlsm.Tensors.Attention.SelfAttention(qkv, h);
+            if (backward) o.backward(new[] { goMerged });
             else o.sum().to(ScalarType.Float32).item<float>();
         }
         {
@@ -106,9 +109,10 @@ internal static class LayerMicro
         {
             using var s = NewDisposeScope();
             var mask = masked ? zeros(b, 1, l, l).masked_fill(ones(l, l).tril().logical_not().view(1, 1, l, l), -1e30) : null;
-            var q = q0.detach().requires_grad_(true); var k = k0.detach().requires_grad_(true); var v = v0.detach().requires_grad_(true);
-            var o = Vlsm.Tensors.Attention.ScaledDotProduct(q, k, v, mask);
+            var qkv = qkv0.detach().requires_grad_(true);
+            var o = Vlsm.Tensors.Attention.SelfAttention(qkv, h, mask).view(b, l, h, hd).transpose(1, 2);
             o.backward(new[] { go });
+            var grads = Vlsm.Tensors.Attention.Parts(qkv.grad!, h);
             var q6 = q0.to(ScalarType.Float64).requires_grad_(true); var k6 = k0.to(ScalarType.Float64).requires_grad_(true); var v6 = v0.to(ScalarType.Float64).requires_grad_(true);
             var o6 = nn.functional.scaled_dot_product_attention(q6, k6, v6, mask?.to(ScalarType.Float64));
             o6.backward(new[] { go.to(ScalarType.Float64) });
@@ -117,7 +121,7 @@ internal static class LayerMicro
             o3.backward(new[] { go });
             string m = masked ? "masked_" : "";
             double Err(Tensor a, Tensor b6) => (a.to(ScalarType.Float64) - b6).abs().max().item<double>();
-            r[$"{m}explicit_err_o_dq_dk_dv"] = $"{Err(o, o6):0.0000} {Err(q.grad!, q6.grad!):0.0000} {Err(k.grad!, k6.grad!):0.0000} {Err(v.grad!, v6.grad!):0.0000}";
+            r[$"{m}explicit_err_o_dq_dk_dv"] = $"{Err(o, o6):0.0000} {Err(grads[0], q6.grad!):0.0000} {Err(grads[1], k6.grad!):0.0000} {Err(grads[2], v6.grad!):0.0000}";
             r[$"{m}sdpa_err_o_dq_dk_dv"] = $"{Err(o3, o6):0.0000} {Err(q3.grad!, q6.grad!):0.0000} {Err(k3.grad!, k6.grad!):0.0000} {Err(v3.grad!, v6.grad!):0.0000}";
             r[$"{m}grad_scale_dq_dk_dv"] = $"{q6.grad!.abs().max().item<double>():0.00} {k6.grad!.abs().max().item<double>():0.00} {v6.grad!.abs().max().item<double>():0.00}";
         }

@@ -45,9 +45,18 @@ public class Bf16KernelTests
             return (o.detach(), q.grad!, k.grad!, v.grad!);
         }
 
+        // The library's route takes q, k and v packed (B, L, 3·D), as CLIP's fused projection gives them,
+        // returns (B, L, D) with the heads merged, and its gradient is packed the same way.
+        var packed = Attention.Pack(q0, k0, v0).detach().requires_grad_(true);
+        var merged = Attention.SelfAttention(packed, heads, mask);
+        Assert.Equal(new[] { batch, tokens, heads * d }, merged.shape);
+        var oursO = merged.view(batch, tokens, heads, d).transpose(1, 2);
+        oursO.backward([dO]);
+        var oursGrads = Attention.Parts(packed.grad!, heads);
+        var ours = (O: oursO.detach(), Dq: oursGrads[0], Dk: oursGrads[1], Dv: oursGrads[2]);
+
         var exact = Run((q, k, v) => nn.functional.scaled_dot_product_attention(q, k, v, mask?.to(ScalarType.Float64)), ScalarType.Float64);
         var libtorch = Run((q, k, v) => nn.functional.scaled_dot_product_attention(q, k, v, mask), ScalarType.BFloat16);
-        var ours = Run((q, k, v) => Attention.ScaledDotProduct(q, k, v, mask), ScalarType.BFloat16);
 
         var expected = new[] { exact.O, exact.Dq, exact.Dk, exact.Dv };
         var theirs = new[] { libtorch.O, libtorch.Dq, libtorch.Dk, libtorch.Dv };
@@ -63,7 +72,7 @@ public class Bf16KernelTests
         }
         // Without autograd the same route runs with no graph, and gives the same output.
         using (no_grad())
-            Assert.Equal(0.0, MaxError(Attention.ScaledDotProduct(q0, k0, v0, mask), ours.O.to(ScalarType.Float64)));
+            Assert.Equal(0.0, MaxError(Attention.SelfAttention(packed.detach(), heads, mask), merged.detach().to(ScalarType.Float64)));
     }
 
     [Fact]
@@ -74,7 +83,8 @@ public class Bf16KernelTests
         var q = Seeded(g, 2, 4, 33, 16);
         var k = Seeded(g, 2, 4, 33, 16);
         var v = Seeded(g, 2, 4, 33, 16);
-        Assert.Equal(0.0, (Attention.ScaledDotProduct(q, k, v) - nn.functional.scaled_dot_product_attention(q, k, v)).abs().max().item<float>());
+        var expected = nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 33, 64);
+        Assert.Equal(0.0, (Attention.SelfAttention(Attention.Pack(q, k, v), 4) - expected).abs().max().item<float>());
     }
 
     [Fact]

@@ -87,21 +87,8 @@ public sealed class ClipAttention : nn.Module, IDerivedTensorCache
     /// <param name="mask">Additive mask broadcastable to (B, heads, L, L), or null.</param>
     public Tensor Forward(Tensor x, Tensor? mask)
     {
-        long b = x.shape[0], l = x.shape[1], d = x.shape[2];
-        long hd = d / heads;
         using var qkv = ProjectQkv(x);
-        // (B, L, 3·D) → q, k, v as (B, heads, L, head_dim) views.
-        // Every view is disposed here: an undisposed view keeps the whole qkv buffer alive until its dispose scope ends.
-        using var grouped = qkv.view(b, l, 3, heads, hd);
-        using var byPart = grouped.permute(2, 0, 3, 1, 4);
-        var split = byPart.unbind(0);
-        using var q = split[0];
-        using var k = split[1];
-        using var v = split[2];
-        // SDPA's default scale is head_dim^-0.5, the same as HF's explicit q scaling.
-        using var o = Attention.ScaledDotProduct(q, k, v, mask);
-        using var headsLast = o.transpose(1, 2);
-        using var merged = headsLast.reshape(b, l, d);
+        using var merged = Attention.SelfAttention(qkv, heads, mask);
         return out_proj.forward(merged);
     }
 
