@@ -75,6 +75,31 @@ public class Bf16KernelTests
             Assert.Equal(0.0, MaxError(Attention.SelfAttention(packed.detach(), heads, mask), merged.detach().to(ScalarType.Float64)));
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.Float32, true)]
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    public void SelfAttentionLeavesOnlyItsOutputInTheCallersScope(ScalarType dtype, bool withGradient)
+    {
+        // A view left undisposed keeps the whole packed projection alive until the caller's scope ends
+        // (one per layer of a tower: hundreds of MB at batch 4); only the output may remain (under
+        // autograd TorchSharp's custom-function call leaves a second wrapper of it, which the backward
+        // pass keeps anyway).
+        using var outer = NewDisposeScope();
+        using var g = new Generator(11);
+        var qkv = Seeded(g, 2, 33, 3 * 4 * 16).to(dtype).requires_grad_(withGradient);
+        using var scope = NewDisposeScope();
+        var o = Attention.SelfAttention(qkv, 4);
+        Assert.Equal(new long[] { 2, 33, 64 }, o.shape);
+        var left = scope.DisposablesView.Cast<Tensor>().ToList();
+        Assert.Equal(dtype == ScalarType.BFloat16 && withGradient ? 2 : 1, left.Count);
+        Assert.All(left, t => Assert.Equal(o.shape, t.shape));
+        if (!withGradient) return;
+        o.sum().backward();
+        Assert.Equal(new long[] { 2, 33, 3 * 64 }, qkv.grad!.shape);
+    }
+
     [Fact]
     public void Float32AttentionIsLibtorchsOwn()
     {

@@ -47,7 +47,8 @@ public static class Attention
         }
         // (B, L, 3·D) → q, k, v as (B, heads, L, head_dim) views. Every view is disposed here: an
         // undisposed view keeps the whole qkv buffer alive until its dispose scope ends.
-        using var byPart = qkv.view(b, l, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
+        using var grouped = qkv.view(b, l, 3, heads, d / heads);
+        using var byPart = grouped.permute(2, 0, 3, 1, 4);
         var split = byPart.unbind(0);
         using var q = split[0];
         using var k = split[1];
@@ -78,7 +79,8 @@ public static class Attention
     private static Tensor Unpacked(Tensor qkv, long heads)
     {
         long b = qkv.shape[0], l = qkv.shape[1], d = qkv.shape[2] / 3;
-        using var byPart = qkv.view(b, l, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
+        using var grouped = qkv.view(b, l, 3, heads, d / heads);
+        using var byPart = grouped.permute(2, 0, 3, 1, 4);
         return byPart.contiguous();
     }
 
@@ -185,12 +187,15 @@ public static class Attention
                 double scale = Scale(q);
                 // The gradient of the packed projection, written through (B, heads, L, head_dim) views of its q, k and v parts.
                 var dqkv = empty(qkv.shape, qkv.dtype, qkv.device);
-                using var dParts = dqkv.view(batch, l, 3, heads, hd).permute(2, 0, 3, 1, 4);
+                using var dGrouped = dqkv.view(batch, l, 3, heads, hd);
+                using var dParts = dGrouped.permute(2, 0, 3, 1, 4);
                 using var dq = dParts[0];
                 using var dk = dParts[1];
                 using var dv = dParts[2];
-                using var o = merged.view(batch, l, heads, hd).permute(0, 2, 1, 3);
-                using var dOAll = grad_output.reshape(batch, l, heads, hd).permute(0, 2, 1, 3);
+                using var oHeadsLast = merged.view(batch, l, heads, hd);
+                using var o = oHeadsLast.permute(0, 2, 1, 3);
+                using var dOHeadsLast = grad_output.reshape(batch, l, heads, hd);
+                using var dOAll = dOHeadsLast.permute(0, 2, 1, 3);
                 ForSlices(q, k, (start, count) =>
                 {
                     using var scope = NewDisposeScope();
