@@ -42,6 +42,9 @@ public static unsafe partial class MklFloatKernels
     /// <summary>True once MKL runs its AVX-512 path because of vlsm (not when MKL chose it itself, on Intel CPUs).</summary>
     public static bool Avx512OnAmd { get; private set; }
 
+    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), when vlsm asked it; null otherwise.</summary>
+    public static int? MklCpuCode { get; private set; }
+
 #pragma warning disable CA2255 // a library module initializer on purpose: it must act before libtorch's first float32 product
     [ModuleInitializer]
 #pragma warning restore CA2255
@@ -57,7 +60,15 @@ public static unsafe partial class MklFloatKernels
             Setting = $"MKL's own choice ({Variable}=default)";
             return;
         }
-        string? reason = NotApplicable(CpuFlags());
+        string? reason;
+        try
+        {
+            reason = NotApplicable(CpuFlags());
+        }
+        catch (Exception e)
+        {
+            reason = $"could not read the CPU's description: {e.Message}"; // a module initializer must not throw
+        }
         if (reason is not null)
         {
             Setting = $"MKL's own choice ({reason})";
@@ -65,7 +76,18 @@ public static unsafe partial class MklFloatKernels
         }
         lock (Gate)
         {
-            if (LibTorchPath() is not null)
+            bool loaded;
+            try
+            {
+                loaded = LibTorchPath() is not null;
+            }
+            catch (Exception e)
+            {
+                // A module initializer must not throw: that would make every use of the library fail.
+                Setting = $"MKL's own choice (could not read this process's mappings: {e.Message})";
+                return;
+            }
+            if (loaded)
             {
                 Patch();
                 return;
@@ -110,7 +132,17 @@ public static unsafe partial class MklFloatKernels
     {
         lock (Gate)
         {
-            if (!pending || LibTorchPath() is null) return;
+            try
+            {
+                if (!pending || LibTorchPath() is null) return;
+            }
+            catch (Exception e)
+            {
+                // Called while .NET binds TorchSharp's native calls: nothing may escape from here.
+                pending = false;
+                Setting = $"MKL's own choice (could not read this process's mappings: {e.Message})";
+                return;
+            }
             pending = false;
             Patch();
         }
@@ -133,8 +165,10 @@ public static unsafe partial class MklFloatKernels
         {
             Setting = Redirect(LibTorchPath()!);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or DllNotFoundException or EntryPointNotFoundException or ArgumentException)
+        catch (Exception e)
         {
+            // Any failure (an unexpected ELF layout, a mapping line it cannot parse) leaves MKL's own
+            // choice: this runs while .NET binds TorchSharp's native calls, and must never break them.
             Setting = $"MKL's own choice (could not arrange the AVX-512 path: {e.Message})";
         }
     }
@@ -168,9 +202,6 @@ public static unsafe partial class MklFloatKernels
         MklCpuCode = code;
         return $"AVX-512 on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's AVX2 path)";
     }
-
-    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), when vlsm asked it; null otherwise.</summary>
-    public static int? MklCpuCode { get; private set; }
 
     /// <summary>
     /// The GOT offset of the R_X86_64_JUMP_SLOT relocation of <paramref name="symbol"/> in the
