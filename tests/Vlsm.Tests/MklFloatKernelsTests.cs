@@ -27,7 +27,7 @@ public sealed class MklFloatKernelsTests
     public void FindsLibTorchsLinkageEntriesAtOneLoadBias()
     {
         torch.get_num_threads(); // libtorch loaded
-        string path = File.ReadLines("/proc/self/maps").Where(l => l.EndsWith("/libtorch_cpu.so", StringComparison.Ordinal)).Select(l => l[l.IndexOf('/')..]).First();
+        string path = MklFloatKernels.LibTorchPath()!;
         nint handle = NativeLibrary.Load(path);
         var biases = new List<long>();
         foreach (var symbol in new[] { "mkl_serv_intel_cpu_true", "mkl_serv_cpu_detect" })

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -40,9 +42,9 @@ public static unsafe partial class MklFloatKernels
     public static string Setting { get; private set; } = "MKL's own choice";
 
     /// <summary>True once MKL runs its AVX-512 path because of vlsm (not when MKL chose it itself, on Intel CPUs).</summary>
-    public static bool Avx512OnAmd { get; private set; }
+    public static bool Avx512OnAmd => MklCpuCode is not null;
 
-    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), when vlsm asked it; null otherwise.</summary>
+    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), asked once vlsm has arranged the AVX-512 path; null otherwise.</summary>
     public static int? MklCpuCode { get; private set; }
 
 #pragma warning disable CA2255 // a library module initializer on purpose: it must act before libtorch's first float32 product
@@ -76,10 +78,10 @@ public static unsafe partial class MklFloatKernels
         }
         lock (Gate)
         {
-            bool loaded;
+            string? loaded;
             try
             {
-                loaded = LibTorchPath() is not null;
+                loaded = LibTorchPath();
             }
             catch (Exception e)
             {
@@ -87,9 +89,9 @@ public static unsafe partial class MklFloatKernels
                 Setting = $"MKL's own choice (could not read this process's mappings: {e.Message})";
                 return;
             }
-            if (loaded)
+            if (loaded is not null)
             {
-                Patch();
+                Patch(loaded);
                 return;
             }
             pending = true;
@@ -132,9 +134,10 @@ public static unsafe partial class MklFloatKernels
     {
         lock (Gate)
         {
+            string? loaded;
             try
             {
-                if (!pending || LibTorchPath() is null) return;
+                if (!pending || (loaded = LibTorchPath()) is null) return;
             }
             catch (Exception e)
             {
@@ -144,12 +147,12 @@ public static unsafe partial class MklFloatKernels
                 return;
             }
             pending = false;
-            Patch();
+            Patch(loaded);
         }
     }
 
     /// <summary>The path of the libtorch_cpu.so mapped into this process, or null before it is loaded.</summary>
-    private static string? LibTorchPath()
+    internal static string? LibTorchPath()
     {
         foreach (var line in File.ReadLines("/proc/self/maps"))
         {
@@ -159,11 +162,11 @@ public static unsafe partial class MklFloatKernels
         return null;
     }
 
-    private static void Patch()
+    private static void Patch(string libTorch)
     {
         try
         {
-            Setting = Redirect(LibTorchPath()!);
+            Setting = Redirect(libTorch);
         }
         catch (Exception e)
         {
@@ -198,7 +201,6 @@ public static unsafe partial class MklFloatKernels
         // Ask now, so the choice is made (and reported) before any product runs.
         var detect = (delegate* unmanaged<int>)NativeLibrary.GetExport(handle, "mkl_serv_cpu_detect");
         int code = detect();
-        Avx512OnAmd = true;
         MklCpuCode = code;
         return $"AVX-512 on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's AVX2 path)";
     }
@@ -207,51 +209,69 @@ public static unsafe partial class MklFloatKernels
     /// The GOT offset of the R_X86_64_JUMP_SLOT relocation of <paramref name="symbol"/> in the
     /// shared object at <paramref name="path"/>, and the symbol's value, read from its section headers.
     /// </summary>
+    /// <remarks>
+    /// The file is mapped, not read: libtorch's symbol names alone are 7 MB and it has about 50,000
+    /// relocations, and this runs at the start of every process that loads libtorch. Reading the
+    /// tables took 40-60 ms, a seek and small read per relocation 160-240 ms; mapped, only the pages
+    /// touched are read, and the whole search takes 7-22 ms. The method is compiled optimized at once:
+    /// it runs once, and as tier-0 code its loop took 20-120 ms.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static (ulong SlotOffset, ulong SymbolValue)? FindJumpSlot(string path, string symbol)
     {
-        using var file = File.OpenRead(path);
-        using var reader = new BinaryReader(file);
-        if (reader.ReadUInt32() != 0x464C457F || reader.ReadByte() != 2) throw new InvalidDataException($"{path} is not a 64-bit ELF file");
-        file.Position = 0x28;
-        long sectionTable = reader.ReadInt64();
-        file.Position = 0x3A;
-        int entrySize = reader.ReadUInt16(), count = reader.ReadUInt16(), namesIndex = reader.ReadUInt16();
-        var sections = new (uint Name, uint Type, long Offset, long Size, int Link)[count];
-        for (int i = 0; i < count; i++)
+        using var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        using var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        var handle = view.SafeMemoryMappedViewHandle;
+        byte* start = null;
+        handle.AcquirePointer(ref start);
+        try
         {
-            file.Position = sectionTable + (long)i * entrySize;
-            uint name = reader.ReadUInt32(), type = reader.ReadUInt32();
-            file.Position += 16; // flags, address
-            long offset = reader.ReadInt64(), size = reader.ReadInt64();
-            int link = (int)reader.ReadUInt32();
-            sections[i] = (name, type, offset, size, link);
-        }
-        byte[] Bytes(int index)
-        {
-            file.Position = sections[index].Offset;
-            return reader.ReadBytes(checked((int)sections[index].Size));
-        }
-        static string Name(byte[] table, uint at) => Encoding.ASCII.GetString(table, (int)at, Array.IndexOf(table, (byte)0, (int)at) - (int)at);
+            ulong length = handle.ByteLength;
+            ReadOnlySpan<byte> At(ulong offset, ulong size) => offset <= length && size <= length - offset
+                ? new ReadOnlySpan<byte>(start + offset, checked((int)size))
+                : throw new InvalidDataException($"{path}: a table lies outside the file");
 
-        const uint Rela = 4;
-        const uint JumpSlot = 7;
-        byte[] sectionNames = Bytes(namesIndex);
-        int plt = Array.FindIndex(sections, s => s.Type == Rela && Name(sectionNames, s.Name) == ".rela.plt");
-        if (plt < 0) return null;
-        int symbols = sections[plt].Link;
-        byte[] symbolNames = Bytes(sections[symbols].Link);
-        byte[] relocations = Bytes(plt);
-        for (int at = 0; at + 24 <= relocations.Length; at += 24)
-        {
-            ulong offset = BitConverter.ToUInt64(relocations, at), info = BitConverter.ToUInt64(relocations, at + 8);
-            if ((info & 0xFFFFFFFF) != JumpSlot) continue;
-            file.Position = sections[symbols].Offset + (long)(info >> 32) * 24;
-            uint name = reader.ReadUInt32();
-            file.Position += 4; // info, other, section index
-            ulong value = reader.ReadUInt64();
-            if (Name(symbolNames, name) == symbol) return (offset, value);
+            var header = At(0, 64);
+            if (BinaryPrimitives.ReadUInt32LittleEndian(header) != 0x464C457F || header[4] != 2) throw new InvalidDataException($"{path} is not a 64-bit ELF file");
+            ulong sectionTable = BinaryPrimitives.ReadUInt64LittleEndian(header[0x28..]);
+            int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3A..]);
+            int count = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3C..]);
+            int namesIndex = BinaryPrimitives.ReadUInt16LittleEndian(header[0x3E..]);
+            if (entrySize < 64 || namesIndex >= count) throw new InvalidDataException($"{path}: unexpected section headers");
+            // A section header: name (4), type (4), flags (8), address (8), offset (8), size (8), link (4), ...
+            ReadOnlySpan<byte> Section(int index) => At(sectionTable + (ulong)(index * entrySize), 64);
+            ReadOnlySpan<byte> Contents(int index) => At(BinaryPrimitives.ReadUInt64LittleEndian(Section(index)[24..]), BinaryPrimitives.ReadUInt64LittleEndian(Section(index)[32..]));
+            int Link(int index) => (int)BinaryPrimitives.ReadUInt32LittleEndian(Section(index)[40..]);
+            static bool Named(ReadOnlySpan<byte> table, uint at, ReadOnlySpan<byte> nameAndZero) => at < table.Length && table[(int)at..].StartsWith(nameAndZero);
+
+            const uint Rela = 4;
+            const uint JumpSlot = 7;
+            var sectionNames = Contents(namesIndex);
+            int plt = -1;
+            for (int i = 0; i < count && plt < 0; i++)
+                if (BinaryPrimitives.ReadUInt32LittleEndian(Section(i)[4..]) == Rela && Named(sectionNames, BinaryPrimitives.ReadUInt32LittleEndian(Section(i)), ".rela.plt\0"u8))
+                    plt = i;
+            if (plt < 0) return null;
+            int symbols = Link(plt);
+            var symbolTable = Contents(symbols);
+            var symbolNames = Contents(Link(symbols));
+            var relocations = Contents(plt);
+            byte[] wanted = Encoding.ASCII.GetBytes(symbol + "\0");
+            for (int at = 0; at + 24 <= relocations.Length; at += 24)
+            {
+                ulong offset = BinaryPrimitives.ReadUInt64LittleEndian(relocations[at..]), info = BinaryPrimitives.ReadUInt64LittleEndian(relocations[(at + 8)..]);
+                if ((info & 0xFFFFFFFF) != JumpSlot) continue;
+                // A symbol: name (4), info, other, section index (4), value (8), size (8).
+                var entry = symbolTable.Slice(checked((int)(info >> 32) * 24), 24);
+                if (Named(symbolNames, BinaryPrimitives.ReadUInt32LittleEndian(entry), wanted))
+                    return (offset, BinaryPrimitives.ReadUInt64LittleEndian(entry[8..]));
+            }
+            return null;
         }
-        return null;
+        finally
+        {
+            handle.ReleasePointer();
+        }
     }
 
     private static bool IsWritable(nint address)
