@@ -98,8 +98,9 @@ internal static class TrainingMeasurement
                 // The same records again: the feature cache serves the towers, and only the head runs.
                 var cachedBatch = RandomBatch(-1);
                 session.TrainStep(cachedBatch);
-                result["cached_seconds"] = Math.Round(Bench.Median(cachedRepeats ?? CachedRepeats, () => Bench.Time(() => session.TrainStep(cachedBatch)), warmUp), 4);
-                result["cached_parts_s"] = CachedStepParts(session, cachedBatch, cachedRepeats ?? CachedRepeats);
+                int cachedSteps = cachedRepeats ?? CachedRepeats;
+                result["cached_seconds"] = Math.Round(Bench.Median(cachedSteps, () => Bench.Time(() => session.TrainStep(cachedBatch)), warmUp), 4);
+                result["cached_parts_s"] = CachedStepParts(session, cachedBatch, cachedSteps);
             }
             return result;
         }

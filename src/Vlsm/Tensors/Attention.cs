@@ -45,10 +45,9 @@ public static class Attention
             PackedRecomputingAttention.References.ReleaseOutputs();
             return merged;
         }
-        // (B, L, 3·D) → q, k, v as (B, heads, L, head_dim) views. Every view is disposed here: an
-        // undisposed view keeps the whole qkv buffer alive until its dispose scope ends.
-        using var grouped = qkv.view(b, l, 3, heads, d / heads);
-        using var byPart = grouped.permute(2, 0, 3, 1, 4);
+        // q, k, v as (B, heads, L, head_dim) views. Every view is disposed here: an undisposed view
+        // keeps the whole qkv buffer alive until its dispose scope ends.
+        using var byPart = ByPart(qkv, heads);
         var split = byPart.unbind(0);
         using var q = split[0];
         using var k = split[1];
@@ -75,12 +74,18 @@ public static class Attention
         return parts.unbind(0);
     }
 
+    /// <summary>A packed (B, L, 3·D) tensor viewed as (3, B, heads, L, head_dim): q, k and v (or their gradients) along the first dimension.</summary>
+    private static Tensor ByPart(Tensor packed, long heads)
+    {
+        long b = packed.shape[0], l = packed.shape[1], d = packed.shape[2] / 3;
+        using var grouped = packed.view(b, l, 3, heads, d / heads); // disposed: only the permuted view is returned
+        return grouped.permute(2, 0, 3, 1, 4);
+    }
+
     /// <summary>q, k and v of a packed (B, L, 3·D) projection as one contiguous (3, B, heads, L, head_dim) tensor.</summary>
     private static Tensor Unpacked(Tensor qkv, long heads)
     {
-        long b = qkv.shape[0], l = qkv.shape[1], d = qkv.shape[2] / 3;
-        using var grouped = qkv.view(b, l, 3, heads, d / heads);
-        using var byPart = grouped.permute(2, 0, 3, 1, 4);
+        using var byPart = ByPart(qkv, heads);
         return byPart.contiguous();
     }
 
@@ -187,8 +192,7 @@ public static class Attention
                 double scale = Scale(q);
                 // The gradient of the packed projection, written through (B, heads, L, head_dim) views of its q, k and v parts.
                 var dqkv = empty(qkv.shape, qkv.dtype, qkv.device);
-                using var dGrouped = dqkv.view(batch, l, 3, heads, hd);
-                using var dParts = dGrouped.permute(2, 0, 3, 1, 4);
+                using var dParts = ByPart(dqkv, heads);
                 using var dq = dParts[0];
                 using var dk = dParts[1];
                 using var dv = dParts[2];
