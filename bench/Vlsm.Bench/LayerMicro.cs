@@ -74,6 +74,13 @@ internal static class LayerMicro
             var dq0 = randn(b, 4, l, 16); var dk0 = randn(b, 4, l, 16); var dv0 = randn(b, 4, l, 16); var dgo = randn(b, 4, l, 16);
             r["dec_sdpa_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var q = dq0.detach().requires_grad_(true); var k = dk0.detach().requires_grad_(true); var v = dv0.detach().requires_grad_(true);
                 nn.functional.scaled_dot_product_attention(q, k, v).backward(new[] { dgo }); });
+            r["dec_sdpa_fwd_ms"] = Time(() => { using var s = NewDisposeScope(); using var _ = no_grad(); nn.functional.scaled_dot_product_attention(dq0, dk0, dv0); });
+            // The library's route for the decoder's 16-wide heads (Head16Attention on AVX-512), on the packed projection.
+            var dqkv0 = Vlsm.Tensors.Attention.Pack(dq0, dk0, dv0);
+            var dgoMerged = dgo.transpose(1, 2).reshape(b, l, 64);
+            r["dec_library_fwd_ms"] = Time(() => { using var s = NewDisposeScope(); using var _ = no_grad(); Vlsm.Tensors.Attention.SelfAttention(dqkv0, 4); });
+            r["dec_library_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var qkv = dqkv0.detach().requires_grad_(true);
+                Vlsm.Tensors.Attention.SelfAttention(qkv, 4).backward(new[] { dgoMerged }); });
             r["dec_math_fwdbwd_ms"] = Time(() => { using var s = NewDisposeScope(); var q = dq0.detach().requires_grad_(true); var k = dk0.detach().requires_grad_(true); var v = dv0.detach().requires_grad_(true);
                 q.mul(0.25).matmul(k.transpose(-2, -1)).softmax(-1).matmul(v).backward(new[] { dgo }); });
             var red = nn.Linear(768, 64);

@@ -93,7 +93,8 @@ public class Bf16KernelTests
         var o = Attention.SelfAttention(qkv, 4);
         Assert.Equal(new long[] { 2, 33, 64 }, o.shape);
         var left = scope.DisposablesView.Cast<Tensor>().ToList();
-        Assert.Equal(dtype == ScalarType.BFloat16 && withGradient ? 2 : 1, left.Count);
+        bool customFunction = dtype == ScalarType.BFloat16 || Head16Attention.Applies(qkv, 4, null);
+        Assert.Equal(customFunction && withGradient ? 2 : 1, left.Count);
         Assert.All(left, t => Assert.Equal(o.shape, t.shape));
         if (!withGradient) return;
         o.sum().backward();
@@ -103,12 +104,13 @@ public class Bf16KernelTests
     [Fact]
     public void Float32AttentionIsLibtorchsOwn()
     {
+        // Heads 16 wide have their own kernel (Head16AttentionTests); every other width is libtorch's.
         using var scope = NewDisposeScope();
         using var g = new Generator(3);
-        var q = Seeded(g, 2, 4, 33, 16);
-        var k = Seeded(g, 2, 4, 33, 16);
-        var v = Seeded(g, 2, 4, 33, 16);
-        var expected = nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 33, 64);
+        var q = Seeded(g, 2, 4, 33, 32);
+        var k = Seeded(g, 2, 4, 33, 32);
+        var v = Seeded(g, 2, 4, 33, 32);
+        var expected = nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 33, 128);
         Assert.Equal(0.0, (Attention.SelfAttention(Attention.Pack(q, k, v), 4) - expected).abs().max().item<float>());
     }
 

@@ -8,8 +8,8 @@ namespace Vlsm.Tensors;
 /// Scaled dot-product attention, softmax(q·kᵀ/√d + mask)·v, by the fastest correct route for the dtype.
 /// </summary>
 /// <remarks>
-/// float32 (and everything the parity tests check) goes through libtorch's
-/// <c>scaled_dot_product_attention</c>. bfloat16 on the CPU goes through two batched matrix
+/// float32 goes through libtorch's <c>scaled_dot_product_attention</c>, except heads 16 wide without a
+/// mask (CLIPSeg's decoder), which <see cref="Head16Attention"/> computes on AVX-512 CPUs. bfloat16 on the CPU goes through two batched matrix
 /// products and a softmax instead: libtorch's CPU flash-attention kernel widens bf16 blocks to float32
 /// and multiplies them with float32 GEMMs, so in bf16 it is no faster than in float32, while the
 /// bf16 matrix products run at the bf16 rate. At batch 4 and 485 tokens (CLIP ViT-B/16 at 352²) this
@@ -43,6 +43,13 @@ public static class Attention
             if (!(is_grad_enabled() && qkv.requires_grad)) return ExplicitPacked(qkv, heads, mask);
             var merged = mask is null ? PackedRecomputingAttention.apply(qkv, heads) : PackedRecomputingAttention.apply(qkv, heads, mask);
             PackedRecomputingAttention.References.ReleaseOutputs();
+            return merged;
+        }
+        if (Head16Attention.Applies(qkv, heads, mask))
+        {
+            if (!(is_grad_enabled() && qkv.requires_grad)) return Head16Attention.Forward(qkv, heads);
+            var merged = Head16Function.apply(qkv, heads);
+            Head16Function.References.ReleaseOutputs();
             return merged;
         }
         // q, k, v as (B, heads, L, head_dim) views. Every view is disposed here: an undisposed view
@@ -151,6 +158,44 @@ public static class Attention
             Slice(o, start, count).copy_(p.matmul(Slice(v, start, count)));
         });
         using (merged) return merged.view(batch, q.shape[2], q.shape[1] * v.shape[3]);
+    }
+
+    /// <summary><see cref="Head16Attention"/> under autograd: keeps the projection, the output and each row's log-sum-exp.</summary>
+    private sealed class Head16Function : autograd.SingleTensorFunction<Head16Function>
+    {
+        public static readonly CustomFunctionReferences References = new();
+
+        public override string Name => "VlsmHead16Attention";
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            Tensor qkv = (Tensor)vars[0];
+            long heads = (long)vars[1];
+            // Each row's log-sum-exp (B x heads x L floats) as a managed array: a tensor kept with the
+            // context would have to stay in the caller's dispose scope (TorchSharp hands saved variables
+            // back through the wrapper passed in, and refuses tensors as plain data).
+            var lse = new float[qkv.shape[0] * heads * qkv.shape[1]];
+            var output = References.Output(Head16Attention.Forward(qkv, heads, lse));
+            ctx.save_for_backward([qkv, output]);
+            ctx.save_data("lse", lse);
+            ctx.save_data("heads", heads);
+            return output;
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            var saved = ctx.get_saved_variables();
+            try
+            {
+                var dqkv = Head16Attention.Backward(saved[0], saved[1], (float[])ctx.get_data("lse"), grad_output, (long)ctx.get_data("heads"));
+                grad_output.Dispose();
+                return References.Returned([dqkv, null!]);
+            }
+            finally
+            {
+                foreach (var t in saved) t?.Dispose();
+            }
+        }
     }
 
     /// <summary>
