@@ -50,6 +50,11 @@ if (Value("--child") == LayerMicro.ChildKey)
     Console.WriteLine(LayerMicro.Run(Value("--precision") ?? "fp32").ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     return 0;
 }
+if (Value("--child") == StepProfile.CachedShallowKey)
+{
+    Console.WriteLine(StepProfile.RunCachedShallow(quick ? 1 : int.Parse(Value("--steps") ?? "15")).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    return 0;
+}
 if (Value("--child") == StepProfile.ChildKey)
 {
     Console.WriteLine(StepProfile.Run(Value("--precision") ?? "fp32", quick ? 1 : int.Parse(Value("--steps") ?? "3")).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

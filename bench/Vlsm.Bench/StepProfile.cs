@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using Vlsm.Models;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Text;
 using Vlsm.Training;
 using static TorchSharp.torch;
 
@@ -18,6 +19,7 @@ namespace Vlsm.Bench;
 internal static class StepProfile
 {
     public const string ChildKey = "profile_dense_vl_b4";
+    public const string CachedShallowKey = "profile_shallow_vlc_b4_cached";
 
     private static readonly Stopwatch Clock = new();
     private static readonly List<(string Label, double Seconds)> BackwardMarks = [];
@@ -36,6 +38,89 @@ internal static class StepProfile
         {
             BackwardMarks.Add(((string)ctx.get_data("label"), Clock.Elapsed.TotalSeconds));
             return [grad_output.alias(), null!];
+        }
+    }
+
+    /// <summary>
+    /// A shallow VLC fp32 step with the feature cache warm (the cached step of <see cref="TrainingMeasurement"/>),
+    /// built from the same public seams the library's step uses: the cache read (the batch's tower outputs
+    /// looked up and stacked), the V adapters, the conditional embedding (C and L adapters), the decoder,
+    /// the loss, the backward pass split at the V adapters' outputs (decoder, then adapters), clipping
+    /// and the optimizer, each the median over <paramref name="steps"/> steps after a warm-up.
+    /// </summary>
+    public static JsonObject RunCachedShallow(int steps)
+    {
+        string scratch = Directory.CreateTempSubdirectory("vlsm-bench-profile-").FullName;
+        try
+        {
+            ClipTokenizer.WriteBuiltInVocabulary(scratch);
+            var tokenizer = ClipTokenizer.FromFolder(scratch);
+            var spec = FineTuneSpec.Create(FineTuneMode.Shallow, "vlc");
+            using var model = new AdaptedClipSeg(new ClipSegModel(ClipSegConfig.Rd64Refined), spec);
+            model.train();
+            var shallow = (ShallowAdapterSet)model.Adapters!;
+            using var visionCache = new FeatureCache(2048L << 20, Path.Combine(scratch, "vision"));
+            using var textCache = new FeatureCache(64L << 20, Path.Combine(scratch, "text"));
+            var towers = new CachedTowers(model, visionCache, textCache);
+            using var optimizer = new AdamW(model.TrainableNamed(), 1e-3, weightDecay: 1e-3);
+            var (pixels, _, _, target) = Bench.RandomBatch(TrainingMeasurement.Batch);
+            var prompts = Enumerable.Repeat("a small pink polyp at the top left of the image", TrainingMeasurement.Batch).ToList();
+            var keys = Enumerable.Range(0, TrainingMeasurement.Batch).Select(i => $"bench/train/{i}").ToList();
+            (Tensor, Tensor) Tokens(IReadOnlyList<string> texts)
+            {
+                var t = tokenizer.EncodeBatch(texts);
+                return (tensor(t.InputIds, new long[] { t.BatchSize, t.Length }), tensor(t.AttentionMask, new long[] { t.BatchSize, t.Length }));
+            }
+            var loss = new DiceBceLoss(BceInput.Reference);
+            var sums = new Dictionary<string, List<double>>();
+            void Add(string key, double ms) { if (!sums.TryGetValue(key, out var l)) sums[key] = l = []; l.Add(ms); }
+            // Step -1 fills the caches (the towers run); the warm-up steps after it are not counted either.
+            for (int step = -3; step < steps; step++)
+            {
+                var scope = NewDisposeScope();
+                BackwardMarks.Clear();
+                Clock.Restart();
+                double last = 0;
+                void Lap(string part) { double now = Clock.Elapsed.TotalSeconds; if (step >= 0) Add(part, now - last); last = now; }
+                var (ids, mask) = Tokens(prompts);
+                var vision = towers.Vision(pixels, keys);
+                var text = towers.Text(ids, mask, prompts, p => Tokens([p]));
+                Lap("cache_read");
+                var adapted = vision.Activations.Select((a, i) => Mark.apply(shallow.VisionExtract![i].forward(a), "adapters")).ToList();
+                Lap("v_adapters_forward");
+                var conditional = model.ConditionalEmbedding(text);
+                Lap("cl_adapters_forward");
+                var logits = model.Base.Decoder.Forward(adapted, conditional, vision.GridHeight, vision.GridWidth);
+                Lap("decoder_forward");
+                var l = loss.Compute(logits, target);
+                l.item<float>();
+                Lap("loss");
+                optimizer.ZeroGrad();
+                double backwardStart = Clock.Elapsed.TotalSeconds;
+                l.backward();
+                if (step >= 0)
+                {
+                    // The first adapter mark's time ends the decoder's backward; the rest is the adapters'.
+                    double reached = BackwardMarks.Min(m => m.Seconds);
+                    Add("decoder_backward", reached - backwardStart);
+                    Add("adapters_backward", Clock.Elapsed.TotalSeconds - reached);
+                }
+                last = Clock.Elapsed.TotalSeconds;
+                nn.utils.clip_grad_norm_(optimizer.Parameters, 0.5);
+                Lap("clip");
+                optimizer.StepOnce();
+                Lap("optimizer");
+                scope.Dispose();
+                Lap("release");
+                Add("step", last);
+            }
+            var result = new JsonObject { ["spec"] = $"{spec} fp32, feature cache warm", ["steps"] = steps, ["unit"] = "seconds" };
+            foreach (var (key, values) in sums) result[key] = Math.Round(values.Order().ElementAt(values.Count / 2), 4);
+            return result;
+        }
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
         }
     }
 
