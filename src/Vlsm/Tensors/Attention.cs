@@ -9,10 +9,10 @@ namespace Vlsm.Tensors;
 /// </summary>
 /// <remarks>
 /// float32 goes through libtorch's <c>scaled_dot_product_attention</c>, except heads 16 wide without a
-/// mask (CLIPSeg's decoder), which <see cref="Head16Attention"/> computes on AVX-512 CPUs. bfloat16 on the CPU goes through two batched matrix
-/// products and a softmax instead: libtorch's CPU flash-attention kernel widens bf16 blocks to float32
-/// and multiplies them with float32 GEMMs, so in bf16 it is no faster than in float32, while the
-/// bf16 matrix products run at the bf16 rate. At batch 4 and 485 tokens (CLIP ViT-B/16 at 352²) this
+/// mask (CLIPSeg's decoder), which <see cref="Head16Attention"/> computes on AVX-512 CPUs. bfloat16 on
+/// the CPU goes through two batched matrix products and a softmax instead: libtorch's CPU
+/// flash-attention kernel widens bf16 blocks to float32 and multiplies them with float32 GEMMs, so in
+/// bf16 it is no faster than in float32, while the bf16 matrix products run at the bf16 rate. At batch 4 and 485 tokens (CLIP ViT-B/16 at 352²) this
 /// took a layer's attention from 28 to 12 ms forward and from about 90 to about 45 ms forward and
 /// backward (bench/Vlsm.Bench <c>--child layer_micro</c>). It is what HF's eager attention computes under
 /// PyTorch's bf16 autocast; the probabilities are rounded to bf16, which moves logits by about 1e-3.
