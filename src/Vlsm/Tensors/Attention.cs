@@ -12,9 +12,10 @@ namespace Vlsm.Tensors;
 /// mask (CLIPSeg's decoder), which <see cref="Head16Attention"/> computes on AVX-512 CPUs. bfloat16 on
 /// the CPU goes through two batched matrix products and a softmax instead: libtorch's CPU
 /// flash-attention kernel widens bf16 blocks to float32 and multiplies them with float32 GEMMs, so in
-/// bf16 it is no faster than in float32, while the bf16 matrix products run at the bf16 rate. At batch 4 and 485 tokens (CLIP ViT-B/16 at 352²) this
-/// took a layer's attention from 28 to 12 ms forward and from about 90 to about 45 ms forward and
-/// backward (bench/Vlsm.Bench <c>--child layer_micro</c>). It is what HF's eager attention computes under
+/// bf16 it is no faster than in float32, while the bf16 matrix products run at the bf16 rate. At
+/// batch 4 and 485 tokens (CLIP ViT-B/16 at 352²) this took a layer's attention from 28 to 12 ms
+/// forward and from about 90 to about 45 ms forward and backward (bench/Vlsm.Bench
+/// <c>--child layer_micro</c>). It is what HF's eager attention computes under
 /// PyTorch's bf16 autocast; the probabilities are rounded to bf16, which moves logits by about 1e-3.
 /// </remarks>
 public static class Attention
@@ -182,20 +183,9 @@ public static class Attention
             return output;
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
-        {
-            var saved = ctx.get_saved_variables();
-            try
-            {
-                var dqkv = Head16Attention.Backward(saved[0], saved[1], (float[])ctx.get_data("lse"), grad_output, (long)ctx.get_data("heads"));
-                grad_output.Dispose();
-                return References.Returned([dqkv, null!]);
-            }
-            finally
-            {
-                foreach (var t in saved) t?.Dispose();
-            }
-        }
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output) =>
+            References.Backward(ctx, grad_output, saved =>
+                [Head16Attention.Backward(saved[0], saved[1], (float[])ctx.get_data("lse"), grad_output, (long)ctx.get_data("heads")), null!]);
     }
 
     /// <summary>
@@ -221,10 +211,8 @@ public static class Attention
             return merged;
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
-        {
-            var saved = ctx.get_saved_variables();
-            try
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output) =>
+            References.Backward(ctx, grad_output, saved =>
             {
                 Tensor qkv = saved[0], merged = saved[1];
                 var mask = saved.Count > 2 ? saved[2] : null;
@@ -262,13 +250,7 @@ public static class Attention
                 });
                 var gradients = new List<Tensor> { dqkv, null! };
                 if (mask is not null) gradients.Add(null!);
-                grad_output.Dispose();
-                return References.Returned(gradients);
-            }
-            finally
-            {
-                foreach (var t in saved) t?.Dispose();
-            }
-        }
+                return gradients;
+            });
     }
 }

@@ -32,6 +32,26 @@ internal sealed class CustomFunctionReferences
     /// <summary>After apply: releases the forward pass's output objects.</summary>
     public void ReleaseOutputs() => Release(Of(ref forwardOutputs, this));
 
+    /// <summary>
+    /// A backward pass: <paramref name="gradients"/> computed from the saved variables, which are then
+    /// freed, as is <paramref name="gradOutput"/> once they are computed (the pass owns both wrappers);
+    /// the gradients are remembered for release as <see cref="Returned"/> says.
+    /// </summary>
+    public List<Tensor> Backward(autograd.AutogradContext ctx, Tensor gradOutput, Func<IReadOnlyList<Tensor>, List<Tensor>> gradients)
+    {
+        var saved = ctx.get_saved_variables();
+        try
+        {
+            var result = gradients(saved);
+            gradOutput.Dispose();
+            return Returned(result);
+        }
+        finally
+        {
+            foreach (var t in saved) t?.Dispose();
+        }
+    }
+
     /// <summary>In backward: releases the previous call's gradients and remembers these.</summary>
     public List<Tensor> Returned(List<Tensor> gradients)
     {
