@@ -78,17 +78,7 @@ public static unsafe partial class MklFloatKernels
         }
         lock (Gate)
         {
-            string? loaded;
-            try
-            {
-                loaded = LibTorchPath();
-            }
-            catch (Exception e)
-            {
-                // A module initializer must not throw: that would make every use of the library fail.
-                Setting = $"MKL's own choice (could not read this process's mappings: {e.Message})";
-                return;
-            }
+            if (!TryFindLibTorch(out var loaded)) return;
             if (loaded is not null)
             {
                 Patch(loaded);
@@ -134,20 +124,33 @@ public static unsafe partial class MklFloatKernels
     {
         lock (Gate)
         {
-            string? loaded;
-            try
+            if (!pending) return;
+            if (!TryFindLibTorch(out var loaded)) pending = false;
+            else if (loaded is not null)
             {
-                if (!pending || (loaded = LibTorchPath()) is null) return;
-            }
-            catch (Exception e)
-            {
-                // Called while .NET binds TorchSharp's native calls: nothing may escape from here.
                 pending = false;
-                Setting = $"MKL's own choice (could not read this process's mappings: {e.Message})";
-                return;
+                Patch(loaded);
             }
-            pending = false;
-            Patch(loaded);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="LibTorchPath"/>, or false with the reason in <see cref="Setting"/> when this process's
+    /// mappings cannot be read: it runs in a module initializer and while .NET binds TorchSharp's
+    /// native calls, where nothing may escape (every use of the library would fail).
+    /// </summary>
+    private static bool TryFindLibTorch(out string? path)
+    {
+        try
+        {
+            path = LibTorchPath();
+            return true;
+        }
+        catch (Exception e)
+        {
+            path = null;
+            Setting = $"MKL's own choice (could not read this process's mappings: {e.Message})";
+            return false;
         }
     }
 
