@@ -64,7 +64,7 @@ internal static class StepProfile
             var towers = new CachedTowers(model, visionCache, textCache);
             using var optimizer = new AdamW(model.TrainableNamed(), 1e-3, weightDecay: 1e-3);
             var (pixels, _, _, target) = Bench.RandomBatch(TrainingMeasurement.Batch);
-            var prompts = Enumerable.Repeat("a small pink polyp at the top left of the image", TrainingMeasurement.Batch).ToList();
+            var prompts = Enumerable.Repeat(TrainingMeasurement.Prompt, TrainingMeasurement.Batch).ToList();
             var keys = Enumerable.Range(0, TrainingMeasurement.Batch).Select(i => $"bench/train/{i}").ToList();
             (Tensor, Tensor) Tokens(IReadOnlyList<string> texts)
             {

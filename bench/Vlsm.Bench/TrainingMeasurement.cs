@@ -156,7 +156,10 @@ internal static class TrainingMeasurement
     }
 
     /// <summary>A batch of random 352x352 images, one prompt and binary masks; <paramref name="id"/> names its records.</summary>
-    private static Batch RandomBatch(int id) => Bench.RandomTrainBatch(id, Batch, 352, "a small pink polyp at the top left of the image");
+    private static Batch RandomBatch(int id) => Bench.RandomTrainBatch(id, Batch, 352, Prompt);
+
+    /// <summary>The prompt of every training measurement's samples.</summary>
+    public const string Prompt = "a small pink polyp at the top left of the image";
 
     internal sealed class Silent : ITrainingObserver
     {
