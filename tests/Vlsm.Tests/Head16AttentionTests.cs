@@ -70,6 +70,17 @@ public class Head16AttentionTests
         using var scope = NewDisposeScope();
         using var g = new Generator(9);
         var decoder = new Vlsm.Models.ClipSeg.ClipSegDecoder(Vlsm.Models.ClipSeg.ClipSegConfig.Rd64Refined);
+        // Weights from this test's generator (as PyTorch's defaults scale them), not the process-wide one,
+        // whose state depends on which tests ran first: some draws put a ReLU input within float32's
+        // rounding of zero, and the float32 gradient then differs from float64's by a step (up to 2e-4
+        // here), whichever attention route runs; libtorch's SDPA showed it on 3 of 12 seeds.
+        using (no_grad())
+            foreach (var (name, p) in decoder.named_parameters())
+            {
+                double bound = p.dim() >= 2 ? 1 / Math.Sqrt(p.numel() / p.shape[0]) : 0.1;
+                if (p.dim() >= 2 || name.EndsWith("bias", StringComparison.Ordinal))
+                    p.copy_(rand(p.shape, generator: g).mul(2).sub(1).mul(bound));
+            }
         var activations = Enumerable.Range(0, 3).Select(_ => randn(new long[] { 2, 485, 768 }, generator: g)).ToList();
         var conditional = randn(new long[] { 2, 512 }, generator: g);
         var target = rand(new long[] { 2, 352, 352 }, generator: g);
