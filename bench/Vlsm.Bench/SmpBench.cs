@@ -57,6 +57,7 @@ internal static class SmpBench
         }
 
         Run("fp32");
+        if (Vlsm.Platform.Bf16Speed.IsSlow) return; // bf16 is left out where libtorch's bf16 products are slow (the main document says why)
         model.UseBf16Encoder();
         Run("bf16");
         double diff = logits["fp32"].sub(logits["bf16"]).abs().max().item<float>();

@@ -34,7 +34,10 @@ public sealed class BenchQuickTests : IDisposable
 
         var root = JsonNode.Parse(File.ReadAllText(json))!;
         var machine = root["machine"]!.AsObject();
-        Assert.Equal(["threads", "gemm_gflops_fp32", "gemm_gflops_bf16", "cpu", "libtorch", "convolution_path", "convolution_probe_first_ms", "native_allocator", "omp_wait_policy", "mkl_float32_kernels"], machine.Select(kv => kv.Key));
+        // Where libtorch's bf16 products are slow (its reference kernel: AVX2-only CPUs) the bench leaves the bf16 figures
+        // out and says why; this process decides the same way, with its own measurement.
+        bool bf16Measured = !Vlsm.Platform.Bf16Speed.IsSlow;
+        Assert.Equal(["threads", "gemm_gflops_fp32", "gemm_gflops_bf16", .. bf16Measured ? Array.Empty<string>() : ["bf16_not_measured"], "cpu", "libtorch", "convolution_path", "convolution_probe_first_ms", "native_allocator", "omp_wait_policy", "mkl_float32_kernels"], machine.Select(kv => kv.Key));
         // The test process sets neither VLSM_MALLOC nor glibc's variables, so the library's setting applies (and is named).
         Assert.StartsWith("freed memory kept", machine["native_allocator"]!.GetValue<string>());
         // The bench loads vlsm before its first float32 product, so MKL's AVX-512 path is arranged wherever it applies.
@@ -49,15 +52,23 @@ public sealed class BenchQuickTests : IDisposable
 
         var results = root["results"]!.AsObject();
         Assert.Equal(ResultKeys.Order(StringComparer.Ordinal), results.Select(kv => kv.Key).Order(StringComparer.Ordinal));
-        foreach (var key in ResultKeys)
+        var bf16Keys = ResultKeys.Where(k => k.Contains("bf16", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(6, bf16Keys.Length);
+        foreach (var key in ResultKeys.Except(bf16Measured ? [] : bf16Keys))
             Assert.True(results[key]!.GetValue<double>() > 0, $"{key} = {results[key]}");
-
-        // Random weights, batch 8 at 352x352: bf16 towers must stay close to fp32 (measured: 0.0021, 99.998 %).
-        Assert.True(results["bf16_vs_fp32_logits_max_abs_diff"]!.GetValue<double>() < 5e-2);
-        double agreement = results["bf16_vs_fp32_mask_agreement"]!.GetValue<double>();
-        Assert.InRange(agreement, 0.99, 1.0);
-        // Both runs really happened, in the child processes that measure peak RSS.
-        Assert.True(results["train_dense_vl_b4_bf16_peak_rss_mb"]!.GetValue<double>() > 100);
+        if (bf16Measured)
+        {
+            // Random weights, batch 8 at 352x352: bf16 towers must stay close to fp32 (measured: 0.0021, 99.998 %).
+            Assert.True(results["bf16_vs_fp32_logits_max_abs_diff"]!.GetValue<double>() < 5e-2);
+            Assert.InRange(results["bf16_vs_fp32_mask_agreement"]!.GetValue<double>(), 0.99, 1.0);
+            // Both runs really happened, in the child processes that measure peak RSS.
+            Assert.True(results["train_dense_vl_b4_bf16_peak_rss_mb"]!.GetValue<double>() > 100);
+        }
+        else
+        {
+            Assert.All(bf16Keys, key => Assert.Null(results[key]));
+            Assert.StartsWith("bf16 products are slow on this CPU", machine["bf16_not_measured"]!.GetValue<string>());
+        }
 
         // The convolution workaround's cost was measured on both paths.
         var extra = root["extra"]!.AsObject();

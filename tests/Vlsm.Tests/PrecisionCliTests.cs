@@ -18,6 +18,16 @@ public sealed class PrecisionCliTests : IDisposable
         Directory.Delete(tmp, recursive: true);
     }
 
+    /// <summary>bf16 on a CPU where libtorch's bf16 products are slow (AVX2-only, such as AMD Zen 3: about 1/50 of fp32's rate) is
+    /// run, with a note that says how slow and what to use instead; fp32 runs and CPUs with fast bf16 get no note.</summary>
+    private static void AssertSlowBf16NoteIffSlow(CliResult fp32, CliResult bf16)
+    {
+        const string note = "note: bf16 is slow on this CPU";
+        Assert.DoesNotContain(note, fp32.Stderr);
+        Assert.Equal(Vlsm.Platform.Bf16Speed.IsSlow, bf16.Stderr.Contains(note, StringComparison.Ordinal));
+        if (Vlsm.Platform.Bf16Speed.IsSlow) Assert.Contains("Use --precision fp32", bf16.Stderr);
+    }
+
     private static (int Equal, int Total) Agreement(byte[] a, byte[] b) => (a.Zip(b).Count(p => p.First == p.Second), a.Length);
 
     [Fact]
@@ -29,6 +39,7 @@ public sealed class PrecisionCliTests : IDisposable
         Assert.True(fp32Run.ExitCode == 0, fp32Run.Stdout + fp32Run.Stderr);
         var bf16Run = CliRunner.Run("eval", "--model", EvalTestData.Tiny, "--data", set.Root, "--prompt", "p1", "--out", bf16Out, "--save-masks", "--precision", "bf16");
         Assert.True(bf16Run.ExitCode == 0, bf16Run.Stdout + bf16Run.Stderr);
+        AssertSlowBf16NoteIffSlow(fp32Run, bf16Run);
 
         // The saved masks are the bf16 predictor's (one batch of 4, as eval runs it) and agree with fp32's on at least 99 % of pixels.
         var bf16 = ClipSegPredictor.FromFolder(EvalTestData.Tiny, towerDtype: torch.ScalarType.BFloat16);
@@ -61,6 +72,7 @@ public sealed class PrecisionCliTests : IDisposable
         Assert.True(a.ExitCode == 0, a.Stdout + a.Stderr);
         var b = CliRunner.Run("predict", "--model", EvalTestData.Tiny, "--prompt", "polyp", "--out", bf16Out, "--precision", "bf16", images);
         Assert.True(b.ExitCode == 0, b.Stdout + b.Stderr);
+        AssertSlowBf16NoteIffSlow(a, b);
         int equal = 0, total = 0;
         foreach (var name in new[] { "img0", "img1" })
         {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Vlsm.Models;
 using Vlsm.Models.Smp;
+using Vlsm.Platform;
 
 namespace Vlsm.Cli.Commands;
 
@@ -77,15 +78,24 @@ internal static class ModelOptions
     /// <summary>Notes (weights without a recorded base, an overridden check) go to stderr, one line each.</summary>
     public static void Note(string line) => Console.Error.WriteLine(line);
 
+    /// <summary>Parses --precision; bf16 on a CPU where libtorch's bf16 products are slow gets a note first, so a run that would take many times fp32's is not a surprise.</summary>
     public static ComputePrecision Precision(string name)
     {
         try
         {
-            return ComputePrecisions.Parse(name);
+            var precision = ComputePrecisions.Parse(name);
+            if (precision == ComputePrecision.Bf16) NoteIfBf16IsSlow();
+            return precision;
         }
         catch (VlsmException)
         {
             throw new VlsmException($"--precision must be fp32 or bf16, got \"{name}\".");
         }
+    }
+
+    /// <summary>Writes <see cref="Bf16Speed.SlowNote"/> where bf16 is slow on this CPU (it measures two small products once per process).</summary>
+    public static void NoteIfBf16IsSlow()
+    {
+        if (Bf16Speed.SlowNote() is { } note) Note(note);
     }
 }

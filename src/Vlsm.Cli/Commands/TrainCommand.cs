@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Spectre.Console;
 using TorchSharp;
 using Vlsm.IO;
+using Vlsm.Models;
 using Vlsm.Training;
 
 namespace Vlsm.Cli.Commands;
@@ -102,6 +103,7 @@ internal static class TrainCommand
         if (request.Resume is null && request.ConfigFile is null && request.Preset is null && request.Mode is null)
             Console.WriteLine($"mode: dense VLC adapters (the default; choose with --preset or --mode)");
         if (prepared.Notice is { } notice) Console.WriteLine(notice);
+        if (ComputePrecisions.Parse(config.Precision) == ComputePrecision.Bf16) ModelOptions.NoteIfBf16IsSlow();
 
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
@@ -62,8 +61,8 @@ public sealed record PlatformReport(
             SafeConvolution.Path,
             SafeConvolution.Describe(),
             probe,
-            GemmGflops(ScalarType.Float32),
-            GemmGflops(ScalarType.BFloat16),
+            Bf16Speed.MatrixProductGflops(ScalarType.Float32, 512, runs: 5),
+            Bf16Speed.MatrixProductGflops(ScalarType.BFloat16, 512, runs: 5),
             variables);
     }
 
@@ -101,25 +100,6 @@ public sealed record PlatformReport(
             };
         }
         return o;
-    }
-
-    /// <summary>Best of a few 512³ products after a warm-up: a rate, not a benchmark (bench/ has those).</summary>
-    private static double GemmGflops(ScalarType dtype)
-    {
-        using var scope = NewDisposeScope();
-        const long n = 512;
-        using var _ = no_grad();
-        using var generator = new Generator(0);
-        var a = randn([n, n], generator: generator).to(dtype);
-        var b = randn([n, n], generator: generator).to(dtype);
-        double best = double.MaxValue;
-        for (int i = 0; i < 6; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            using (var c = a.matmul(b)) c.sum().to(ScalarType.Float32).item<float>();
-            if (i > 0) best = Math.Min(best, watch.Elapsed.TotalSeconds);
-        }
-        return 2.0 * n * n * n / best / 1e9;
     }
 }
 
