@@ -37,6 +37,10 @@ public sealed class EnvCliTests
         Assert.Contains("convolution", r.Stdout);
         Assert.Contains("instruction sets", r.Stdout);
         Assert.Matches("direct|padded", r.Stdout);
+        // bf16's row calls it slow where libtorch's bf16 products run on its reference kernel (AVX2-only CPUs:
+        // about 1/50 of fp32's rate, far below the quarter that counts as slow) and nowhere else.
+        string bf16Row = r.Stdout.Split('\n').Single(line => line.StartsWith("| bf16 |", StringComparison.Ordinal));
+        Assert.Equal(Vlsm.Platform.Bf16Speed.IsSlow, bf16Row.Contains("| slow, ", StringComparison.Ordinal));
     }
 
     [Fact]
