@@ -187,6 +187,28 @@ public sealed class SweepTests : IClassFixture<SweepFixture>
     }
 
     [Fact]
+    public void ACellInBf16WhereBf16IsSlowSaysSoAndRuns()
+    {
+        string spec = Path.Combine(fx.Root, "bf16.yaml");
+        File.WriteAllText(spec, $"""
+            name: bf16
+            mode: eval
+            model: {Path.Combine(Fixtures.Parity, "clipseg-tiny")}
+            grid:
+              data: [data/a]
+            train: {"{"}precision: bf16{"}"}
+            eval: {"{"}split: test, prompt: p1{"}"}
+            """);
+        string dir = NewDir("bf16");
+        var r = CliRunner.RunIn(fx.Root, "sweep", spec, "--out", dir, "--workers", "1");
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.Equal(1, Done(dir));
+        // The note names the spec to change, where bf16 products run on libtorch's reference kernel (AVX2-only CPUs), and only there.
+        Assert.Equal(Vlsm.Platform.Bf16Speed.IsSlow, r.Stdout.Contains("note: bf16 is slow on this CPU", StringComparison.Ordinal));
+        if (Vlsm.Platform.Bf16Speed.IsSlow) Assert.Contains($"Set precision: fp32 in {spec}", r.Stdout);
+    }
+
+    [Fact]
     public void TheSameSweepOnSlurmGivesTheSameNumbers()
     {
         SlurmCluster.RequireRunning();

@@ -7,6 +7,7 @@ using Vlsm.Evaluation;
 using Vlsm.Inference;
 using Vlsm.IO;
 using Vlsm.Models;
+using Vlsm.Platform;
 using Vlsm.Training;
 
 namespace Vlsm.Apps.Sweeps;
@@ -178,6 +179,9 @@ public static class CellRunner
     private static CellRecord Execute(SweepSpec spec, string dir, SweepCell cell, CellRecord record, ITrainingObserver observer, CancellationToken cancellation)
     {
         var config = Config(spec, cell, record.TargetEpochs);
+        if (ComputePrecisions.Parse(config.Precision) == ComputePrecision.Bf16
+            && Bf16Speed.SlowNote($"Set precision: fp32 in {spec.Path} unless the sweep needs bf16's numbers.") is { } slow)
+            observer.Message(slow);
         string prompt = spec.Eval.Prompt ?? config.Prompt;
         var evaluations = new Dictionary<string, string>(StringComparer.Ordinal);
         if (spec.Mode == SweepMode.Eval)

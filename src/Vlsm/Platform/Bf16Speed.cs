@@ -23,15 +23,15 @@ public static class Bf16Speed
     /// <summary>Whether bf16 products run below <see cref="SlowBelowFractionOfFp32"/> of the fp32 rate here.</summary>
     public static bool IsSlow => Rates.Value.Bf16 < SlowBelowFractionOfFp32 * Rates.Value.Fp32;
 
-    /// <summary>A note for a user who asked for bf16 on a CPU where it is slow, with the rates and the fix; null where bf16 is not slow.</summary>
-    public static string? SlowNote()
+    /// <summary>A note for a user who asked for bf16 on a CPU where it is slow, with the rates and <paramref name="fix"/>; null where bf16 is not slow.</summary>
+    public static string? SlowNote(string fix = "Use --precision fp32 (the default) unless you need bf16's numbers.")
     {
         if (!IsSlow) return null;
         var (bf16, fp32) = Rates.Value;
         var cpu = CpuDescription.Read();
         return $"note: bf16 is slow on this CPU ({cpu.Model}{(cpu.Family is { } f ? $", family {f} model {cpu.ModelNumber}" : "")}): "
             + $"libtorch has no bf16 kernels for it and multiplies bf16 matrices at {bf16:0.0} GFLOP/s against {fp32:0} GFLOP/s in fp32, so this run will take roughly {fp32 / bf16:0}x as long as in fp32. "
-            + "Use --precision fp32 (the default) unless you need bf16's numbers.";
+            + fix;
     }
 
     /// <summary>Best of a few n³ products after a warm-up: a rate, not a benchmark (bench/ has those).</summary>
