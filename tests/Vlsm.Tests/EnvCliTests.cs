@@ -21,6 +21,7 @@ public sealed class EnvCliTests
         Assert.True(json["torch_threads"]!.GetValue<int>() >= 1);
         Assert.True(json["gemm_gflops_fp32"]!.GetValue<double>() > 0);
         Assert.True(json["gemm_gflops_bf16"]!.GetValue<double>() > 0);
+        Assert.Equal(json["gemm_gflops_bf16"]!.GetValue<double>() < 0.25 * json["gemm_gflops_fp32"]!.GetValue<double>(), json["bf16_slow"]!.GetValue<bool>());
         // The path follows the probe's verdict.
         var probe = json["convolution_probe"]!;
         bool right = probe["direct_is_correct"]!.GetValue<bool>();

@@ -35,6 +35,9 @@ public sealed record PlatformReport(
     /// <summary>bf16 counts as fast when its matrix products run at least 1.5 times fp32's rate.</summary>
     public bool Bf16IsFast => GemmBf16Gflops >= 1.5 * GemmFp32Gflops;
 
+    /// <summary>bf16 is slow as <see cref="Bf16Speed"/> counts it (libtorch's reference kernel: AVX2-only CPUs).</summary>
+    public bool Bf16IsSlow => GemmBf16Gflops < Bf16Speed.SlowBelowFractionOfFp32 * GemmFp32Gflops;
+
     /// <summary>Collects the report; takes about a second (the probe and two small GEMM measurements).</summary>
     public static PlatformReport Collect()
     {
@@ -84,6 +87,7 @@ public sealed record PlatformReport(
             ["gemm_gflops_fp32"] = Math.Round(GemmFp32Gflops, 1),
             ["gemm_gflops_bf16"] = Math.Round(GemmBf16Gflops, 1),
             ["bf16_fast"] = Bf16IsFast,
+            ["bf16_slow"] = Bf16IsSlow,
             ["native_allocator"] = Vlsm.Tensors.NativeHeap.Setting,
             ["mkl_float32_kernels"] = MklFloatKernels.Setting,
             ["mkl_cpu_code"] = MklFloatKernels.MklCpuCode,
