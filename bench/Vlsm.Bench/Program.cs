@@ -101,14 +101,15 @@ if (argsList.Contains("--smp"))
 
 var results = new JsonObject();
 var extra = new JsonObject();
-double gemmFp32 = GemmGflops(ScalarType.Float32);
+// The ceiling: the fastest of 15 2048x2048 products after a warm-up.
+double gemmFp32 = MatrixProductRate.Gflops(ScalarType.Float32, 2048, runs: 15);
 // Where libtorch's bf16 products run on its reference kernel (AVX2-only CPUs such as AMD Zen 3:
 // about 70x below fp32), a bf16 figure would take hours and say only that; the document names the
 // reason instead, its bf16 keys null, and the ceiling is the small product that found it.
 string? bf16NotMeasured = Bf16Speed.IsSlow
     ? $"bf16 products are slow on this CPU: {Bf16Speed.MeasuredRates.Bf16:0.0} GFLOP/s against {Bf16Speed.MeasuredRates.Fp32:0.0} in fp32 (256x256 matmul), so the bf16 figures are not measured"
     : null;
-double gemmBf16 = bf16NotMeasured is null ? GemmGflops(ScalarType.BFloat16) : Bf16Speed.MeasuredRates.Bf16;
+double gemmBf16 = bf16NotMeasured is null ? MatrixProductRate.Gflops(ScalarType.BFloat16, 2048, runs: 15) : Bf16Speed.MeasuredRates.Bf16;
 if (bf16NotMeasured is not null) Console.WriteLine(bf16NotMeasured);
 Console.WriteLine($"native allocator: {Vlsm.Tensors.NativeHeap.Setting}; OMP_WAIT_POLICY {Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "libgomp default"}");
 Console.WriteLine($"threads {threads}; 2048x2048 matmul: fp32 {gemmFp32:0.0} GFLOP/s, bf16 {gemmBf16:0.0} GFLOP/s{(bf16NotMeasured is null ? "" : " (256x256)")}");
@@ -270,21 +271,4 @@ void MeasureInference()
     results["bf16_vs_fp32_mask_agreement"] = Math.Round(agreement, 6);
     Console.WriteLine($"bf16 vs fp32 logits, batch 8: max |diff| {diff:0.000000}, thresholded-at-0 mask pixels equal {agreement:P3} "
         + $"(random weights: fp32 logits in [{fp32.min().item<float>():0.000}, {fp32.max().item<float>():0.000}], std {fp32.std().item<float>():0.000})");
-}
-
-static double GemmGflops(ScalarType dtype)
-{
-    using var scope = NewDisposeScope();
-    var a = randn(2048, 2048).to(dtype);
-    var b = randn(2048, 2048).to(dtype);
-    void Product()
-    {
-        using var c = a.matmul(b);
-        c.sum().to(ScalarType.Float32).item<float>();
-    }
-    // A ceiling is the best the hardware does: warm up (thread pool, kernel selection), then take
-    // the fastest of several runs, so a stray background task cannot lower it.
-    Product();
-    double s = Enumerable.Range(0, 15).Min(_ => Bench.Time(Product));
-    return 2.0 * 2048 * 2048 * 2048 / s / 1e9;
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using static TorchSharp.torch;
 
 namespace Vlsm.Platform;
@@ -15,7 +14,7 @@ public static class Bf16Speed
     /// <summary>bf16 counts as slow below a quarter of fp32's product rate: CPUs without bf16 instructions that still convert in vector registers (AVX-512 without avx512_bf16) stay near fp32's rate; the reference kernel is 20-100x below it.</summary>
     public const double SlowBelowFractionOfFp32 = 0.25;
 
-    private static readonly Lazy<(double Bf16, double Fp32)> Rates = new(() => (MatrixProductGflops(ScalarType.BFloat16, 256), MatrixProductGflops(ScalarType.Float32, 256)));
+    private static readonly Lazy<(double Bf16, double Fp32)> Rates = new(() => (MatrixProductRate.Gflops(ScalarType.BFloat16, 256, runs: 3), MatrixProductRate.Gflops(ScalarType.Float32, 256, runs: 3)));
 
     /// <summary>bf16 and fp32 product rates (GFLOP/s, 256³, best of 3 after a warm-up; about 0.1 s on a CPU where bf16 is slow), measured once per process.</summary>
     public static (double Bf16, double Fp32) MeasuredRates => Rates.Value;
@@ -32,23 +31,5 @@ public static class Bf16Speed
         return $"note: bf16 is slow on this CPU ({cpu.Model}{(cpu.Family is { } f ? $", family {f} model {cpu.ModelNumber}" : "")}): "
             + $"libtorch has no bf16 kernels for it and multiplies bf16 matrices at {bf16:0.0} GFLOP/s against {fp32:0} GFLOP/s in fp32, so this run will take roughly {fp32 / bf16:0}x as long as in fp32. "
             + fix;
-    }
-
-    /// <summary>Best of a few n³ products after a warm-up: a rate, not a benchmark (bench/ has those).</summary>
-    public static double MatrixProductGflops(ScalarType dtype, long n, int runs = 3)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        using var generator = new Generator(0);
-        var a = randn([n, n], generator: generator).to(dtype);
-        var b = randn([n, n], generator: generator).to(dtype);
-        double best = double.MaxValue;
-        for (int i = 0; i <= runs; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            using (var c = a.matmul(b)) c.sum().to(ScalarType.Float32).item<float>();
-            if (i > 0) best = Math.Min(best, watch.Elapsed.TotalSeconds);
-        }
-        return 2.0 * n * n * n / best / 1e9;
     }
 }

@@ -64,8 +64,8 @@ public sealed record PlatformReport(
             SafeConvolution.Path,
             SafeConvolution.Describe(),
             probe,
-            Bf16Speed.MatrixProductGflops(ScalarType.Float32, 512, runs: 5),
-            Bf16Speed.MatrixProductGflops(ScalarType.BFloat16, 512, runs: 5),
+            MatrixProductRate.Gflops(ScalarType.Float32, 512, runs: 5),
+            MatrixProductRate.Gflops(ScalarType.BFloat16, 512, runs: 5),
             variables);
     }
 
