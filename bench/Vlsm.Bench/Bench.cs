@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Vlsm.Data;
 using Vlsm.Training;
 using static TorchSharp.torch;
@@ -88,5 +89,24 @@ internal static class Bench
         var clock = Stopwatch.StartNew();
         work();
         return clock.Elapsed.TotalSeconds;
+    }
+}
+
+/// <summary>Seconds of a step's named parts over many steps, reported as each part's median (in the order the parts were first added).</summary>
+internal sealed class PartTimes
+{
+    private readonly Dictionary<string, List<double>> times = [];
+
+    public void Add(string part, double seconds)
+    {
+        if (!times.TryGetValue(part, out var list)) times[part] = list = [];
+        list.Add(seconds);
+    }
+
+    /// <summary>Each part's median, rounded to 0.1 ms, written into <paramref name="into"/>.</summary>
+    public JsonObject Medians(JsonObject into)
+    {
+        foreach (var (part, list) in times) into[part] = Math.Round(list.Order().ElementAt(list.Count / 2), 4);
+        return into;
     }
 }

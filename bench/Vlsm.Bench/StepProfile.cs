@@ -72,8 +72,7 @@ internal static class StepProfile
                 return (tensor(t.InputIds, new long[] { t.BatchSize, t.Length }), tensor(t.AttentionMask, new long[] { t.BatchSize, t.Length }));
             }
             var loss = new DiceBceLoss(BceInput.Reference);
-            var sums = new Dictionary<string, List<double>>();
-            void Add(string key, double ms) { if (!sums.TryGetValue(key, out var l)) sums[key] = l = []; l.Add(ms); }
+            var parts = new PartTimes();
             // Step -1 fills the caches (the towers run); the warm-up steps after it are not counted either.
             for (int step = -3; step < steps; step++)
             {
@@ -81,7 +80,7 @@ internal static class StepProfile
                 BackwardMarks.Clear();
                 Clock.Restart();
                 double last = 0;
-                void Lap(string part) { double now = Clock.Elapsed.TotalSeconds; if (step >= 0) Add(part, now - last); last = now; }
+                void Lap(string part) { double now = Clock.Elapsed.TotalSeconds; if (step >= 0) parts.Add(part, now - last); last = now; }
                 var (ids, mask) = Tokens(prompts);
                 var vision = towers.Vision(pixels, keys);
                 var text = towers.Text(ids, mask, prompts, p => Tokens([p]));
@@ -102,8 +101,8 @@ internal static class StepProfile
                 {
                     // The first adapter mark's time ends the decoder's backward; the rest is the adapters'.
                     double reached = BackwardMarks.Min(m => m.Seconds);
-                    Add("decoder_backward", reached - backwardStart);
-                    Add("adapters_backward", Clock.Elapsed.TotalSeconds - reached);
+                    parts.Add("decoder_backward", reached - backwardStart);
+                    parts.Add("adapters_backward", Clock.Elapsed.TotalSeconds - reached);
                 }
                 last = Clock.Elapsed.TotalSeconds;
                 nn.utils.clip_grad_norm_(optimizer.Parameters, 0.5);
@@ -112,11 +111,9 @@ internal static class StepProfile
                 Lap("optimizer");
                 scope.Dispose();
                 Lap("release");
-                Add("step", last);
+                parts.Add("step", last);
             }
-            var result = new JsonObject { ["spec"] = $"{spec} fp32, feature cache warm", ["steps"] = steps, ["unit"] = "seconds" };
-            foreach (var (key, values) in sums) result[key] = Math.Round(values.Order().ElementAt(values.Count / 2), 4);
-            return result;
+            return parts.Medians(new JsonObject { ["spec"] = $"{spec} fp32, feature cache warm", ["steps"] = steps, ["unit"] = "seconds" });
         }
         finally
         {
@@ -149,8 +146,7 @@ internal static class StepProfile
             return new EncoderLayerHooks(x => Wrap(x, h.AfterAttention, "attention"), x => Wrap(x, h.AfterMlp, "mlp"));
         };
 
-        var sums = new Dictionary<string, List<double>>();
-        void Add(string key, double s) { if (!sums.TryGetValue(key, out var l)) sums[key] = l = []; l.Add(s); }
+        var parts = new PartTimes();
         for (int step = -1; step < steps; step++)
         {
             using var scope = NewDisposeScope();
@@ -173,18 +169,16 @@ internal static class StepProfile
             optimizer.StepOnce();
             double stepEnd = Clock.Elapsed.TotalSeconds;
             if (step < 0) continue;
-            Add("step", stepEnd);
-            Add("forward", forwardEnd);
-            Add("backward", backwardEnd - forwardEnd);
-            Add("clip+optimizer", stepEnd - backwardEnd);
+            parts.Add("step", stepEnd);
+            parts.Add("forward", forwardEnd);
+            parts.Add("backward", backwardEnd - forwardEnd);
+            parts.Add("clip+optimizer", stepEnd - backwardEnd);
             double previous = 0;
-            foreach (var (label, s) in forwardMarks) { Add($"fwd {label}", s - previous); previous = s; }
+            foreach (var (label, s) in forwardMarks) { parts.Add($"fwd {label}", s - previous); previous = s; }
             previous = forwardEnd;
-            foreach (var (label, s) in BackwardMarks) { Add($"bwd {label}", s - previous); previous = s; }
-            Add("bwd rest", backwardEnd - previous);
+            foreach (var (label, s) in BackwardMarks) { parts.Add($"bwd {label}", s - previous); previous = s; }
+            parts.Add("bwd rest", backwardEnd - previous);
         }
-        var result = new JsonObject { ["precision"] = precisionName, ["steps"] = steps, ["setup_peak_rss_mb"] = setupPeak, ["peak_rss_mb"] = PeakRss.Megabytes() };
-        foreach (var (key, values) in sums) result[key] = Math.Round(values.Order().ElementAt(values.Count / 2), 4);
-        return result;
+        return parts.Medians(new JsonObject { ["precision"] = precisionName, ["steps"] = steps, ["setup_peak_rss_mb"] = setupPeak, ["peak_rss_mb"] = PeakRss.Megabytes() });
     }
 }

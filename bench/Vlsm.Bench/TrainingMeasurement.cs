@@ -116,14 +116,14 @@ internal static class TrainingMeasurement
     /// </summary>
     private static JsonObject CachedStepParts(TrainingSession session, Batch batch, int repeats)
     {
-        var parts = new Dictionary<string, List<double>> { ["forward"] = [], ["loss"] = [], ["backward"] = [], ["clip"] = [], ["optimizer"] = [], ["release"] = [] };
+        var parts = new PartTimes();
         for (int i = 0; i < repeats; i++)
         {
             var scope = TorchSharp.torch.NewDisposeScope();
             var clock = Stopwatch.StartNew();
             void Lap(string part)
             {
-                parts[part].Add(clock.Elapsed.TotalSeconds);
+                parts.Add(part, clock.Elapsed.TotalSeconds);
                 clock.Restart();
             }
             var (logits, target) = session.Forward(batch);
@@ -141,9 +141,7 @@ internal static class TrainingMeasurement
             scope.Dispose(); // the step's tensors freed, as at the end of TrainStep
             Lap("release");
         }
-        var result = new JsonObject();
-        foreach (var (part, times) in parts) result[part] = Math.Round(times.Order().ElementAt(times.Count / 2), 4);
-        return result;
+        return parts.Medians(new JsonObject());
     }
 
     /// <summary>Runs <see cref="Run"/> in a child process of this program and returns its result.</summary>
