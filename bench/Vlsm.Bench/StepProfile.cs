@@ -111,7 +111,7 @@ internal static class StepProfile
                 Lap("optimizer");
                 scope.Dispose();
                 Lap("release");
-                parts.Add("step", last);
+                if (step >= 0) parts.Add("step", last);
             }
             return parts.Medians(new JsonObject { ["spec"] = $"{spec} fp32, feature cache warm", ["steps"] = steps, ["unit"] = "seconds" });
         }
