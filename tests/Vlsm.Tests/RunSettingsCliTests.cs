@@ -71,6 +71,21 @@ public sealed class RunSettingsCliTests(TinyRunFixture run) : IClassFixture<Tiny
     private static double Dice(CliResult r) => JsonNode.Parse(r.Stdout)!["dice"]!["mean"]!.GetValue<double>();
 
     [Fact]
+    public void TrainingInBf16WhereBf16IsSlowSaysSoAndTrains()
+    {
+        Trained();
+        string bf16Run = Path.Combine(tmp, "bf16");
+        var r = CliRunner.Run("train", "--model", run.Base, "--data", run.Data, "--mode", "decoder", "--epochs", "1", "--batch-size", "8", "--prompt", "p2", "--precision", "bf16", "--out", bf16Run);
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.True(File.Exists(Path.Combine(bf16Run, "best.safetensors")));
+        // The note (rates, and the fix) where bf16 products run on libtorch's reference kernel (AVX2-only CPUs), and only there; never in fp32.
+        const string note = "note: bf16 is slow on this CPU";
+        Assert.DoesNotContain(note, run.Training.Stdout + run.Training.Stderr);
+        Assert.Equal(Vlsm.Platform.Bf16Speed.IsSlow, r.Stderr.Contains(note, StringComparison.Ordinal));
+        if (Vlsm.Platform.Bf16Speed.IsSlow) Assert.Contains("Use --precision fp32", r.Stderr);
+    }
+
+    [Fact]
     public void EvalRunUsesThePromptTheRunTrainedOnAndSaysSo()
     {
         Trained();
