@@ -6,19 +6,28 @@ using static TorchSharp.torch;
 
 namespace Vlsm.Tests;
 
-/// <summary>MKL's AVX-512 float32 kernels on AMD CPUs (<see cref="MklFloatKernels"/>): when they apply, how they are found, that they are right.</summary>
+/// <summary>MKL's Intel-path float32 kernels on AMD CPUs (<see cref="MklFloatKernels"/>): when they apply, how they are found, that they are right.</summary>
 public sealed class MklFloatKernelsTests
 {
     private static readonly HashSet<string> Avx512 = ["avx512f", "avx512dq", "avx512bw", "avx512vl", "avx2", "fma"];
+    private static readonly HashSet<string> Avx2 = ["avx", "avx2", "fma", "f16c"];
 
     private static bool ThisCpuQualifies => MklFloatKernels.NotApplicable(MklFloatKernels.CpuFlags()) is null;
 
+    /// <summary>The start of <see cref="MklFloatKernels.Setting"/> on this CPU: the Intel path's width, or MKL's own choice.</summary>
+    internal static string ExpectedSettingStart =>
+        ThisCpuQualifies ? $"{MklFloatKernels.IntelPathWidth(MklFloatKernels.CpuFlags().Flags)} on this AMD CPU (MKL's Intel code path" : "MKL's own choice (";
+
     [Fact]
-    public void AppliesOnlyToAmdCpusWithAvx512()
+    public void AppliesToAmdCpusWithAvx2AndFmaAndNamesTheWidth()
     {
         Assert.Null(MklFloatKernels.NotApplicable(("AuthenticAMD", Avx512)));
-        Assert.Contains("avx512dq", MklFloatKernels.NotApplicable(("AuthenticAMD", Avx512.Where(f => f != "avx512dq").ToHashSet()))!);
-        Assert.Contains("avx512f, avx512dq, avx512bw, avx512vl", MklFloatKernels.NotApplicable(("AuthenticAMD", new HashSet<string> { "avx2", "fma" }))!);
+        Assert.Null(MklFloatKernels.NotApplicable(("AuthenticAMD", Avx2)));
+        Assert.Equal("AVX-512", MklFloatKernels.IntelPathWidth(Avx512));
+        Assert.Equal("AVX2", MklFloatKernels.IntelPathWidth(Avx2));
+        Assert.Equal("AVX2", MklFloatKernels.IntelPathWidth(Avx512.Where(f => f != "avx512dq").ToHashSet()));
+        Assert.Contains("without fma", MklFloatKernels.NotApplicable(("AuthenticAMD", new HashSet<string> { "avx", "avx2" }))!);
+        Assert.Contains("without avx2, fma", MklFloatKernels.NotApplicable(("AuthenticAMD", new HashSet<string> { "sse4_2", "avx" }))!);
         Assert.Contains("GenuineIntel", MklFloatKernels.NotApplicable(("GenuineIntel", Avx512))!);
         Assert.Contains("unknown", MklFloatKernels.NotApplicable((null, Avx512))!);
     }
@@ -57,12 +66,11 @@ public sealed class MklFloatKernelsTests
     }
 
     [Fact]
-    public void ThisProcessRunsTheAvx512PathWhereItApplies()
+    public void ThisProcessRunsTheIntelPathWhereItApplies()
     {
         // The test assembly loads vlsm before libtorch (TestProcessSetup), as the CLI does.
-        Assert.Equal(ThisCpuQualifies, MklFloatKernels.Avx512OnAmd);
-        if (ThisCpuQualifies) Assert.StartsWith("AVX-512 on this AMD CPU", MklFloatKernels.Setting);
-        else Assert.StartsWith("MKL's own choice (", MklFloatKernels.Setting);
+        Assert.Equal(ThisCpuQualifies, MklFloatKernels.IntelPathOnAmd);
+        Assert.StartsWith(ExpectedSettingStart, MklFloatKernels.Setting);
     }
 
     [Theory]
@@ -103,12 +111,8 @@ public sealed class MklFloatKernelsTests
         Assert.True(chosen.ExitCode == 0, chosen.Stderr);
         var json = JsonNode.Parse(chosen.Stdout)!;
         string setting = json["mkl_float32_kernels"]!.GetValue<string>();
-        if (ThisCpuQualifies)
-        {
-            Assert.StartsWith("AVX-512 on this AMD CPU", setting);
-            Assert.NotNull(json["mkl_cpu_code"]);
-        }
-        else Assert.StartsWith("MKL's own choice (", setting);
+        Assert.StartsWith(ExpectedSettingStart, setting);
+        Assert.Equal(ThisCpuQualifies, json["mkl_cpu_code"] is not null);
 
         var kept = CliRunner.RunWith(Environment.CurrentDirectory, new Dictionary<string, string> { [MklFloatKernels.Variable] = "default" }, "env", "--json");
         Assert.True(kept.ExitCode == 0, kept.Stderr);

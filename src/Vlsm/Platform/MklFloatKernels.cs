@@ -8,13 +8,15 @@ using TorchSharp;
 namespace Vlsm.Platform;
 
 /// <summary>
-/// Lets MKL run its AVX-512 float32 kernels on AMD CPUs that have AVX-512 (Zen 4, Zen 5).
-/// libtorch computes float32 matrix products (linear, mm, bmm) with the MKL it links statically,
-/// and MKL picks its kernels by asking <c>mkl_serv_intel_cpu_true()</c> first: on an AMD CPU the
-/// answer is no and it takes its AVX2 "zen" path whatever the CPU offers. On this project's Zen 5
-/// machines that path runs a (1940 x 768) by (768 x 512) product at 140-170 GFLOP/s on 2 threads,
-/// the AVX-512 path at 290-360 (scratch measurements, bench/ has the end-to-end figures); both
-/// agree with float64 to float32 rounding (tests/Vlsm.Tests/MklFloatKernelsTests.cs).
+/// Lets MKL run its Intel-tuned float32 kernels on AMD CPUs: AVX-512 where the CPU has it (Zen 4,
+/// Zen 5), AVX2 otherwise (Zen 1-3). libtorch computes float32 matrix products (linear, mm, bmm) with
+/// the MKL it links statically, and MKL picks its kernels by asking <c>mkl_serv_intel_cpu_true()</c>
+/// first: on an AMD CPU the answer is no and it takes its AVX2 "zen" path whatever the CPU offers.
+/// On this project's Zen 5 machines that path runs a (1940 x 768) by (768 x 512) product at 140-170
+/// GFLOP/s on 2 threads, the AVX-512 path at 290-360; on a Zen 3 machine (AVX2 only) the zen path ran
+/// it at 102-115 and MKL's Intel AVX2 path at 137-142, and the decoder's (1940 x 64) by (64 x 2048)
+/// product at 52-70 against 127-141 (scratch measurements, bench/ has the end-to-end figures). Both
+/// paths agree with float64 to float32 rounding (tests/Vlsm.Tests/MklFloatKernelsTests.cs).
 ///
 /// The question reaches MKL through libtorch_cpu.so's procedure linkage table, so the answer can be
 /// changed by pointing that one table entry at a 6-byte function that returns 1 — what the widely
@@ -23,8 +25,9 @@ namespace Vlsm.Platform;
 /// before the first float32 product. The module initializer does it at once if libtorch is loaded,
 /// or else from TorchSharp's native-library resolver, which .NET consults before TorchSharp's first
 /// call into libtorch. MKL still checks each instruction set itself (AMX, AVX512-FP16 stay off on
-/// AMD). Only on Linux x64, only on AMD CPUs with AVX-512 (F, DQ, BW, VL); VLSM_MKL=default leaves
-/// MKL's own choice. <see cref="Setting"/> says what happened, for `vlsm env` and the bench.
+/// AMD; AVX-512 stays off on a CPU without it). Only on Linux x64, only on AMD CPUs with AVX2 and
+/// FMA; VLSM_MKL=default leaves MKL's own choice. <see cref="Setting"/> says what happened, for
+/// `vlsm env` and the bench.
 /// </summary>
 public static unsafe partial class MklFloatKernels
 {
@@ -34,6 +37,7 @@ public static unsafe partial class MklFloatKernels
     private const string QuestionSymbol = "mkl_serv_intel_cpu_true";
     private const string Library = "libtorch_cpu.so";
     private static readonly string[] Avx512Flags = ["avx512f", "avx512dq", "avx512bw", "avx512vl"];
+    private static readonly string[] Avx2Flags = ["avx2", "fma"];
 
     private static readonly Lock Gate = new();
     private static bool pending;
@@ -41,10 +45,10 @@ public static unsafe partial class MklFloatKernels
     /// <summary>What vlsm did about MKL's float32 kernels, in words.</summary>
     public static string Setting { get; private set; } = "MKL's own choice";
 
-    /// <summary>True once MKL runs its AVX-512 path because of vlsm (not when MKL chose it itself, on Intel CPUs).</summary>
-    public static bool Avx512OnAmd => MklCpuCode is not null;
+    /// <summary>True once MKL runs its Intel code path because of vlsm (not when MKL chose it itself, on Intel CPUs).</summary>
+    public static bool IntelPathOnAmd => MklCpuCode is not null;
 
-    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), asked once vlsm has arranged the AVX-512 path; null otherwise.</summary>
+    /// <summary>MKL's own code for the kernels it chose (from mkl_serv_cpu_detect), asked once vlsm has arranged the Intel path; null otherwise.</summary>
     public static int? MklCpuCode { get; private set; }
 
 #pragma warning disable CA2255 // a library module initializer on purpose: it must act before libtorch's first float32 product
@@ -106,13 +110,19 @@ public static unsafe partial class MklFloatKernels
         }
     }
 
-    /// <summary>Why the AVX-512 path does not apply to a CPU with these /proc/cpuinfo vendor and flags, or null when it does.</summary>
+    /// <summary>Why the Intel path does not apply to a CPU with these /proc/cpuinfo vendor and flags, or null when it does.</summary>
     internal static string? NotApplicable((string? Vendor, IReadOnlySet<string> Flags) cpu)
     {
         if (cpu.Vendor != "AuthenticAMD") return cpu.Vendor is null ? "CPU vendor unknown" : $"{cpu.Vendor}: MKL chooses by instruction set there";
-        var missing = Avx512Flags.Where(f => !cpu.Flags.Contains(f)).ToList();
+        var missing = Avx2Flags.Where(f => !cpu.Flags.Contains(f)).ToList();
         return missing.Count == 0 ? null : $"AMD CPU without {string.Join(", ", missing)}";
     }
+
+    /// <summary>
+    /// The widest kernels MKL's Intel path runs on a CPU with these flags: "AVX-512" with AVX512 F, DQ,
+    /// BW and VL (what MKL's AVX-512 kernels need), else "AVX2". How vlsm names the path; MKL decides itself.
+    /// </summary>
+    internal static string IntelPathWidth(IReadOnlySet<string> flags) => Avx512Flags.All(flags.Contains) ? "AVX-512" : "AVX2";
 
     internal static (string? Vendor, IReadOnlySet<string> Flags) CpuFlags()
     {
@@ -175,7 +185,7 @@ public static unsafe partial class MklFloatKernels
         {
             // Any failure (an unexpected ELF layout, a mapping line it cannot parse) leaves MKL's own
             // choice: this runs while .NET binds TorchSharp's native calls, and must never break them.
-            Setting = $"MKL's own choice (could not arrange the AVX-512 path: {e.Message})";
+            Setting = $"MKL's own choice (could not arrange the Intel path: {e.Message})";
         }
     }
 
@@ -205,7 +215,7 @@ public static unsafe partial class MklFloatKernels
         var detect = (delegate* unmanaged<int>)NativeLibrary.GetExport(handle, "mkl_serv_cpu_detect");
         int code = detect();
         MklCpuCode = code;
-        return $"AVX-512 on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's AVX2 path)";
+        return $"{IntelPathWidth(CpuFlags().Flags)} on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's zen path)";
     }
 
     /// <summary>
