@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Vlsm.Data;
 using Vlsm.Models;
 using Vlsm.Models.BiomedClipSeg;
+using Vlsm.Tensors;
 using Vlsm.Text;
 using Vlsm.Training;
 using static TorchSharp.torch;
@@ -47,8 +48,8 @@ internal static class BiomedClipSegBench
         var pixels = randn(8, 3, Size, Size);
         var (ids, mask) = BiomedClipSegPredictor.Tokenize(tokenizer, config, Enumerable.Repeat(Prompt, 8).ToList());
         var padded = tokenizer.EncodeBatch(Enumerable.Repeat(Prompt, 8).ToList(), config.ContextLength, padTo: config.ContextLength);
-        var ids256 = tensor(padded.InputIds, new long[] { 8, config.ContextLength });
-        var mask256 = tensor(padded.AttentionMask, new long[] { 8, config.ContextLength });
+        var ids256 = padded.IdsTensor();
+        var mask256 = padded.MaskTensor();
         var logits = new Dictionary<string, Tensor>();
 
         void Run(string name, Tensor i, Tensor m)

@@ -6,6 +6,7 @@ using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
 using Vlsm.Training;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Bench;
 
@@ -69,7 +70,7 @@ internal static class StepProfile
             (Tensor, Tensor) Tokens(IReadOnlyList<string> texts)
             {
                 var t = tokenizer.EncodeBatch(texts);
-                return (tensor(t.InputIds, new long[] { t.BatchSize, t.Length }), tensor(t.AttentionMask, new long[] { t.BatchSize, t.Length }));
+                return (t.IdsTensor(), t.MaskTensor());
             }
             var loss = new DiceBceLoss(BceInput.Reference);
             var parts = new PartTimes();

@@ -3,6 +3,7 @@ using Vlsm.Imaging;
 using Vlsm.Models.ClipSeg;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.BiomedClipSeg;
 
@@ -57,7 +58,7 @@ public sealed class BiomedClipSegPredictor : ISegmenter
     public static (Tensor Ids, Tensor Mask) Tokenize(WordPieceTokenizer tokenizer, BiomedClipSegConfig config, IReadOnlyList<string> prompts)
     {
         var tokens = tokenizer.EncodeBatch(prompts, config.ContextLength);
-        return (tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length }), tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length }));
+        return (tokens.IdsTensor(), tokens.MaskTensor());
     }
 
     public IImageFeatures EncodeImages(Tensor pixels) => new Images(Model.EncodeImage(pixels));

@@ -3,6 +3,7 @@ using Vlsm.Models;
 using Vlsm.Imaging;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -54,8 +55,8 @@ public sealed class ClipSegPredictor : ISegmenter
         if (prompts is null) throw new ArgumentException("CLIPSeg reads a prompt per image.", nameof(prompts));
         using var scope = NewDisposeScope();
         var tokens = Tokenizer.EncodeBatch(prompts);
-        var inputIds = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
-        var attentionMask = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
+        var inputIds = tokens.IdsTensor();
+        var attentionMask = tokens.MaskTensor();
         return DecodeTokens(((Images)images).Features, inputIds, attentionMask).MoveToOuterDisposeScope();
     }
 

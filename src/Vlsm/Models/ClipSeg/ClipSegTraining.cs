@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using Vlsm.Imaging;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 
@@ -69,13 +70,13 @@ internal sealed class ClipSegTraining : ITrainableModel
     {
         if (batch.Prompts is null) throw new ArgumentException("CLIPSeg reads a prompt per sample.", nameof(batch));
         var tokens = tokenizer.EncodeBatch(batch.Prompts);
-        var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
-        var attention = tensor(tokens.AttentionMask, new long[] { tokens.BatchSize, tokens.Length });
+        var ids = tokens.IdsTensor();
+        var attention = tokens.MaskTensor();
         using var vision = towers.Vision(batch.Pixels, batch.SampleKeys);
         using var text = towers.Text(ids, attention, batch.Prompts, p =>
         {
             var one = tokenizer.EncodeBatch(new[] { p });
-            return (tensor(one.InputIds, new long[] { 1, one.Length }), tensor(one.AttentionMask, new long[] { 1, one.Length }));
+            return (one.IdsTensor(), one.MaskTensor());
         });
         return model.Head(vision, text);
     }

@@ -2,6 +2,7 @@ using TorchSharp;
 using Vlsm.Imaging;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.Cris;
 
@@ -53,7 +54,7 @@ public sealed class CrisPredictor : ISegmenter
     {
         if (prompts is null) throw new ArgumentException("CRIS reads a prompt per image.", nameof(prompts));
         var tokens = Tokenize(Tokenizer, Model.Config, prompts);
-        using var inputIds = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
+        using var inputIds = tokens.IdsTensor();
         using var text = Model.EncodeText(inputIds);
         return Model.Head(((Images)images).Features, text);
     }

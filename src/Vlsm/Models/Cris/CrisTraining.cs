@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using Vlsm.Imaging;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.Cris;
 
@@ -54,7 +55,7 @@ internal sealed class CrisTraining : ITrainableModel
     {
         if (batch.Prompts is null) throw new ArgumentException("CRIS reads a prompt per sample.", nameof(batch));
         var tokens = CrisPredictor.Tokenize(tokenizer, model.Config, batch.Prompts);
-        var ids = tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
+        var ids = tokens.IdsTensor();
         using var vision = Vision(batch.Pixels, batch.SampleKeys);
         using var text = Text(ids, batch.Prompts);
         return model.Head(vision, text);
@@ -83,7 +84,7 @@ internal sealed class CrisTraining : ITrainableModel
         var perPrompt = prompts.Select(prompt => textCache.GetOrAdd(prompt, () =>
         {
             var one = CrisPredictor.Tokenize(tokenizer, model.Config, [prompt]);
-            using var oneIds = tensor(one.InputIds, new long[] { 1, one.Length });
+            using var oneIds = one.IdsTensor();
             var (words, state) = model.Backbone.EncodeText(oneIds);
             return new[] { words.squeeze(0), state.squeeze(0) };
         })).ToList();

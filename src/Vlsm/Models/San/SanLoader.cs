@@ -4,6 +4,7 @@ using TorchSharp;
 using Vlsm.IO;
 using Vlsm.Text;
 using static TorchSharp.torch;
+using Vlsm.Tensors;
 
 namespace Vlsm.Models.San;
 
@@ -140,6 +141,6 @@ public static partial class SanLoader
     public static Tensor InputIds(ClipTokenizer tokenizer, SanConfig config, IReadOnlyList<string> prompts)
     {
         var tokens = Tokenize(tokenizer, config, prompts);
-        return tensor(tokens.InputIds, new long[] { tokens.BatchSize, tokens.Length });
+        return tokens.IdsTensor();
     }
 }
