@@ -3,10 +3,10 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using Vlsm.Models;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Tensors;
 using Vlsm.Text;
 using Vlsm.Training;
 using static TorchSharp.torch;
-using Vlsm.Tensors;
 
 namespace Vlsm.Bench;
 

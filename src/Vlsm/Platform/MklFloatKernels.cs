@@ -192,6 +192,8 @@ public static unsafe partial class MklFloatKernels
     /// <summary>Points libtorch's table entry for MKL's CPU question at a function that answers yes, then lets MKL choose.</summary>
     private static string Redirect(string path)
     {
+        // Named before anything changes: a failure after the entry is rewritten would report MKL's own choice wrongly.
+        string width = IntelPathWidth(CpuFlags().Flags);
         var (slotOffset, symbolValue) = FindJumpSlot(path, QuestionSymbol)
             ?? throw new InvalidDataException($"{path} has no procedure-linkage entry for {QuestionSymbol}");
         nint handle = NativeLibrary.Load(path); // already loaded: only a reference count
@@ -215,7 +217,7 @@ public static unsafe partial class MklFloatKernels
         var detect = (delegate* unmanaged<int>)NativeLibrary.GetExport(handle, "mkl_serv_cpu_detect");
         int code = detect();
         MklCpuCode = code;
-        return $"{IntelPathWidth(CpuFlags().Flags)} on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's zen path)";
+        return $"{width} on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's zen path)";
     }
 
     /// <summary>

@@ -1,9 +1,9 @@
 using TorchSharp;
 using Vlsm.Imaging;
 using Vlsm.Models.ClipSeg;
+using Vlsm.Tensors;
 using Vlsm.Text;
 using static TorchSharp.torch;
-using Vlsm.Tensors;
 
 namespace Vlsm.Models.BiomedClipSeg;
 

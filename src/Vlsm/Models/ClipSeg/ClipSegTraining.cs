@@ -1,9 +1,9 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using Vlsm.Imaging;
+using Vlsm.Tensors;
 using Vlsm.Text;
 using static TorchSharp.torch;
-using Vlsm.Tensors;
 
 namespace Vlsm.Models.ClipSeg;
 

@@ -1,8 +1,8 @@
 using TorchSharp;
 using Vlsm.Imaging;
+using Vlsm.Tensors;
 using Vlsm.Text;
 using static TorchSharp.torch;
-using Vlsm.Tensors;
 
 namespace Vlsm.Models.Cris;
 

@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using TorchSharp;
 using Vlsm.IO;
+using Vlsm.Tensors;
 using Vlsm.Text;
 using static TorchSharp.torch;
-using Vlsm.Tensors;
 
 namespace Vlsm.Models.San;
 
