@@ -72,8 +72,8 @@ public class ConvolutionPathTests
     [Fact]
     public void StrideEqualToKernelTransposedConvolutionsMatchFloat64()
     {
-        // The patchwise matrix product: CLIPSeg's upsampling layers, no bias, a rectangular kernel,
-        // 1x1, and 33 channels (not a multiple of anything); on both paths.
+        // Each input pixel paints its own block: CLIPSeg's upsampling layers, no bias, a rectangular
+        // kernel, 1x1, and 33 channels (not a multiple of anything); on both paths.
         var calls = new ConvolutionCall[]
         {
             new([4, 64, 22, 22], [64, 32, 4, 4], true, ConvolutionGeometry.Square(stride: 4), true, ScalarType.Float32),

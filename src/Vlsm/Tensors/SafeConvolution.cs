@@ -145,44 +145,11 @@ public static class SafeConvolution
     public static Tensor ConvTranspose2d(Tensor input, Tensor weight, Tensor? bias, ConvolutionGeometry g, ConvolutionPath path)
     {
         Observer?.Invoke(new ConvolutionCall(input.shape, weight.shape, bias is not null, g, Transposed: true, weight.dtype));
-        if (IsPatchwise(weight, g)) return Patchwise(input, weight, bias);
         if (path == ConvolutionPath.Direct || !Affected(weight, g)) return DirectTransposed(input, weight, bias, g);
         long inChannels = weight.shape[0], outChannels = weight.shape[1];
         long paddedIn = RoundUp(inChannels, 16);
         long paddedOut = outChannels <= 16 ? outChannels : RoundUp(outChannels, 32);
         return Padded(input, weight, bias, paddedIn, paddedOut, transposed: true, g);
-    }
-
-    /// <summary>
-    /// A float32 transposed convolution whose stride is its kernel (no padding, dilation or output
-    /// padding, one group), as in CLIPSeg's upsampling head: each input pixel paints a k x k block of
-    /// the output that no other pixel touches.
-    /// </summary>
-    private static bool IsPatchwise(Tensor weight, ConvolutionGeometry g) =>
-        weight.dtype == ScalarType.Float32 && g.Groups == 1
-        && g.StrideH == weight.shape[2] && g.StrideW == weight.shape[3]
-        && g.PadH == 0 && g.PadW == 0 && g.DilationH == 1 && g.DilationW == 1 && g.OutputPadH == 0 && g.OutputPadW == 0;
-
-    /// <summary>
-    /// A patchwise transposed convolution as one matrix product: the input's pixels (B·H·W, in) by the
-    /// weight (in, out·kh·kw) with the bias of each output channel repeated over its block, then the
-    /// blocks laid out in place. The same sums, one per output value; autograd derives the backward
-    /// pass from the product. CLIPSeg's last upsampling layer at batch 4 (32 channels to 1 onto 352x352)
-    /// took libtorch's kernel 7.3-7.6 ms forward and 9.6-10.5 ms forward and backward on a Zen 3 machine,
-    /// the product 1.2-2.1 and 3.8-5.3 ms; the layer before it (64 to 32 onto 88x88) about 3 ms either way.
-    /// </summary>
-    private static Tensor Patchwise(Tensor input, Tensor weight, Tensor? bias)
-    {
-        using var scope = NewDisposeScope();
-        long batch = input.shape[0], inChannels = input.shape[1], h = input.shape[2], w = input.shape[3];
-        long outChannels = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3];
-        var pixels = input.permute(0, 2, 3, 1).reshape(batch * h * w, inChannels);
-        var perPixel = weight.reshape(inChannels, outChannels * kh * kw).t(); // (out·kh·kw, in), as linear takes it
-        var blocks = bias is null
-            ? nn.functional.linear(pixels, perPixel)
-            : nn.functional.linear(pixels, perPixel, bias.repeat_interleave(kh * kw));
-        return blocks.view(batch, h, w, outChannels, kh, kw).permute(0, 3, 1, 4, 2, 5)
-            .reshape(batch, outChannels, h * kh, w * kw).MoveToOuterDisposeScope();
     }
 
     /// <summary>A 1x1 convolution with a stride above 1 and no padding (ResNet's downsampling shortcuts).</summary>
