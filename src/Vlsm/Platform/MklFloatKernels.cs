@@ -42,6 +42,9 @@ public static unsafe partial class MklFloatKernels
     private static readonly Lock Gate = new();
     private static bool pending;
 
+    /// <summary>The Intel path's width (<see cref="IntelPathWidth"/>), named from the flags <see cref="Arrange"/> reads once for its check.</summary>
+    private static string pathWidth = "";
+
     /// <summary>What vlsm did about MKL's float32 kernels, in words.</summary>
     public static string Setting { get; private set; } = "MKL's own choice";
 
@@ -69,7 +72,9 @@ public static unsafe partial class MklFloatKernels
         string? reason;
         try
         {
-            reason = NotApplicable(CpuFlags());
+            var cpu = CpuFlags();
+            reason = NotApplicable(cpu);
+            pathWidth = IntelPathWidth(cpu.Flags);
         }
         catch (Exception e)
         {
@@ -192,8 +197,6 @@ public static unsafe partial class MklFloatKernels
     /// <summary>Points libtorch's table entry for MKL's CPU question at a function that answers yes, then lets MKL choose.</summary>
     private static string Redirect(string path)
     {
-        // Named before anything changes: a failure after the entry is rewritten would report MKL's own choice wrongly.
-        string width = IntelPathWidth(CpuFlags().Flags);
         var (slotOffset, symbolValue) = FindJumpSlot(path, QuestionSymbol)
             ?? throw new InvalidDataException($"{path} has no procedure-linkage entry for {QuestionSymbol}");
         nint handle = NativeLibrary.Load(path); // already loaded: only a reference count
@@ -217,7 +220,7 @@ public static unsafe partial class MklFloatKernels
         var detect = (delegate* unmanaged<int>)NativeLibrary.GetExport(handle, "mkl_serv_cpu_detect");
         int code = detect();
         MklCpuCode = code;
-        return $"{width} on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's zen path)";
+        return $"{pathWidth} on this AMD CPU (MKL's Intel code path, CPU code {code}; {Variable}=default keeps MKL's zen path)";
     }
 
     /// <summary>
