@@ -20,7 +20,10 @@ public static class Bf16Speed
     public static (double Bf16, double Fp32) MeasuredRates => Rates.Value;
 
     /// <summary>Whether bf16 products run below <see cref="SlowBelowFractionOfFp32"/> of the fp32 rate here.</summary>
-    public static bool IsSlow => Rates.Value.Bf16 < SlowBelowFractionOfFp32 * Rates.Value.Fp32;
+    public static bool IsSlow => IsSlowAt(Rates.Value.Bf16, Rates.Value.Fp32);
+
+    /// <summary>Whether bf16 counts as slow at these product rates (GFLOP/s): below <see cref="SlowBelowFractionOfFp32"/> of fp32's.</summary>
+    public static bool IsSlowAt(double bf16Gflops, double fp32Gflops) => bf16Gflops < SlowBelowFractionOfFp32 * fp32Gflops;
 
     /// <summary>A note for a user who asked for bf16 on a CPU where it is slow, with the rates and <paramref name="fix"/>; null where bf16 is not slow.</summary>
     public static string? SlowNote(string fix = "Use --precision fp32 (the default) unless you need bf16's numbers.")

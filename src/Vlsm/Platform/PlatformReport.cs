@@ -36,7 +36,7 @@ public sealed record PlatformReport(
     public bool Bf16IsFast => GemmBf16Gflops >= 1.5 * GemmFp32Gflops;
 
     /// <summary>bf16 is slow as <see cref="Bf16Speed"/> counts it (libtorch's reference kernel: AVX2-only CPUs).</summary>
-    public bool Bf16IsSlow => GemmBf16Gflops < Bf16Speed.SlowBelowFractionOfFp32 * GemmFp32Gflops;
+    public bool Bf16IsSlow => Bf16Speed.IsSlowAt(GemmBf16Gflops, GemmFp32Gflops);
 
     /// <summary>Collects the report; takes about a second (the probe and two small GEMM measurements).</summary>
     public static PlatformReport Collect()
