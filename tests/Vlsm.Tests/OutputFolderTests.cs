@@ -1,4 +1,6 @@
 using Vlsm.IO;
+using Vlsm.Models.BiomedClipSeg;
+using Vlsm.Models.San;
 
 namespace Vlsm.Tests;
 
@@ -39,5 +41,58 @@ public sealed class OutputFolderTests : IDisposable
         Assert.Equal(2, r.ExitCode);
         Assert.Contains($"{file} is a file", r.Stderr);
         Assert.DoesNotContain("Could not find a part of the path", r.Stderr);
+    }
+
+    /// <summary>A copy of the CLIPSeg fixture: a model folder someone would lose if init or convert wrote over it.</summary>
+    private string ClipSegCopy()
+    {
+        string dir = Path.Combine(tmp, "clipseg");
+        Directory.CreateDirectory(dir);
+        foreach (var file in Directory.GetFiles(Path.Combine(Fixtures.Parity, "clipseg-tiny")))
+            File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
+        return dir;
+    }
+
+    private static Dictionary<string, byte[]> Contents(string dir) =>
+        Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+
+    [Theory]
+    [InlineData("init")]
+    [InlineData("convert smp")]
+    [InlineData("convert cris")]
+    public void InitAndConvertRefuseAFolderThatHoldsAModelAndLeaveItAsItWas(string command)
+    {
+        string model = ClipSegCopy();
+        var before = Contents(model);
+        string[] args = command switch
+        {
+            "init" => ["init", "--arch", "unet-resnet18", "--out", model],
+            "convert smp" => ["convert", "smp", "--checkpoint", Path.Combine(Fixtures.Parity, "smp-unet-tiny", "model.pth"), "--out", model],
+            _ => ["convert", "cris", "--checkpoint", Path.Combine(Fixtures.Parity, "cris-tiny", "cris-tiny.pth"), "--out", model],
+        };
+        var r = CliRunner.Run(args);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"--out {model} already holds config.json, merges.txt, model.safetensors", r.Stderr);
+        Assert.Contains("give a new or empty folder", r.Stderr);
+        var after = Contents(model);
+        Assert.Equal(before.Keys.Order(), after.Keys.Order());
+        foreach (var (name, bytes) in before) Assert.True(bytes.AsSpan().SequenceEqual(after[name]), name);
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(tmp), e => Path.GetFileName(e).StartsWith('.'));
+    }
+
+    [Fact]
+    public void EveryModelFolderWriterRefusesAFolderThatHoldsFilesBeforeReadingItsSources()
+    {
+        string model = ClipSegCopy();
+        string missing = Path.Combine(tmp, "never-read.pth");
+        Assert.Contains("already holds", Assert.Throws<VlsmException>(() => SanConverter.FromCheckpoint(missing, null, model)).Message);
+        Assert.Contains("already holds", Assert.Throws<VlsmException>(() => SanConverter.FromClip(missing, null, model, 1)).Message);
+        Assert.Contains("already holds", Assert.Throws<VlsmException>(() => BiomedClipConverter.Convert(new BiomedClipSources { Checkpoint = missing }, model)).Message);
+
+        string empty = Path.Combine(tmp, "empty");
+        Directory.CreateDirectory(empty);
+        OutputFolder.RefuseNonEmpty(empty, "--out"); // an empty folder (made beforehand) is a new one
+        OutputFolder.RefuseNonEmpty(Path.Combine(tmp, "absent"), "--out");
+        Assert.False(Directory.Exists(Path.Combine(tmp, "absent")));
     }
 }

@@ -23,7 +23,7 @@ internal static class ConvertCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "A trained SAN: the benchmark's Lightning .ckpt (keys net.*) or a torch.save state dict." };
         var config = new Option<string?>("--config") { Description = "SAN config.json (model_type san, a net object as configs/model/san.yaml); default: the benchmark's SAN (ViT-B/16 CLIP, 640 px)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the side network's initialisation (with --clip).", DefaultValueFactory = _ => 42 };
-        var outDir = new Option<string>("--out") { Description = "Model folder to write (model.safetensors, config.json, vocab.json, merges.txt).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write, new or empty (model.safetensors, config.json, vocab.json, merges.txt).", Required = true };
         var cmd = new Command("san", "Make a SAN model folder from OpenAI's CLIP archive or from a trained SAN checkpoint, read without running their pickles.") { clip, checkpoint, config, seed, outDir };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -54,7 +54,7 @@ internal static class ConvertCommand
         var config = new Option<string?>("--config") { Description = "A BiomedCLIPSeg config.json with every size (as shared/parity/biomedclipseg-tiny's); default: BiomedCLIP's real architecture." };
         var vocab = new Option<string?>("--vocab") { Description = "PubMedBERT vocab.txt; default: the one beside the weights, else vlsm's embedded copy." };
         var seed = new Option<long?>("--seed") { Description = "Seed of the random decoder (default 42)." };
-        var outDir = new Option<string>("--out") { Description = "Model folder to write (config.json, model.safetensors, vocab.txt).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write, new or empty (config.json, model.safetensors, vocab.txt).", Required = true };
         var cmd = new Command("biomedclip", "Build a BiomedCLIPSeg model folder from BiomedCLIP's weights (read without running their pickle) and a decoder.")
         {
             biomedclip, checkpoint, clipseg, config, vocab, seed, outDir,
@@ -85,7 +85,7 @@ internal static class ConvertCommand
             Required = true,
         };
         var config = new Option<string?>("--config") { Description = "The model's config.json (model_type unet, unetplusplus or deeplabv3plus, encoder, decoder, classes); default: config.json beside the checkpoint." };
-        var outDir = new Option<string>("--out") { Description = "Model folder to write (model.safetensors, config.json).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write, new or empty (model.safetensors, config.json).", Required = true };
         var cmd = new Command("smp", "Convert a medvlsm smp checkpoint (UNet, UNet++, DeepLabV3+), read without running its pickle, to a checked model folder.") { checkpoint, config, outDir };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
@@ -108,7 +108,7 @@ internal static class ConvertCommand
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "CRIS checkpoint as torch.save wrote it (.pth/.bin state dict; a module. prefix is removed).", Required = true };
         var config = new Option<string?>("--config") { Description = "CRIS config.json (\"clip\" and \"cris\" objects); default: config.json beside the checkpoint." };
-        var outDir = new Option<string>("--out") { Description = "Model folder to write (model.safetensors, config.json, vocab.json, merges.txt).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write, new or empty (model.safetensors, config.json, vocab.json, merges.txt).", Required = true };
         var cmd = new Command("cris", "Convert a PyTorch CRIS checkpoint, read without running its pickle, to a CRIS model folder.") { checkpoint, config, outDir };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {

@@ -11,7 +11,7 @@ internal static class InitCommand
         var names = SmpFamily.All.SelectMany(f => f.Architectures).ToList();
         var arch = new Option<string?>("--arch") { Description = $"Built-in architecture: {string.Join(", ", names)}." };
         var config = new Option<string?>("--config") { Description = "Or a config.json of any encoder and decoder sizes (the format of shared/parity/smp-*/config.json)." };
-        var outDir = new Option<string>("--out") { Description = "Model folder to write (config.json, model.safetensors).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Model folder to write, new or empty (config.json, model.safetensors).", Required = true };
         var encoder = new Option<string?>("--encoder-weights")
         {
             Description = "torchvision's ImageNet ResNet weights (e.g. resnet50-19c8e357.pth, the file smp downloads for encoder_weights=\"imagenet\"; legacy or zip torch.save, or safetensors). Without it the encoder is random (torchvision's initialisation).",

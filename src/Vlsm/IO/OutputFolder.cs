@@ -43,4 +43,20 @@ public static class OutputFolder
             throw new VlsmException($"{flag} {dir} cannot be written ({reason.TrimEnd('.')}); choose a folder you can write to.", e);
         }
     }
+
+    /// <summary>
+    /// Refuses a folder that already holds anything, for outputs written whole (a model folder): written
+    /// over, the old folder's other files would stay beside the new ones (a CLIPSeg's vocab.json beside a
+    /// UNet's weights) and its weights would be lost. A missing or empty folder passes; nothing is created.
+    /// </summary>
+    /// <exception cref="VlsmException">The folder holds files or folders; the message names some of them.</exception>
+    public static void RefuseNonEmpty(string dir, string flag)
+    {
+        if (!Directory.Exists(dir)) return;
+        var held = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)!).Order(StringComparer.Ordinal).ToList();
+        if (held.Count == 0) return;
+        const int Named = 5;
+        string names = string.Join(", ", held.Take(Named)) + (held.Count > Named ? $" and {held.Count - Named} more" : "");
+        throw new VlsmException($"{flag} {dir} already holds {names}; give a new or empty folder (or delete {dir} first to replace it).");
+    }
 }

@@ -91,9 +91,10 @@ public static class CrisConverter
 
     /// <param name="checkpoint">The .pth/.bin file.</param>
     /// <param name="configPath">The CRIS config; null means config.json beside the checkpoint.</param>
-    /// <param name="outDir">The folder to write (created; files already there are replaced).</param>
+    /// <param name="outDir">The folder to write (created; must be new or empty).</param>
     public static CrisConversion Convert(string checkpoint, string? configPath, string outDir)
     {
+        OutputFolder.RefuseNonEmpty(outDir, "--out");
         configPath ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, CrisLoader.ConfigFile);
         if (!File.Exists(configPath))
             throw new VlsmException($"{configPath} not found: give the CRIS settings with --config FILE (a config.json with a \"cris\" object, as in shared/parity/cris-tiny).");
