@@ -91,8 +91,76 @@ public sealed class OutputFolderTests : IDisposable
 
         string empty = Path.Combine(tmp, "empty");
         Directory.CreateDirectory(empty);
-        OutputFolder.RefuseNonEmpty(empty, "--out"); // an empty folder (made beforehand) is a new one
-        OutputFolder.RefuseNonEmpty(Path.Combine(tmp, "absent"), "--out");
+        OutputFolder.CheckNew(empty, "--out"); // an empty folder (made beforehand) is a new one
+        OutputFolder.CheckNew(Path.Combine(tmp, "absent"), "--out");
         Assert.False(Directory.Exists(Path.Combine(tmp, "absent")));
+    }
+
+    /// <summary>The arguments of <paramref name="command"/> but its --out, with inputs it reaches the output check with.</summary>
+    private string[] ArgsBeforeOut(string command)
+    {
+        string model = Path.Combine(Fixtures.Parity, "clipseg-tiny"), empty = Path.Combine(tmp, "inputs");
+        Directory.CreateDirectory(empty);
+        string spec = Path.Combine(tmp, "sweep.yaml");
+        File.WriteAllText(spec, $"name: t\nmodel: {model}\ngrid:\n  data: [{empty}]\n  seed: [1]\ntrain: {{epochs: 1}}\neval: {{split: test}}\n");
+        return command switch
+        {
+            "predict" => ["predict", "--model", model, "--prompt", "x", empty],
+            "eval" => ["eval", "--model", model, "--data", empty],
+            "init" => ["init", "--arch", "unet-resnet18"],
+            "convert smp" => ["convert", "smp", "--checkpoint", Path.Combine(Fixtures.Parity, "smp-unet-tiny", "model.pth")],
+            "report" => ["report", empty],
+            "score" => ["score", "--pred", empty, "--data", empty],
+            "synth" => ["synth", "--n", "1", "--seed", "1"],
+            "sweep --dry-run" => ["sweep", spec, "--dry-run"],
+            _ => ["sweep", spec],
+        };
+    }
+
+    [Theory]
+    [InlineData("predict")]
+    [InlineData("eval")]
+    [InlineData("init")]
+    [InlineData("convert smp")]
+    [InlineData("report")]
+    [InlineData("score")]
+    [InlineData("synth")]
+    [InlineData("sweep --dry-run")]
+    [InlineData("sweep")]
+    public void AnEmptyOutIsRefusedNamingTheOptionAndNothingIsWrittenToTheCurrentFolder(string command)
+    {
+        string cwd = Path.Combine(tmp, "cwd");
+        Directory.CreateDirectory(cwd);
+        var r = CliRunner.RunIn(cwd, [.. ArgsBeforeOut(command), "--out", ""]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("error: --out is empty; give a folder path.", r.Stderr.Trim());
+        Assert.Empty(Directory.GetFileSystemEntries(cwd));
+    }
+
+    [Theory]
+    [InlineData("report")]
+    [InlineData("score")]
+    [InlineData("synth")]
+    [InlineData("sweep")]
+    public void AnOutThatCannotBeWrittenIsRefusedAsTrainPredictAndEvalRefuseIt(string command)
+    {
+        string file = Path.Combine(tmp, "notes.txt");
+        File.WriteAllText(file, "x");
+        const string unwritable = "/proc/vlsm-out"; // not writable, even by root
+        var args = ArgsBeforeOut(command);
+
+        var r = CliRunner.Run([.. args, "--out", unwritable]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith($"error: --out {unwritable} cannot be written", r.Stderr);
+        Assert.Contains("choose a folder you can write to", r.Stderr);
+
+        r = CliRunner.Run([.. args, "--out", Path.Combine(file, "sub")]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"{file} is a file, so no folder can be made under it", r.Stderr);
+
+        r = CliRunner.Run([.. args, "--out", file]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"--out {file} is a file; give a folder", r.Stderr);
+        Assert.Equal("x", File.ReadAllText(file));
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Vlsm.Data;
 using Vlsm.Evaluation;
+using Vlsm.IO;
 
 namespace Vlsm.Cli.Commands;
 
@@ -24,7 +25,7 @@ internal static class ScoreCommand
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string? output = parse.GetValue(outDir);
-            if (output is not null && File.Exists(output)) throw new VlsmException($"--out {output} is a file; give a folder.");
+            if (output is not null) OutputFolder.EnsureWritable(output, "--out");
             var options = new ScoringOptions
             {
                 Split = parse.GetValue(split)!,

@@ -41,10 +41,12 @@ internal static class SweepCommand
             string dir = parse.GetValue(output)!;
             if (parse.GetValue(dryRun))
             {
+                OutputFolder.RefuseFileOnPath(dir, "--out"); // a dry run reads the folder's plan, if any, and writes nothing
                 var cells = Sweep.Plan(sweepSpec, Path.Combine(Path.GetTempPath(), "vlsm-dry-run-" + Guid.NewGuid().ToString("N")));
                 PrintCells(cells, dir);
                 return 0;
             }
+            OutputFolder.EnsureWritable(dir, "--out");
             var sweep = Sweep.Plan(sweepSpec, dir);
             switch (parse.GetValue(backend))
             {
@@ -243,8 +245,9 @@ internal static class ReportCommand
         };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
-            var report = ComparisonReport.Collect(parse.GetValue(dirs)!, parse.GetValue(metric)!, parse.GetValue(columns)!);
             string dir = parse.GetValue(output)!;
+            OutputFolder.EnsureWritable(dir, "--out");
+            var report = ComparisonReport.Collect(parse.GetValue(dirs)!, parse.GetValue(metric)!, parse.GetValue(columns)!);
             report.Write(dir);
             Console.Write(report.ToMarkdown());
             Console.WriteLine($"wrote {string.Join(", ", new[] { ComparisonReport.MarkdownFile, ComparisonReport.CsvFile, ComparisonReport.LatexFile, ComparisonReport.FigureFile, ComparisonReport.CellsFile })} to {dir}");

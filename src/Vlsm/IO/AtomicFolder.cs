@@ -12,8 +12,8 @@ public static class AtomicFolder
     public static void Write(string outDir, Action<string> fill)
     {
         ArgumentNullException.ThrowIfNull(fill);
-        string target = Path.GetFullPath(outDir);
         OutputFolder.RefuseFileOnPath(outDir, "--out");
+        string target = Path.GetFullPath(outDir);
         string parent = Path.GetDirectoryName(target)!;
         Directory.CreateDirectory(parent);
         string staging = Path.Combine(parent, AtomicFile.TemporaryName(Path.GetFileName(target)));

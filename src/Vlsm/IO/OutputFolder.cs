@@ -4,12 +4,16 @@ namespace Vlsm.IO;
 public static class OutputFolder
 {
     /// <summary>
-    /// Refuses a folder path that is a file, or lies under one (<c>notes.txt/run</c>): creating it
-    /// would fail with .NET's "Could not find a part of the path", which names no culprit.
+    /// Refuses an empty folder path (<c>--out ""</c>: .NET would throw an ArgumentException that names no
+    /// option, or the current folder would be written), and a path that is a file or lies under one
+    /// (<c>notes.txt/run</c>): creating it would fail with .NET's "Could not find a part of the path",
+    /// which names no culprit.
     /// </summary>
-    /// <exception cref="VlsmException">The path or one of its parents is a file.</exception>
+    /// <exception cref="VlsmException">The path is empty, or it or one of its parents is a file.</exception>
     public static void RefuseFileOnPath(string dir, string flag)
     {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (dir.Length == 0) throw new VlsmException($"{flag} is empty; give a folder path.");
         if (File.Exists(dir)) throw new VlsmException($"{flag} {dir} is a file; give a folder.");
         for (var parent = Path.GetDirectoryName(Path.GetFullPath(dir)); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
         {
@@ -27,7 +31,6 @@ public static class OutputFolder
     /// <exception cref="VlsmException">The path is a file, or the folder cannot be created or written.</exception>
     public static void EnsureWritable(string dir, string flag)
     {
-        ArgumentException.ThrowIfNullOrEmpty(dir);
         RefuseFileOnPath(dir, flag);
         string probe = Path.Combine(dir, $".vlsm-write-check-{Environment.ProcessId}");
         try
@@ -45,13 +48,16 @@ public static class OutputFolder
     }
 
     /// <summary>
-    /// Refuses a folder that already holds anything, for outputs written whole (a model folder): written
-    /// over, the old folder's other files would stay beside the new ones (a CLIPSeg's vocab.json beside a
-    /// UNet's weights) and its weights would be lost. A missing or empty folder passes; nothing is created.
+    /// Checks, before any work, a folder that is written whole (a model folder, through
+    /// <see cref="AtomicFolder"/>): its path as <see cref="RefuseFileOnPath"/> does, and that it holds
+    /// nothing yet. Written over, the old folder's other files would stay beside the new ones (a CLIPSeg's
+    /// vocab.json beside a UNet's weights) and its weights would be lost. A missing or empty folder
+    /// passes; nothing is created.
     /// </summary>
-    /// <exception cref="VlsmException">The folder holds files or folders; the message names some of them.</exception>
-    public static void RefuseNonEmpty(string dir, string flag)
+    /// <exception cref="VlsmException">The path is empty or a file, or the folder holds files or folders; the message names some of them.</exception>
+    public static void CheckNew(string dir, string flag)
     {
+        RefuseFileOnPath(dir, flag);
         if (!Directory.Exists(dir)) return;
         var held = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)!).Order(StringComparer.Ordinal).ToList();
         if (held.Count == 0) return;

@@ -52,7 +52,7 @@ public static class BiomedClipConverter
 
     public static BiomedClipConversion Convert(BiomedClipSources sources, string outDir)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         if ((sources.BiomedClip is null) == (sources.Checkpoint is null))
             throw new VlsmException("give --biomedclip DIR (BiomedCLIP as distributed) or --checkpoint FILE (a medvlsm BiomedCLIPSeg checkpoint), one of them.");
         if (sources.BiomedClip is { } dir && !Directory.Exists(dir))

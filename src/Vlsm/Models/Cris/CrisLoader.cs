@@ -94,7 +94,7 @@ public static class CrisConverter
     /// <param name="outDir">The folder to write (created; must be new or empty).</param>
     public static CrisConversion Convert(string checkpoint, string? configPath, string outDir)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         configPath ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, CrisLoader.ConfigFile);
         if (!File.Exists(configPath))
             throw new VlsmException($"{configPath} not found: give the CRIS settings with --config FILE (a config.json with a \"cris\" object, as in shared/parity/cris-tiny).");

@@ -41,7 +41,7 @@ public static class SanConverter
     /// <param name="seed">Seeds the side network's initialisation.</param>
     public static SanConversion FromClip(string clipArchive, string? configPath, string outDir, long seed)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         var config = Config(configPath);
         // Everything is read and checked before anything is written: a refused file leaves no trace.
         var read = TorchCheckpoint.ReadTorchScript(clipArchive);
@@ -69,7 +69,7 @@ public static class SanConverter
     /// <summary>A SAN folder with random weights, every tensor as <see cref="SanModel"/> initialises it: the real architecture's shapes and costs, nothing pretrained (benchmarks).</summary>
     public static SanConversion Random(SanConfig config, string outDir, long seed)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         manual_seed(seed);
         using var model = new SanModel(config);
         int written = Write(outDir, config, model.state_dict());
@@ -80,7 +80,7 @@ public static class SanConverter
     /// <param name="configPath">The SAN config.json it was trained with; null: the benchmark's SAN.</param>
     public static SanConversion FromCheckpoint(string checkpoint, string? configPath, string outDir)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         var config = Config(configPath);
         var read = TorchCheckpoint.ReadStateDictBesideObjects(checkpoint, out var skipped);
         var tensors = TorchCheckpoint.StripPrefix(read, LightningPrefix);

@@ -30,7 +30,7 @@ public static class SmpWeights
     /// <param name="configPath">The model's config.json (the fixtures' format); null means config.json beside the checkpoint.</param>
     public static SmpFolderWritten Convert(string checkpoint, string? configPath, string outDir)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         configPath ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, SmpLoader.ConfigFile);
         if (!File.Exists(configPath))
             throw new VlsmException($"{configPath} not found: give the model's settings with --config FILE (a config.json with model_type unet, unetplusplus or deeplabv3plus, as in shared/parity/smp-unet-tiny), or write one with vlsm init --arch NAME.");
@@ -54,7 +54,7 @@ public static class SmpWeights
     /// <param name="encoderWeights">torchvision's ResNet state dict (<c>resnet50-19c8e357.pth</c>, legacy or zip <c>torch.save</c>, or safetensors): <c>fc.*</c> is dropped, <c>num_batches_tracked</c> may be absent.</param>
     public static SmpFolderWritten Initialize(SmpConfig config, string outDir, string? encoderWeights, long seed)
     {
-        OutputFolder.RefuseNonEmpty(outDir, "--out");
+        OutputFolder.CheckNew(outDir, "--out");
         using var model = Create(config, seed);
         var dropped = new List<string>();
         int added = 0;
