@@ -109,6 +109,7 @@ public sealed class OutputFolderTests : IDisposable
             "eval" => ["eval", "--model", model, "--data", empty],
             "init" => ["init", "--arch", "unet-resnet18"],
             "convert smp" => ["convert", "smp", "--checkpoint", Path.Combine(Fixtures.Parity, "smp-unet-tiny", "model.pth")],
+            "convert cris" => ["convert", "cris", "--checkpoint", Path.Combine(Fixtures.Parity, "cris-tiny", "cris-tiny.pth")],
             "report" => ["report", empty],
             "score" => ["score", "--pred", empty, "--data", empty],
             "synth" => ["synth", "--n", "1", "--seed", "1"],
@@ -162,5 +163,22 @@ public sealed class OutputFolderTests : IDisposable
         Assert.Equal(2, r.ExitCode);
         Assert.Contains($"--out {file} is a file; give a folder", r.Stderr);
         Assert.Equal("x", File.ReadAllText(file));
+    }
+
+    [Theory]
+    [InlineData("init")]
+    [InlineData("convert smp")]
+    [InlineData("convert cris")]
+    public void AModelFolderThatCannotBeMadeIsRefusedNamingItNotItsTemporaries(string command)
+    {
+        foreach (var unwritable in new[] { "/proc/vlsm-model", "/proc/vlsm-models/a" }) // not writable, even by root
+        {
+            var r = CliRunner.Run([.. ArgsBeforeOut(command), "--out", unwritable]);
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith($"error: --out {unwritable} cannot be written", r.Stderr);
+            Assert.Contains("choose a folder you can write to", r.Stderr);
+            Assert.DoesNotContain(".tmp", r.Stderr);
+            Assert.DoesNotContain(".vlsm-write-check", r.Stderr);
+        }
     }
 }

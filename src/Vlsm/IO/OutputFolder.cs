@@ -32,10 +32,16 @@ public static class OutputFolder
     public static void EnsureWritable(string dir, string flag)
     {
         RefuseFileOnPath(dir, flag);
-        string probe = Path.Combine(dir, $".vlsm-write-check-{Environment.ProcessId}");
+        ProbeWrite(dir, dir, flag);
+    }
+
+    /// <summary>Creates <paramref name="folder"/> if needed and a file in it, deleted at once; a failure is reported as <paramref name="dir"/> (what <paramref name="flag"/> named) being unwritable.</summary>
+    private static void ProbeWrite(string folder, string dir, string flag)
+    {
+        string probe = Path.Combine(folder, $".vlsm-write-check-{Environment.ProcessId}");
         try
         {
-            Directory.CreateDirectory(dir);
+            Directory.CreateDirectory(folder);
             using (new FileStream(probe, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
             {
             }
@@ -49,20 +55,30 @@ public static class OutputFolder
 
     /// <summary>
     /// Checks, before any work, a folder that is written whole (a model folder, through
-    /// <see cref="AtomicFolder"/>): its path as <see cref="RefuseFileOnPath"/> does, and that it holds
-    /// nothing yet. Written over, the old folder's other files would stay beside the new ones (a CLIPSeg's
-    /// vocab.json beside a UNet's weights) and its weights would be lost. A missing or empty folder
-    /// passes; nothing is created.
+    /// <see cref="AtomicFolder"/>): its path as <see cref="RefuseFileOnPath"/> does, that it holds
+    /// nothing yet, and that it can be made. Written over, the old folder's other files would stay beside
+    /// the new ones (a CLIPSeg's vocab.json beside a UNet's weights) and its weights would be lost. A
+    /// missing or empty folder passes; nothing is created, so a refused conversion leaves no trace.
     /// </summary>
-    /// <exception cref="VlsmException">The path is empty or a file, or the folder holds files or folders; the message names some of them.</exception>
+    /// <exception cref="VlsmException">The path is empty or a file, the folder holds files or folders (the message names some of them), or it cannot be written.</exception>
     public static void CheckNew(string dir, string flag)
     {
         RefuseFileOnPath(dir, flag);
-        if (!Directory.Exists(dir)) return;
-        var held = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)!).Order(StringComparer.Ordinal).ToList();
-        if (held.Count == 0) return;
-        const int Named = 5;
-        string names = string.Join(", ", held.Take(Named)) + (held.Count > Named ? $" and {held.Count - Named} more" : "");
-        throw new VlsmException($"{flag} {dir} already holds {names}; give a new or empty folder (or delete {dir} first to replace it).");
+        string full = Path.GetFullPath(dir);
+        if (Directory.Exists(full))
+        {
+            var held = Directory.EnumerateFileSystemEntries(full).Select(e => Path.GetFileName(e)!).Order(StringComparer.Ordinal).ToList();
+            if (held.Count > 0)
+            {
+                const int Named = 5;
+                string names = string.Join(", ", held.Take(Named)) + (held.Count > Named ? $" and {held.Count - Named} more" : "");
+                throw new VlsmException($"{flag} {dir} already holds {names}; give a new or empty folder (or delete {dir} first to replace it).");
+            }
+            ProbeWrite(full, dir, flag); // the files are moved into it
+        }
+        // AtomicFolder stages beside the folder, creating missing parents: the nearest folder that exists must take them.
+        string existing = Path.GetDirectoryName(full) ?? full;
+        while (!Directory.Exists(existing)) existing = Path.GetDirectoryName(existing)!;
+        ProbeWrite(existing, dir, flag);
     }
 }
