@@ -187,6 +187,23 @@ public sealed class SweepTests : IClassFixture<SweepFixture>
     }
 
     [Fact]
+    public void ThreadsBelowOneAreRefusedAsTrainRefusesThemBeforeAnythingIsWritten()
+    {
+        foreach (var threads in new[] { "0", "-1" })
+        {
+            string dir = NewDir("threads");
+            foreach (var args in new[] { new[] { "sweep", fx.Spec, "--out", dir, "--threads", threads }, ["sweep", fx.Spec, "--out", dir, "--threads", threads, "--dry-run"],
+                ["sweep", "cell", dir, "--index", "0", "--threads", threads] })
+            {
+                var r = CliRunner.RunIn(fx.Root, args);
+                Assert.Equal(2, r.ExitCode);
+                Assert.Equal($"error: --threads {threads}: give at least 1.", r.Stderr.Trim());
+                Assert.False(Directory.Exists(dir));
+            }
+        }
+    }
+
+    [Fact]
     public void ACellInBf16WhereBf16IsSlowSaysSoAndRuns()
     {
         string spec = Path.Combine(fx.Root, "bf16.yaml");

@@ -36,6 +36,7 @@ internal static class SweepCommand
         cmd.Subcommands.Add(BuildCell());
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
+            int? threadsInAll = AtLeastOne(parse.GetValue(threads));
             var variables = ParseVars(parse.GetValue(vars) ?? []);
             var sweepSpec = SweepSpec.Load(parse.GetValue(spec)!, variables);
             string dir = parse.GetValue(output)!;
@@ -52,7 +53,7 @@ internal static class SweepCommand
             {
                 case "local":
                 {
-                    int total = parse.GetValue(threads) ?? Environment.ProcessorCount;
+                    int total = threadsInAll ?? Environment.ProcessorCount;
                     var states = sweep.RunLocal(parse.GetValue(workers), total, CellCommand(), new Observer());
                     return Summarize(states);
                 }
@@ -113,10 +114,11 @@ internal static class SweepCommand
         var cmd = new Command("cell", "Run one cell of a planned sweep (what local workers and Slurm array tasks run).") { dir, index, threads, parent };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
+            int? given = AtLeastOne(parse.GetValue(threads));
             var sweep = Sweep.Open(parse.GetValue(dir)!);
             int i = parse.GetValue(index)
                 ?? (int.TryParse(Environment.GetEnvironmentVariable("SLURM_ARRAY_TASK_ID"), out int task) ? task : throw new VlsmException("give --index I (or run as a Slurm array task)."));
-            int? t = parse.GetValue(threads) ?? (int.TryParse(Environment.GetEnvironmentVariable("SLURM_CPUS_PER_TASK"), out int c) ? c : null);
+            int? t = given ?? (int.TryParse(Environment.GetEnvironmentVariable("SLURM_CPUS_PER_TASK"), out int c) ? c : null);
             if (t is { } n) torch.set_num_threads(n);
             if (parse.GetValue(parent) is { } pid) WatchParent(pid);
             var record = CellRunner.Run(sweep.Spec, sweep.Dir, sweep.Cell(i), new CellTraining(sweep.Cell(i).Name));
@@ -147,6 +149,10 @@ internal static class SweepCommand
         }) { IsBackground = true };
         thread.Start();
     }
+
+    /// <summary>--threads as train takes it: no fewer than 1 (libtorch and the split between workers have no meaning for 0 or fewer).</summary>
+    private static int? AtLeastOne(int? threads) =>
+        threads is < 1 ? throw new VlsmException($"--threads {threads}: give at least 1.") : threads;
 
     /// <summary>This program as a child process would run it: vlsm's own binary, or dotnet and vlsm.dll.</summary>
     internal static CellCommand CellCommand()
