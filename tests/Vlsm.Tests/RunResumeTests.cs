@@ -138,6 +138,40 @@ public sealed class RunResumeTests : IDisposable
     }
 
     [Fact]
+    public void ResumeRefusesARunWhoseBestWeightsAreMissingOrUnreadableBeforeTraining()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 12, 3);
+        string run = Path.Combine(tmp, "run");
+        Ok(CliRunner.Run(Train(data, run, 1)));
+        string best = Path.Combine(run, "best.safetensors");
+        byte[] good = File.ReadAllBytes(best);
+        string state = File.ReadAllText(Path.Combine(run, "state.json"));
+        string[] metrics = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
+
+        foreach (var (damage, says) in new (Action, string)[]
+        {
+            (() => File.Delete(best), $"{best} is missing"),
+            (() => File.WriteAllBytes(best, []), $"{best}, the run's best weights (epoch 1), does not load"),
+            (() => File.WriteAllBytes(best, good[..3000]), $"{best}, the run's best weights (epoch 1), does not load"),
+        })
+        {
+            damage();
+            var r = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains(says, r.Stderr);
+            Assert.Contains($"copy {Path.Combine(run, "checkpoints", "epoch-0001", "weights.safetensors")} (epoch 1's weights) to it", r.Stderr);
+            Assert.DoesNotContain("done:", r.Stdout);
+            Assert.Equal(state, File.ReadAllText(Path.Combine(run, "state.json"))); // nothing trained
+            Assert.Equal(metrics, File.ReadAllLines(Path.Combine(run, "metrics.csv")));
+        }
+
+        File.Copy(Path.Combine(run, "checkpoints", "epoch-0001", "weights.safetensors"), best, overwrite: true); // the fix the message gives
+        var resumed = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+        Ok(resumed);
+        Assert.Contains("resuming", resumed.Stdout);
+    }
+
+    [Fact]
     public void CtrlCKeepsTheLastEpochAndPrintsTheResumeCommand()
     {
         string data = Data(Path.Combine(tmp, "data"), 16, 3);

@@ -190,6 +190,7 @@ public sealed class TrainingSession : IDisposable
         if (resume)
         {
             state = Run.ReadState();
+            CheckBestWeights();
             if (!RunExtension.CanContinue(state, schedule))
             {
                 string why = state.Finished ? $"already finished ({state.StopReason})" : $"already trained its {state.EpochsCompleted} epochs";
@@ -267,6 +268,29 @@ public sealed class TrainingSession : IDisposable
             throw new VlsmException($"{Run.Path}: the data differs from what this run trained on ({list}). Resuming would continue on other data; restore the data, or give --allow-data-change to resume on it anyway.");
         Observer.Message($"warning: the data differs from what this run trained on ({list}); resuming on it (--allow-data-change).");
         now.Write(file);
+    }
+
+    /// <summary>
+    /// Refuses to resume a run whose best.safetensors is missing or does not load into this model:
+    /// a later epoch replaces the file only when it beats the best, so the run would end naming
+    /// weights it does not have. Loading it here is overwritten by <see cref="Restore"/>.
+    /// </summary>
+    private void CheckBestWeights()
+    {
+        if (state.BestEpoch == 0) return; // no epoch has been best yet: there is no file to check
+        string checkpointWeights = Path.Combine(Run.File(state.Checkpoint), CheckpointRecorder.WeightsFile);
+        string fix = (state.BestEpoch == state.EpochsCompleted ? $"copy {checkpointWeights} (epoch {state.BestEpoch}'s weights) to it" : "restore it from a copy")
+            + ", or start a new run";
+        if (!File.Exists(Run.BestFile))
+            throw new VlsmException($"{Run.BestFile} is missing, but {Run.StateFile} records the best weights (epoch {state.BestEpoch}) there; nothing was trained. To resume, {fix}.");
+        try
+        {
+            Model.LoadInto(Run.BestFile);
+        }
+        catch (VlsmException e)
+        {
+            throw new VlsmException($"{Run.BestFile}, the run's best weights (epoch {state.BestEpoch}), does not load: {e.Message.TrimEnd('.')}. Nothing was trained. To resume, {fix}.", e);
+        }
     }
 
     /// <summary>Weights, optimizer, schedules and metrics rows as the run's last committed epoch left them.</summary>
