@@ -288,11 +288,18 @@ public sealed class RunResumeTests : IDisposable
             ("--weight-decay", "-0.1", "weight_decay (--weight-decay) must be in [0, inf)"),
             ("--weight-decay", "NaN", "weight_decay (--weight-decay) must be in [0, inf)"),
             ("--threads", "0", "--threads 0: give at least 1"),
+            ("--threads", $"{TrainingThreads.Max + 1}", $"--threads {TrainingThreads.Max + 1}: give at least 1 and at most {TrainingThreads.Max} (4 per core"),
         })
         {
             var r = CliRunner.Run(Train(data, Path.Combine(tmp, "refused"), 1, flag, value));
             Assert.Equal(2, r.ExitCode);
             Assert.Contains(says, r.Stderr);
+            Assert.False(Directory.Exists(Path.Combine(tmp, "refused")));
         }
+        // An adapter millions wide only exhausted memory (the run killed, its lock files left behind).
+        var wide = CliRunner.Run("train", "--model", Tiny, "--data", data, "--mode", "dense", "--adapter-dim", "100000000", "--out", Path.Combine(tmp, "refused"));
+        Assert.Equal(2, wide.ExitCode);
+        Assert.Contains("adapter_dim (--adapter-dim) must be between 1 and 4096, got 100000000.", wide.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(tmp, "refused")));
     }
 }
