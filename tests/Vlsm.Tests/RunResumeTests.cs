@@ -138,6 +138,44 @@ public sealed class RunResumeTests : IDisposable
     }
 
     [Fact]
+    public void BadValuesInARunsConfigYamlAreBlamedOnItNotOnFlags()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 12, 3);
+        string run = Path.Combine(tmp, "run");
+        Ok(CliRunner.Run(Train(data, run, 1)));
+        string configFile = Path.Combine(run, "config.yaml");
+        string good = File.ReadAllText(configFile);
+        string state = File.ReadAllText(Path.Combine(run, "state.json"));
+
+        foreach (var (config, says) in new[]
+        {
+            ("", $"error: {configFile} is empty: the run's settings (model, data, mode, ...) are lost, so it cannot be resumed."),
+            (good.Replace("batch_size: 4\n", "batch_size: -3\n", StringComparison.Ordinal), $"error: {configFile}: batch_size must be at least 1, got -3."),
+            (good.Replace("image_size: 48\n", "image_size: 47\n", StringComparison.Ordinal),
+                $"error: {configFile}: image_size 47 is not a multiple of 8 (CLIPSeg's patch size): use 40 or 48, or remove image_size from {configFile} for the model's own 48."),
+        })
+        {
+            Assert.NotEqual(good, config);
+            File.WriteAllText(configFile, config);
+            var r = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith(says, r.Stderr.Trim());
+            Assert.DoesNotContain("--", r.Stderr); // no flag named: none was given
+            Assert.Equal(state, File.ReadAllText(Path.Combine(run, "state.json")));
+        }
+
+        // eval --run reads image_size from the same file.
+        var eval = CliRunner.Run("eval", "--run", run, "--data", data, "--split", "val");
+        Assert.Equal(2, eval.ExitCode);
+        Assert.Equal($"error: {configFile}: image_size 47 is not a multiple of 8 (CLIPSeg's patch size): use 40 or 48, or remove image_size from {configFile} for the model's own 48.", eval.Stderr.Trim());
+        // A flag still names itself.
+        File.WriteAllText(configFile, good);
+        var flag = CliRunner.Run("eval", "--run", run, "--data", data, "--split", "val", "--image-size", "47");
+        Assert.Equal(2, flag.ExitCode);
+        Assert.Contains("image_size (--image-size) 47 is not a multiple of 8", flag.Stderr);
+    }
+
+    [Fact]
     public void ResumeRefusesARunWhoseBestWeightsAreMissingOrUnreadableBeforeTraining()
     {
         string data = Data(Path.Combine(tmp, "data"), 12, 3);

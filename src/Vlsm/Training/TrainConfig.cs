@@ -140,6 +140,9 @@ public sealed class TrainConfig
     /// <summary>Resolves and checks every value a run depends on (<see cref="TrainingPlan.Resolve"/>); the message names the field.</summary>
     public TrainingPlan Validate() => TrainingPlan.Resolve(this);
 
+    /// <summary>As <see cref="Validate()"/>, for a config read whole from <paramref name="configFile"/> (a run's config.yaml): messages name that file and the field, not flags.</summary>
+    public TrainingPlan Validate(string configFile) => TrainingPlan.Resolve(this, configFile);
+
     /// <summary>
     /// Sets max epochs. The minimum stays as it is: a run applies min(min_epochs, max_epochs)
     /// (<see cref="EffectiveMinEpochs"/>), so a smaller maximum lowers the minimum (as --epochs
