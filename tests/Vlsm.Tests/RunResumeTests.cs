@@ -164,6 +164,17 @@ public sealed class RunResumeTests : IDisposable
             Assert.Equal(state, File.ReadAllText(Path.Combine(run, "state.json")));
         }
 
+        File.WriteAllText(configFile, "model: [unclosed\n  - : :\n");
+        var broken = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+        Assert.Equal(2, broken.ExitCode);
+        Assert.Equal($"error: {configFile} line 2: not valid YAML (While parsing a flow sequence, did not find expected ',' or ']').", broken.Stderr.Trim());
+        string listless = Path.Combine(tmp, "listless.yaml");
+        File.WriteAllText(listless, good.Replace("data:\n- ", "data: ", StringComparison.Ordinal));
+        var notAList = CliRunner.Run("train", "--config", listless, "--out", Path.Combine(tmp, "other"));
+        Assert.Equal(2, notAList.ExitCode);
+        Assert.Equal($"error: {listless} line 2: data must be a list of texts (one \"- item\" line each), not \"{data}\".", notAList.Stderr.Trim());
+
+        File.WriteAllText(configFile, good.Replace("image_size: 48\n", "image_size: 47\n", StringComparison.Ordinal));
         // eval --run reads image_size from the same file.
         var eval = CliRunner.Run("eval", "--run", run, "--data", data, "--split", "val");
         Assert.Equal(2, eval.ExitCode);
