@@ -187,6 +187,37 @@ public sealed class RunResumeTests : IDisposable
     }
 
     [Fact]
+    public void ResumeRefusesAStateJsonThatPointsOutsideTheRunOrCountsBackwards()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 12, 3);
+        string run = Path.Combine(tmp, "run");
+        Ok(CliRunner.Run(Train(data, run, 1)));
+        string stateFile = Path.Combine(run, "state.json");
+        string good = File.ReadAllText(stateFile);
+        var outside = Path.Combine(tmp, "outside", "epoch-0001"); // a checkpoint-looking folder outside the run
+        Directory.CreateDirectory(outside);
+        foreach (var file in Directory.GetFiles(Path.Combine(run, "checkpoints", "epoch-0001"))) File.Copy(file, Path.Combine(outside, Path.GetFileName(file)));
+
+        foreach (var (key, value, says) in new[]
+        {
+            ("checkpoint", (JsonNode)"../outside/epoch-0001", $"{stateFile}: checkpoint \"../outside/epoch-0001\" is not a folder in {Path.Combine(run, "checkpoints")}/ (such as checkpoints/epoch-0001)"),
+            ("checkpoint", (JsonNode)"../../../etc", $"{stateFile}: checkpoint \"../../../etc\" is not a folder in"),
+            ("epochs_completed", (JsonNode)(-5), $"{stateFile}: epochs_completed is -5; it counts completed epochs, so it is at least 0"),
+            ("best_epoch", (JsonNode)7, $"{stateFile}: best_epoch is 7, but the run completed 1 epochs"),
+        })
+        {
+            var state = JsonNode.Parse(good)!.AsObject();
+            state[key] = value;
+            File.WriteAllText(stateFile, state.ToJsonString());
+            var r = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith($"error: {says}", r.Stderr.Trim());
+            Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "epoch-0001"))); // not pruned
+            Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.csv")).Length); // nothing trained
+        }
+    }
+
+    [Fact]
     public void ResumeRefusesARunWhoseBestWeightsAreMissingOrUnreadableBeforeTraining()
     {
         string data = Data(Path.Combine(tmp, "data"), 12, 3);

@@ -278,7 +278,7 @@ public sealed class TrainingSession : IDisposable
     private void CheckBestWeights()
     {
         if (state.BestEpoch == 0) return; // no epoch has been best yet: there is no file to check
-        string checkpointWeights = Path.Combine(Run.File(state.Checkpoint), CheckpointRecorder.WeightsFile);
+        string checkpointWeights = Path.Combine(Run.CheckpointOf(state), CheckpointRecorder.WeightsFile);
         string fix = (state.BestEpoch == state.EpochsCompleted ? $"copy {checkpointWeights} (epoch {state.BestEpoch}'s weights) to it" : "restore it from a copy")
             + ", or start a new run";
         if (!File.Exists(Run.BestFile))
@@ -296,7 +296,7 @@ public sealed class TrainingSession : IDisposable
     /// <summary>Weights, optimizer, schedules and metrics rows as the run's last committed epoch left them.</summary>
     private List<EpochMetrics> Restore(ReduceLrOnPlateau plateau, EarlyStopping early)
     {
-        string checkpoint = Run.File(state.Checkpoint);
+        string checkpoint = Run.CheckpointOf(state);
         Model.LoadInto(Path.Combine(checkpoint, CheckpointRecorder.WeightsFile));
         using (var opt = SafetensorsFile.Open(Path.Combine(checkpoint, CheckpointRecorder.OptimizerFile)))
             Optimizer.Restore(state.OptimizerStep, opt.LoadAll());
