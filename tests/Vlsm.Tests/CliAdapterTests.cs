@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Vlsm.Imaging;
+using Vlsm.Models;
 
 namespace Vlsm.Tests;
 
@@ -43,6 +44,25 @@ public sealed class CliAdapterTests : IDisposable
         var r = CliRunner.Run(args.ToArray());
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal(expected, JsonNode.Parse(r.Stdout)!["trainable_parameters"]!.GetValue<long>());
+    }
+
+    [Theory]
+    [InlineData("dense", "--adapter-dim", "2000000000", "adapter_dim (--adapter-dim) must be between 1 and 4096, got 2000000000.")]
+    [InlineData("shallow", "--cond-adapter-dim", "2000000000", "cond_adapter_dim (--cond-adapter-dim) must be between 1 and 4096, got 2000000000.")]
+    [InlineData("dense", "--adapter-dim", "0", "adapter_dim (--adapter-dim) must be between 1 and 4096, got 0.")]
+    public void InfoRefusesAdapterDimsOutOfRangeBeforeBuildingTheModel(string mode, string flag, string value, string says)
+    {
+        var r = CliRunner.Run("info", "--arch", "clipseg-rd64-refined", "--mode", mode, flag, value);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"error: {says}", r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void AdapterDimsUpToTheMaximumAreAccepted()
+    {
+        var spec = FineTuneSpec.Create(FineTuneMode.Shallow, "vlc", FineTuneSpec.MaxAdapterDim, FineTuneSpec.MaxAdapterDim);
+        Assert.Equal((4096, 4096), (spec.AdapterDim, spec.CondAdapterDim));
+        Assert.Throws<VlsmException>(() => FineTuneSpec.Create(FineTuneMode.Shallow, "vlc", FineTuneSpec.MaxAdapterDim + 1));
     }
 
     [Fact]

@@ -49,6 +49,14 @@ public sealed class DataBatchLoaderTests : IDisposable
     }
 
     [Fact]
+    public void ABatchSizeNearIntMaxIsOneBatchOfTheWholeSplit()
+    {
+        var loader = Loader(5, int.MaxValue, workers: 2);
+        Assert.Equal(1, loader.BatchCount);
+        Assert.Equal([5], loader.Epoch(0).Select(b => b.Count));
+    }
+
+    [Fact]
     public void BatchesHoldTheNormalisedPixelsMasksAndIdentities()
     {
         // Hand-made: two 8x8 images; mean = std = 0.5, so byte v becomes (v/255 - 0.5) / 0.5.

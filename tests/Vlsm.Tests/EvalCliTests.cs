@@ -136,6 +136,19 @@ public sealed class EvalCliTests : IDisposable
     }
 
     [Fact]
+    public void TheLargestBatchSizeEvaluatesTheSplitAsOneBatchWithTheSameScores()
+    {
+        var set = NewSet("kvasir");
+        EvalTestData.WriteSplit(set, "test", 3);
+        var small = CliRunner.Run("eval", "--model", EvalTestData.Tiny, "--data", set.Root, "--prompt", "p1", "--json", "--batch-size", "2");
+        var largest = CliRunner.Run("eval", "--model", EvalTestData.Tiny, "--data", set.Root, "--prompt", "p1", "--json", "--batch-size", int.MaxValue.ToString(CultureInfo.InvariantCulture));
+        Assert.True(small.ExitCode == 0, small.Stdout + small.Stderr);
+        Assert.True(largest.ExitCode == 0, largest.Stdout + largest.Stderr);
+        Assert.Equal(3, JsonNode.Parse(largest.Stdout)!["n"]!.GetValue<int>());
+        Assert.Equal(JsonNode.Parse(small.Stdout)!["network"]!["dice"]!.ToJsonString(), JsonNode.Parse(largest.Stdout)!["network"]!["dice"]!.ToJsonString());
+    }
+
+    [Fact]
     public void PooledDatasetsGetOneSummaryEachAndTheirMean()
     {
         var kvasir = NewSet("kvasir");

@@ -138,6 +138,120 @@ public sealed class RunResumeTests : IDisposable
     }
 
     [Fact]
+    public void BadValuesInARunsConfigYamlAreBlamedOnItNotOnFlags()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 12, 3);
+        string run = Path.Combine(tmp, "run");
+        Ok(CliRunner.Run(Train(data, run, 1)));
+        string configFile = Path.Combine(run, "config.yaml");
+        string good = File.ReadAllText(configFile);
+        string state = File.ReadAllText(Path.Combine(run, "state.json"));
+
+        foreach (var (config, says) in new[]
+        {
+            ("", $"error: {configFile} is empty: the run's settings (model, data, mode, ...) are lost, so it cannot be resumed."),
+            (good.Replace("batch_size: 4\n", "batch_size: -3\n", StringComparison.Ordinal), $"error: {configFile}: batch_size must be at least 1, got -3."),
+            (good.Replace("image_size: 48\n", "image_size: 47\n", StringComparison.Ordinal),
+                $"error: {configFile}: image_size 47 is not a multiple of 8 (CLIPSeg's patch size): use 40 or 48, or remove image_size from {configFile} for the model's own 48."),
+        })
+        {
+            Assert.NotEqual(good, config);
+            File.WriteAllText(configFile, config);
+            var r = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith(says, r.Stderr.Trim());
+            Assert.DoesNotContain("--", r.Stderr); // no flag named: none was given
+            Assert.Equal(state, File.ReadAllText(Path.Combine(run, "state.json")));
+        }
+
+        File.WriteAllText(configFile, "model: [unclosed\n  - : :\n");
+        var broken = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+        Assert.Equal(2, broken.ExitCode);
+        Assert.Equal($"error: {configFile} line 2: not valid YAML (While parsing a flow sequence, did not find expected ',' or ']').", broken.Stderr.Trim());
+        string listless = Path.Combine(tmp, "listless.yaml");
+        File.WriteAllText(listless, good.Replace("data:\n- ", "data: ", StringComparison.Ordinal));
+        var notAList = CliRunner.Run("train", "--config", listless, "--out", Path.Combine(tmp, "other"));
+        Assert.Equal(2, notAList.ExitCode);
+        Assert.Equal($"error: {listless} line 2: data must be a list of texts (one \"- item\" line each), not \"{data}\".", notAList.Stderr.Trim());
+
+        File.WriteAllText(configFile, good.Replace("image_size: 48\n", "image_size: 47\n", StringComparison.Ordinal));
+        // eval --run reads image_size from the same file.
+        var eval = CliRunner.Run("eval", "--run", run, "--data", data, "--split", "val");
+        Assert.Equal(2, eval.ExitCode);
+        Assert.Equal($"error: {configFile}: image_size 47 is not a multiple of 8 (CLIPSeg's patch size): use 40 or 48, or remove image_size from {configFile} for the model's own 48.", eval.Stderr.Trim());
+        // A flag still names itself.
+        File.WriteAllText(configFile, good);
+        var flag = CliRunner.Run("eval", "--run", run, "--data", data, "--split", "val", "--image-size", "47");
+        Assert.Equal(2, flag.ExitCode);
+        Assert.Contains("image_size (--image-size) 47 is not a multiple of 8", flag.Stderr);
+    }
+
+    [Fact]
+    public void ResumeRefusesAStateJsonThatPointsOutsideTheRunOrCountsBackwards()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 12, 3);
+        string run = Path.Combine(tmp, "run");
+        Ok(CliRunner.Run(Train(data, run, 1)));
+        string stateFile = Path.Combine(run, "state.json");
+        string good = File.ReadAllText(stateFile);
+        var outside = Path.Combine(tmp, "outside", "epoch-0001"); // a checkpoint-looking folder outside the run
+        Directory.CreateDirectory(outside);
+        foreach (var file in Directory.GetFiles(Path.Combine(run, "checkpoints", "epoch-0001"))) File.Copy(file, Path.Combine(outside, Path.GetFileName(file)));
+
+        foreach (var (key, value, says) in new[]
+        {
+            ("checkpoint", (JsonNode)"../outside/epoch-0001", $"{stateFile}: checkpoint \"../outside/epoch-0001\" is not a folder in {Path.Combine(run, "checkpoints")}/ (such as checkpoints/epoch-0001)"),
+            ("checkpoint", (JsonNode)"../../../etc", $"{stateFile}: checkpoint \"../../../etc\" is not a folder in"),
+            ("epochs_completed", (JsonNode)(-5), $"{stateFile}: epochs_completed is -5; it counts completed epochs, so it is at least 0"),
+            ("best_epoch", (JsonNode)7, $"{stateFile}: best_epoch is 7, but the run completed 1 epochs"),
+        })
+        {
+            var state = JsonNode.Parse(good)!.AsObject();
+            state[key] = value;
+            File.WriteAllText(stateFile, state.ToJsonString());
+            var r = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith($"error: {says}", r.Stderr.Trim());
+            Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "epoch-0001"))); // not pruned
+            Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.csv")).Length); // nothing trained
+        }
+    }
+
+    [Fact]
+    public void ResumeRefusesARunWhoseBestWeightsAreMissingOrUnreadableBeforeTraining()
+    {
+        string data = Data(Path.Combine(tmp, "data"), 12, 3);
+        string run = Path.Combine(tmp, "run");
+        Ok(CliRunner.Run(Train(data, run, 1)));
+        string best = Path.Combine(run, "best.safetensors");
+        byte[] good = File.ReadAllBytes(best);
+        string state = File.ReadAllText(Path.Combine(run, "state.json"));
+        string[] metrics = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
+
+        foreach (var (damage, says) in new (Action, string)[]
+        {
+            (() => File.Delete(best), $"{best} is missing"),
+            (() => File.WriteAllBytes(best, []), $"{best}, the run's best weights (epoch 1), does not load"),
+            (() => File.WriteAllBytes(best, good[..3000]), $"{best}, the run's best weights (epoch 1), does not load"),
+        })
+        {
+            damage();
+            var r = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains(says, r.Stderr);
+            Assert.Contains($"copy {Path.Combine(run, "checkpoints", "epoch-0001", "weights.safetensors")} (epoch 1's weights) to it", r.Stderr);
+            Assert.DoesNotContain("done:", r.Stdout);
+            Assert.Equal(state, File.ReadAllText(Path.Combine(run, "state.json"))); // nothing trained
+            Assert.Equal(metrics, File.ReadAllLines(Path.Combine(run, "metrics.csv")));
+        }
+
+        File.Copy(Path.Combine(run, "checkpoints", "epoch-0001", "weights.safetensors"), best, overwrite: true); // the fix the message gives
+        var resumed = CliRunner.Run("train", "--resume", run, "--epochs", "2");
+        Ok(resumed);
+        Assert.Contains("resuming", resumed.Stdout);
+    }
+
+    [Fact]
     public void CtrlCKeepsTheLastEpochAndPrintsTheResumeCommand()
     {
         string data = Data(Path.Combine(tmp, "data"), 16, 3);
@@ -254,11 +368,18 @@ public sealed class RunResumeTests : IDisposable
             ("--weight-decay", "-0.1", "weight_decay (--weight-decay) must be in [0, inf)"),
             ("--weight-decay", "NaN", "weight_decay (--weight-decay) must be in [0, inf)"),
             ("--threads", "0", "--threads 0: give at least 1"),
+            ("--threads", $"{TrainingThreads.Max + 1}", $"--threads {TrainingThreads.Max + 1}: give at least 1 and at most {TrainingThreads.Max} (4 per core"),
         })
         {
             var r = CliRunner.Run(Train(data, Path.Combine(tmp, "refused"), 1, flag, value));
             Assert.Equal(2, r.ExitCode);
             Assert.Contains(says, r.Stderr);
+            Assert.False(Directory.Exists(Path.Combine(tmp, "refused")));
         }
+        // An adapter millions wide only exhausted memory (the run killed, its lock files left behind).
+        var wide = CliRunner.Run("train", "--model", Tiny, "--data", data, "--mode", "dense", "--adapter-dim", "100000000", "--out", Path.Combine(tmp, "refused"));
+        Assert.Equal(2, wide.ExitCode);
+        Assert.Contains("adapter_dim (--adapter-dim) must be between 1 and 4096, got 100000000.", wide.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(tmp, "refused")));
     }
 }

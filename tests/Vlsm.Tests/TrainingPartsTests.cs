@@ -148,6 +148,29 @@ public sealed class TrainConfigTests : IDisposable
         Assert.Equal(5, back.EffectiveMinEpochs); // min_epochs stays 10 in the file; the run applies min(10, 5)
     }
 
+    [Theory]
+    [InlineData("model: m\ndata: /data/kvasir\n", "line 2: data must be a list of texts (one \"- item\" line each), not \"/data/kvasir\".")]
+    [InlineData("model: m\nlr: fast\n", "line 2: lr must be a number, not \"fast\".")]
+    [InlineData("model: m\nimage_size: [1, 2]\n", "line 2: image_size must be a whole number (or empty), not a list.")]
+    [InlineData("model:\n  a: 1\n", "line 1: model must be text, not a mapping.")]
+    [InlineData("model: m\nbogus: 1\n", "line 2: \"bogus\" is not a config key; known: adapter_dim, augment, batch_size,")]
+    [InlineData("model: [unclosed\n  - : :\n", "line 2: not valid YAML (While parsing a flow sequence, did not find expected ',' or ']').")]
+    public void ConfigErrorsNameTheFileLineAndFieldInWords(string yaml, string says)
+    {
+        string path = Path.Combine(tmp, "bad.yaml");
+        File.WriteAllText(path, yaml);
+        var e = Assert.Throws<VlsmException>(() => TrainConfig.FromYaml(path));
+        Assert.StartsWith($"{path} {says}", e.Message);
+        Assert.DoesNotContain("System.", e.Message);
+    }
+
+    [Fact]
+    public void OptionsOfTheWrongTypeNameTheirSourceAndKeyWithoutLines()
+    {
+        var e = Assert.Throws<VlsmException>(() => new TrainConfig().With(new Dictionary<string, object?> { ["lr"] = "fast" }, "sweep.yaml cell 3"));
+        Assert.Equal("sweep.yaml cell 3: lr must be a number, not \"fast\".", e.Message);
+    }
+
     [Fact]
     public void BadYamlNamesFileAndLine()
     {

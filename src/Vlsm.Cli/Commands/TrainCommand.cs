@@ -28,7 +28,7 @@ internal static class TrainCommand
         var seed = new Option<int?>("--seed") { Description = $"Seed for initialisation, shuffling and prompt choice (default {Defaults.Seed}, as every vlsm command)." };
         var weightDecay = new Option<double?>("--weight-decay") { Description = "AdamW weight decay, >= 0 (default 1e-3, or the preset's)." };
         var patience = new Option<int?>("--patience") { Description = "Early stopping: epochs without a better validation Dice before the run stops, >= 0 (default 20, or the preset's)." };
-        var threads = new Option<int?>("--threads") { Description = "libtorch threads, >= 1 (default: the cores). Results are identical for the same thread count." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads, 1 to 4 per core (at least 64 allowed; default: the cores). Results are identical for the same thread count." };
         var allowDataChange = new Option<bool>("--allow-data-change") { Description = "With --resume: continue although the data's records or annotation files differ from what the run started on." };
         var precision = new Option<string?>("--precision") { Description = "fp32 (default) or bf16." };
         var loss = new Option<string?>("--loss") { Description = $"reference (default: as the Python reference, sigmoid fed to BCE-with-logits), or one of {string.Join(", ", SegmentationLosses.Names.Where(n => n != "reference"))}." };
@@ -83,11 +83,7 @@ internal static class TrainCommand
                 ImageSize = parse.GetValue(imageSize),
                 FamilyOptions = ModelOptions.FamilyOptions(parse, familyFlags),
             };
-            if (parse.GetValue(threads) is { } n)
-            {
-                if (n < 1) throw new VlsmException($"--threads {n}: give at least 1.");
-                torch.set_num_threads(n);
-            }
+            if (parse.GetValue(threads) is { } n) torch.set_num_threads(TrainingThreads.Check(n));
             return Train(request);
         }));
         return cmd;

@@ -87,7 +87,8 @@ public sealed class BatchLoader
     internal int RunningWorkers => Volatile.Read(ref _runningWorkers);
 
     /// <summary>Batches per epoch (before any records are skipped).</summary>
-    public int BatchCount => Options.DropLast ? Records.Count / Options.BatchSize : (Records.Count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <remarks>Counted without adding the batch size to the record count, which overflows for a batch size near <see cref="int.MaxValue"/> (a batch larger than the split is the whole split).</remarks>
+    public int BatchCount => Records.Count / Options.BatchSize + (Options.DropLast || Records.Count % Options.BatchSize == 0 ? 0 : 1);
 
     /// <summary>Positions in <see cref="Records"/> in the order <paramref name="epoch"/> visits them.</summary>
     public int[] Order(int epoch)
@@ -150,7 +151,7 @@ public sealed class BatchLoader
             _order = owner.Order(epoch);
             _batchSize = owner.Options.BatchSize;
             BatchCount = owner.BatchCount;
-            _sampleCount = Math.Min(_order.Length, BatchCount * _batchSize);
+            _sampleCount = (int)Math.Min(_order.Length, (long)BatchCount * _batchSize);
             _pending = new Pending?[BatchCount];
         }
 

@@ -53,6 +53,8 @@ public sealed record ModelReference(string ModelDirectory, string? Weights, RunD
     {
         var merged = new Dictionary<string, string>(Run?.FamilyOptions ?? new Dictionary<string, string>(), StringComparer.Ordinal);
         foreach (var (key, value) in options) merged[key] = value;
+        // The run's size is checked here so that a bad one is blamed on its config.yaml, not on an --image-size never given.
+        if (imageSize is null && Run?.ImageSize is { } side) FamilyChecks.ImageSize(Family, ModelDirectory, side, Run.ConfigFile);
         return new ModelRequest { Directory = ModelDirectory, Weights = Weights, Precision = precision, Options = merged, ImageSize = imageSize ?? Run?.ImageSize };
     }
 

@@ -10,19 +10,22 @@ public static class FamilyChecks
     /// to its own (square) size, else <paramref name="side"/> x <paramref name="side"/>, checked against
     /// the family's <see cref="IModelFamily.ImageSizes"/>.
     /// </summary>
+    /// <param name="configFile">The run's config.yaml when <paramref name="side"/> is its image_size (not --image-size): the message names that file and field.</param>
     /// <exception cref="VlsmException">The family cannot run at that side; the message names the value, the rule and the fix.</exception>
-    public static InputSize ImageSize(IModelFamily family, string modelDir, int? side)
+    public static InputSize ImageSize(IModelFamily family, string modelDir, int? side, string? configFile = null)
     {
         var rule = family.ImageSizes(modelDir);
         if (side is not int n || (n == rule.Width && n == rule.Height)) return new InputSize(rule.Width, rule.Height, Own: true);
         string own = InputSize.Text(rule.Width, rule.Height);
-        string value = $"image_size (--image-size) {n.ToString(CultureInfo.InvariantCulture)}";
+        string text = n.ToString(CultureInfo.InvariantCulture);
+        string value = configFile is null ? $"image_size (--image-size) {text}" : $"{configFile}: image_size {text}";
+        string leaveOut = configFile is null ? "leave --image-size out" : $"remove image_size from {configFile}";
         if (rule.OnlyOwn is { } why)
-            throw new VlsmException($"{value}: {family.Name} models run only at their own input size, {own} for {modelDir} ({why}); leave --image-size out.");
+            throw new VlsmException($"{value}: {family.Name} models run only at their own input size, {own} for {modelDir} ({why}); {leaveOut}.");
         int m = rule.Multiple;
         int lo = (Math.Max(Math.Max(ImageSizeRule.Smallest, rule.Min), m) + m - 1) / m * m;
         int hi = Math.Min(ImageSizeRule.Largest, rule.Max) / m * m;
-        string fallback = $"or leave --image-size out for the model's own {own}";
+        string fallback = $"or {leaveOut} for the model's own {own}";
         if (n < lo || n > hi)
             throw new VlsmException($"{value} is out of range: give a side of {lo}..{hi} pixels that is a multiple of {m} ({rule.MultipleOf}), {fallback}.");
         if (n % m != 0)

@@ -34,9 +34,22 @@ public sealed record FineTuneSpec(FineTuneMode Mode, AdapterParts Parts, int Ada
         var p = ParseParts(parts ?? "vlc");
         int r = adapterDim ?? DefaultAdapterDim(mode);
         int c = condAdapterDim ?? DefaultCondAdapterDim;
-        if (r < 1) throw new VlsmException($"adapter dim must be positive, got {r}.");
-        if (c < 1) throw new VlsmException($"cond adapter dim must be positive, got {c}.");
+        CheckDim(r, "adapter_dim (--adapter-dim)");
+        CheckDim(c, "cond_adapter_dim (--cond-adapter-dim)");
         return new FineTuneSpec(mode, p, r, c, zeroInitFc2);
+    }
+
+    /// <summary>
+    /// The widest adapter allowed: 8 times the widest default (512) and over 5 times the widest tower
+    /// vlsm trains (768); an adapter is a bottleneck, and a width in the millions only exhausts memory
+    /// (its weights are allocated before anything else happens).
+    /// </summary>
+    public const int MaxAdapterDim = 4096;
+
+    private static void CheckDim(int dim, string name)
+    {
+        if (dim is < 1 or > MaxAdapterDim)
+            throw new VlsmException($"{name} must be between 1 and {MaxAdapterDim}, got {dim}.");
     }
 
     public static AdapterParts ParseParts(string text)

@@ -137,12 +137,38 @@ public sealed class RunFolder
                 ?? throw new VlsmException($"{StateFile}: empty.");
             if (state.Version > TrainingState.CurrentVersion)
                 throw new VlsmException($"{StateFile}: state version {state.Version} is from a newer vlsm (this one reads up to {TrainingState.CurrentVersion}); resume it with that vlsm.");
-            return state.Version < 2 ? state with { Version = TrainingState.CurrentVersion, BestEpoch = state.BestEpoch + 1 } : state;
+            if (state.Version < 2) state = state with { Version = TrainingState.CurrentVersion, BestEpoch = state.BestEpoch + 1 };
+            CheckState(state);
+            return state;
         }
         catch (JsonException e)
         {
             throw new VlsmException($"{StateFile}: not a run state file ({e.Message}).", e);
         }
+    }
+
+    private const string StateFix = "it is written by vlsm train; restore it from a copy, or start a new run";
+
+    /// <summary>Refuses counts no run writes: a negative epoch count, or a best epoch past the last one.</summary>
+    private void CheckState(TrainingState state)
+    {
+        if (state.EpochsCompleted < 0)
+            throw new VlsmException($"{StateFile}: epochs_completed is {state.EpochsCompleted}; it counts completed epochs, so it is at least 0 ({StateFix}).");
+        if (state.BestEpoch < 0 || state.BestEpoch > state.EpochsCompleted)
+            throw new VlsmException($"{StateFile}: best_epoch is {state.BestEpoch}, but the run completed {state.EpochsCompleted} epochs ({StateFix}).");
+    }
+
+    /// <summary>
+    /// The checkpoint folder <paramref name="state"/> names, refused unless it is in this run's
+    /// checkpoints folder: resume loads it, then deletes every other checkpoint folder.
+    /// </summary>
+    public string CheckpointOf(TrainingState state)
+    {
+        string checkpoints = System.IO.Path.TrimEndingDirectorySeparator(File("checkpoints")) + System.IO.Path.DirectorySeparatorChar;
+        string checkpoint = System.IO.Path.GetFullPath(File(state.Checkpoint));
+        if (!checkpoint.StartsWith(checkpoints, StringComparison.Ordinal))
+            throw new VlsmException($"{StateFile}: checkpoint \"{state.Checkpoint}\" is not a folder in {checkpoints} (such as {System.IO.Path.GetRelativePath(Path, CheckpointDir(state.EpochsCompleted))}); {StateFix}.");
+        return checkpoint;
     }
 
     public string CheckpointDir(int epochsCompleted) => File(System.IO.Path.Combine("checkpoints", $"epoch-{epochsCompleted:D4}"));

@@ -140,6 +140,9 @@ public sealed class TrainConfig
     /// <summary>Resolves and checks every value a run depends on (<see cref="TrainingPlan.Resolve"/>); the message names the field.</summary>
     public TrainingPlan Validate() => TrainingPlan.Resolve(this);
 
+    /// <summary>As <see cref="Validate()"/>, for a config read whole from <paramref name="configFile"/> (a run's config.yaml): messages name that file and the field, not flags.</summary>
+    public TrainingPlan Validate(string configFile) => TrainingPlan.Resolve(this, configFile);
+
     /// <summary>
     /// Sets max epochs. The minimum stays as it is: a run applies min(min_epochs, max_epochs)
     /// (<see cref="EffectiveMinEpochs"/>), so a smaller maximum lowers the minimum (as --epochs
@@ -230,7 +233,17 @@ public sealed class TrainConfig
         return result;
     }
 
-    private static TrainConfig FromYamlText(string yaml, string where)
+    /// <param name="where">Names the source in messages; the YAML is written from options, so its line numbers mean nothing to the user.</param>
+    private static TrainConfig FromYamlText(string yaml, string where) => Read(yaml, where, withLines: false);
+
+    public static TrainConfig FromYaml(string path)
+    {
+        if (!File.Exists(path)) throw new VlsmException($"{path}: config file not found.");
+        // The saved config is fully resolved (preset already applied), so it is read as it is.
+        return Read(File.ReadAllText(path), path, withLines: true);
+    }
+
+    private static TrainConfig Read(string yaml, string where, bool withLines)
     {
         try
         {
@@ -238,22 +251,63 @@ public sealed class TrainConfig
         }
         catch (YamlException e)
         {
-            throw new VlsmException($"{where}: {e.InnerException?.Message ?? e.Message}", e);
+            throw new VlsmException(DescribeError(yaml, e, where, withLines), e);
         }
     }
 
-    public static TrainConfig FromYaml(string path)
+    /// <summary>
+    /// What is wrong with a config, in the user's words: YamlDotNet's own message names .NET types
+    /// ("Invalid cast from 'System.String' to 'System.Collections.Generic.List`1...") and not the key,
+    /// and reports a syntax error at the first node it could not convert rather than where the syntax breaks.
+    /// </summary>
+    private static string DescribeError(string yaml, YamlException error, string where, bool withLines)
     {
-        if (!File.Exists(path)) throw new VlsmException($"{path}: config file not found.");
+        string At(Mark mark) => withLines ? $"{where} line {mark.Line}" : where;
+        var stream = new YamlDotNet.RepresentationModel.YamlStream();
         try
         {
-            // The saved config is fully resolved (preset already applied), so it is read as it is.
-            return Reader.Deserialize<TrainConfig>(File.ReadAllText(path)) ?? new TrainConfig();
+            stream.Load(new StringReader(yaml));
         }
-        catch (YamlException e)
+        catch (YamlException syntax)
         {
-            string detail = e.InnerException?.Message ?? e.Message;
-            throw new VlsmException($"{path} line {e.Start.Line}: {detail}", e);
+            return $"{At(syntax.Start)}: not valid YAML ({syntax.Message.TrimEnd('.')}).";
         }
+        if (stream.Documents.FirstOrDefault()?.RootNode is not YamlDotNet.RepresentationModel.YamlMappingNode root)
+            return $"{where}: not a config (a mapping of keys such as model, data, lr to values).";
+        var keys = typeof(TrainConfig).GetProperties()
+            .Where(p => p.CanWrite && !Attribute.IsDefined(p, typeof(YamlIgnoreAttribute)))
+            .ToDictionary(p => UnderscoredNamingConvention.Instance.Apply(p.Name), p => p.PropertyType, StringComparer.Ordinal);
+        foreach (var (keyNode, value) in root.Children)
+        {
+            string key = keyNode.ToString();
+            if (!keys.TryGetValue(key, out var type))
+            {
+                if (keyNode.Start.Index != error.Start.Index) continue;
+                return $"{At(keyNode.Start)}: \"{key}\" is not a config key; known: {string.Join(", ", keys.Keys.Order(StringComparer.Ordinal))}.";
+            }
+            if (error.Start.Index < value.Start.Index || error.Start.Index > value.End.Index) continue;
+            string given = value switch
+            {
+                YamlDotNet.RepresentationModel.YamlScalarNode scalar => $"\"{scalar.Value}\"",
+                YamlDotNet.RepresentationModel.YamlSequenceNode => "a list",
+                _ => "a mapping",
+            };
+            return $"{At(keyNode.Start)}: {key} must be {Expected(type)}, not {given}.";
+        }
+        return $"{At(error.Start)}: not a config vlsm can read ({(error.InnerException ?? error).Message.TrimEnd('.')}).";
+    }
+
+    /// <summary>A config value's type in words.</summary>
+    private static string Expected(Type type)
+    {
+        var t = Nullable.GetUnderlyingType(type) ?? type;
+        string words =
+            t == typeof(string) ? "text" :
+            t == typeof(int) ? "a whole number" :
+            t == typeof(double) ? "a number" :
+            t == typeof(bool) ? "true or false" :
+            t == typeof(List<string>) ? "a list of texts (one \"- item\" line each)" :
+            "a single value";
+        return Nullable.GetUnderlyingType(type) is null ? words : words + " (or empty)";
     }
 }

@@ -19,24 +19,42 @@ public sealed record TrainingPlan(
     CacheSection Cache)
 {
     /// <summary>Resolves and checks <paramref name="config"/>; reads the model folder's config.json to find its family.</summary>
+    /// <param name="configFile">
+    /// The file every value came from (a run's config.yaml, on resume), or null when flags may have set
+    /// them: a message then names that file and the field, not a flag the user never gave.
+    /// </param>
     /// <exception cref="VlsmException">A value is missing or out of range, or the family cannot train as asked; the message names the field.</exception>
-    public static TrainingPlan Resolve(TrainConfig config)
+    public static TrainingPlan Resolve(TrainConfig config, string? configFile = null)
+    {
+        if (configFile is null) return Resolve(config, flag: name => $" ({name})", imageSizeSource: null);
+        try
+        {
+            return Resolve(config, flag: _ => "", imageSizeSource: configFile);
+        }
+        catch (VlsmException e) when (!e.Message.StartsWith(configFile, StringComparison.Ordinal))
+        {
+            throw new VlsmException($"{configFile}: {e.Message}", e);
+        }
+    }
+
+    /// <param name="flag">What a message adds after a field's name to say which flag sets it: " (--lr)", or nothing when the value came from a file.</param>
+    private static TrainingPlan Resolve(TrainConfig config, Func<string, string> flag, string? imageSizeSource)
     {
         static void Check(bool ok, string message)
         {
             if (!ok) throw new VlsmException(message);
         }
         static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
-        Check(config.Model.Length > 0, "model: no model folder given (--model DIR).");
-        Check(config.Data.Count > 0, "data: no dataset given (--data ROOT).");
+        Check(config.Model.Length > 0, $"model: no model folder given{flag("--model DIR")}.");
+        Check(config.Data.Count > 0, $"data: no dataset given{flag("--data ROOT")}.");
         var loss = SegmentationLosses.Create(config.Loss);
         Check(config.Scheduler is "plateau" or "none", $"scheduler \"{config.Scheduler}\" is not one of plateau (ReduceLROnPlateau on validation loss), none (a constant learning rate).");
 
-        Check(config.MaxEpochs >= 1, $"max_epochs (--epochs) must be at least 1, got {config.MaxEpochs}.");
+        Check(config.MaxEpochs >= 1, $"max_epochs{flag("--epochs")} must be at least 1, got {config.MaxEpochs}.");
         Check(config.MinEpochs >= 0, $"min_epochs must be at least 0, got {config.MinEpochs}.");
-        Check(config.BatchSize >= 1, $"batch_size (--batch-size) must be at least 1, got {config.BatchSize}.");
-        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr (--lr) must be a positive number, got {F(config.Lr)}.");
-        Check(config.WeightDecay >= 0 && double.IsFinite(config.WeightDecay), $"weight_decay (--weight-decay) must be in [0, inf), got {F(config.WeightDecay)}.");
+        Check(config.BatchSize >= 1, $"batch_size{flag("--batch-size")} must be at least 1, got {config.BatchSize}.");
+        Check(config.Lr > 0 && double.IsFinite(config.Lr), $"lr{flag("--lr")} must be a positive number, got {F(config.Lr)}.");
+        Check(config.WeightDecay >= 0 && double.IsFinite(config.WeightDecay), $"weight_decay{flag("--weight-decay")} must be in [0, inf), got {F(config.WeightDecay)}.");
         Check(config.Beta1 is >= 0 and < 1, $"beta1 must be in [0, 1), got {F(config.Beta1)}.");
         Check(config.Beta2 is >= 0 and < 1, $"beta2 must be in [0, 1), got {F(config.Beta2)}.");
         Check(config.Eps > 0 && double.IsFinite(config.Eps), $"eps must be positive (AdamW divides by sqrt(v) + eps), got {F(config.Eps)}.");
@@ -44,7 +62,7 @@ public sealed record TrainingPlan(
         Check(config.PlateauFactor is > 0 and < 1, $"plateau_factor must be in (0, 1) (the learning rate is multiplied by it), got {F(config.PlateauFactor)}.");
         Check(config.PlateauPatience >= 0, $"plateau_patience must be at least 0, got {config.PlateauPatience}.");
         Check(config.PlateauThreshold >= 0 && double.IsFinite(config.PlateauThreshold), $"plateau_threshold must be in [0, inf) (relative), got {F(config.PlateauThreshold)}.");
-        Check(config.EarlyStoppingPatience >= 0, $"early_stopping_patience must be at least 0 (--patience), got {config.EarlyStoppingPatience}.");
+        Check(config.EarlyStoppingPatience >= 0, $"early_stopping_patience must be at least 0{flag("--patience")}, got {config.EarlyStoppingPatience}.");
         Check(config.EarlyStoppingMinDelta >= 0 && double.IsFinite(config.EarlyStoppingMinDelta), $"early_stopping_min_delta must be in [0, inf), got {F(config.EarlyStoppingMinDelta)}.");
         Check(config.FeatureCacheMemoryMb >= 0, $"feature_cache_memory_mb must be at least 0 (0 keeps the cache on disk only), got {config.FeatureCacheMemoryMb}.");
         Check(config.TrainSplit.Length > 0 && config.ValSplit.Length > 0, "train_split and val_split must name splits (e.g. train, val).");
@@ -72,7 +90,7 @@ public sealed record TrainingPlan(
             : FineTuneSpec.Create(mode, freezeText: config.FreezeText));
         var precision = FamilyChecks.TrainingPrecision(family, ComputePrecisions.Parse(config.Precision));
         var options = ModelFamilies.CheckOptions(family, config.Model, config.FamilyOptions());
-        var input = FamilyChecks.ImageSize(family, config.Model, config.ImageSize);
+        var input = FamilyChecks.ImageSize(family, config.Model, config.ImageSize, imageSizeSource);
 
         PromptChoice? prompt;
         if (family.TakesText)

@@ -89,6 +89,9 @@ public sealed record TrainingRequest
             throw new VlsmException(run.HasState
                 ? $"{run.Path}: state.json but no config.yaml; the run cannot be resumed without its config."
                 : $"{run.Path}: no config.yaml or state.json; nothing to resume (a run folder gets its config.yaml when it starts).");
+        if (string.IsNullOrWhiteSpace(File.ReadAllText(run.ConfigFile)))
+            throw new VlsmException($"{run.ConfigFile} is empty: the run's settings (model, data, mode, ...) are lost, so it cannot be resumed. "
+                + "Restore config.yaml from a copy, or start a new run.");
         var saved = TrainConfig.FromYaml(run.ConfigFile);
         RefuseMissingRelativePaths(saved, run);
         saved.MakePathsAbsolute();
@@ -105,13 +108,14 @@ public sealed record TrainingRequest
         var state = run.HasState ? run.ReadState() : null;
         if (Epochs is { } epochs)
         {
+            if (epochs < 1) throw new VlsmException($"--epochs {epochs}: give at least 1.");
             // Lowering could not be exact: a run started with the lower maximum may have stopped early (its minimum is lower) at an epoch this one has passed.
             if (state is not null && epochs < saved.MaxEpochs)
                 throw new VlsmException($"--epochs {epochs}: resume can raise {run.Path}'s max_epochs ({saved.MaxEpochs}), not lower it "
                     + $"(it has completed {state.EpochsCompleted}); to stop it sooner, press Ctrl-C: it resumes from its last completed epoch.");
             saved.SetEpochs(epochs);
         }
-        saved.Validate();
+        saved.Validate(run.ConfigFile); // only --epochs may differ from config.yaml, and it is checked above
         if (state is null)
             return new PreparedTraining(saved, run, false, $"{run.Path} has no completed epoch (it was stopped in its first); starting it again from its config.yaml.");
         return new PreparedTraining(saved, run, true, null);

@@ -190,6 +190,7 @@ public sealed class TrainingSession : IDisposable
         if (resume)
         {
             state = Run.ReadState();
+            CheckBestWeights();
             if (!RunExtension.CanContinue(state, schedule))
             {
                 string why = state.Finished ? $"already finished ({state.StopReason})" : $"already trained its {state.EpochsCompleted} epochs";
@@ -269,10 +270,33 @@ public sealed class TrainingSession : IDisposable
         now.Write(file);
     }
 
+    /// <summary>
+    /// Refuses to resume a run whose best.safetensors is missing or does not load into this model:
+    /// a later epoch replaces the file only when it beats the best, so the run would end naming
+    /// weights it does not have. Loading it here is overwritten by <see cref="Restore"/>.
+    /// </summary>
+    private void CheckBestWeights()
+    {
+        if (state.BestEpoch == 0) return; // no epoch has been best yet: there is no file to check
+        string checkpointWeights = Path.Combine(Run.CheckpointOf(state), CheckpointRecorder.WeightsFile);
+        string fix = (state.BestEpoch == state.EpochsCompleted ? $"copy {checkpointWeights} (epoch {state.BestEpoch}'s weights) to it" : "restore it from a copy")
+            + ", or start a new run";
+        if (!File.Exists(Run.BestFile))
+            throw new VlsmException($"{Run.BestFile} is missing, but {Run.StateFile} records the best weights (epoch {state.BestEpoch}) there; nothing was trained. To resume, {fix}.");
+        try
+        {
+            Model.LoadInto(Run.BestFile);
+        }
+        catch (VlsmException e)
+        {
+            throw new VlsmException($"{Run.BestFile}, the run's best weights (epoch {state.BestEpoch}), does not load: {e.Message.TrimEnd('.')}. Nothing was trained. To resume, {fix}.", e);
+        }
+    }
+
     /// <summary>Weights, optimizer, schedules and metrics rows as the run's last committed epoch left them.</summary>
     private List<EpochMetrics> Restore(ReduceLrOnPlateau plateau, EarlyStopping early)
     {
-        string checkpoint = Run.File(state.Checkpoint);
+        string checkpoint = Run.CheckpointOf(state);
         Model.LoadInto(Path.Combine(checkpoint, CheckpointRecorder.WeightsFile));
         using (var opt = SafetensorsFile.Open(Path.Combine(checkpoint, CheckpointRecorder.OptimizerFile)))
             Optimizer.Restore(state.OptimizerStep, opt.LoadAll());
