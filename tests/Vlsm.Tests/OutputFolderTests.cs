@@ -107,6 +107,7 @@ public sealed class OutputFolderTests : IDisposable
         {
             "predict" => ["predict", "--model", model, "--prompt", "x", empty],
             "eval" => ["eval", "--model", model, "--data", empty],
+            "train" => ["train", "--model", model, "--data", empty, "--epochs", "1"],
             "init" => ["init", "--arch", "unet-resnet18"],
             "convert smp" => ["convert", "smp", "--checkpoint", Path.Combine(Fixtures.Parity, "smp-unet-tiny", "model.pth")],
             "convert cris" => ["convert", "cris", "--checkpoint", Path.Combine(Fixtures.Parity, "cris-tiny", "cris-tiny.pth")],
@@ -121,6 +122,7 @@ public sealed class OutputFolderTests : IDisposable
     [Theory]
     [InlineData("predict")]
     [InlineData("eval")]
+    [InlineData("train")]
     [InlineData("init")]
     [InlineData("convert smp")]
     [InlineData("report")]

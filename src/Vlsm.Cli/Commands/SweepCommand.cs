@@ -36,7 +36,7 @@ internal static class SweepCommand
         cmd.Subcommands.Add(BuildCell());
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
-            int? threadsInAll = AtLeastOne(parse.GetValue(threads));
+            int? threadsInAll = ThreadsWithinBounds(parse.GetValue(threads));
             var variables = ParseVars(parse.GetValue(vars) ?? []);
             var sweepSpec = SweepSpec.Load(parse.GetValue(spec)!, variables);
             string dir = parse.GetValue(output)!;
@@ -114,7 +114,7 @@ internal static class SweepCommand
         var cmd = new Command("cell", "Run one cell of a planned sweep (what local workers and Slurm array tasks run).") { dir, index, threads, parent };
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
-            int? given = AtLeastOne(parse.GetValue(threads));
+            int? given = ThreadsWithinBounds(parse.GetValue(threads));
             var sweep = Sweep.Open(parse.GetValue(dir)!);
             int i = parse.GetValue(index)
                 ?? (int.TryParse(Environment.GetEnvironmentVariable("SLURM_ARRAY_TASK_ID"), out int task) ? task : throw new VlsmException("give --index I (or run as a Slurm array task)."));
@@ -150,9 +150,8 @@ internal static class SweepCommand
         thread.Start();
     }
 
-    /// <summary>--threads as train takes it: no fewer than 1 (libtorch and the split between workers have no meaning for 0 or fewer).</summary>
-    private static int? AtLeastOne(int? threads) =>
-        threads is < 1 ? throw new VlsmException($"--threads {threads}: give at least 1.") : threads;
+    /// <summary>--threads within train's bounds (<see cref="TrainingThreads"/>), or null when not given.</summary>
+    private static int? ThreadsWithinBounds(int? threads) => threads is { } n ? TrainingThreads.Check(n) : null;
 
     /// <summary>This program as a child process would run it: vlsm's own binary, or dotnet and vlsm.dll.</summary>
     internal static CellCommand CellCommand()

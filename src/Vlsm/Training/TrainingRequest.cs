@@ -1,3 +1,4 @@
+using Vlsm.IO;
 using Vlsm.Models;
 using Vlsm.Models.Registry;
 
@@ -71,6 +72,7 @@ public sealed record TrainingRequest
         Apply(config);
         config.MakePathsAbsolute();
         string outDir = Out ?? throw new VlsmException("--out RUN is required: the folder where the run is written.");
+        OutputFolder.RefuseFileOnPath(outDir, "--out");
         var run = new RunFolder(outDir);
         if (run.HasState) throw new VlsmException($"{run.Path} already holds a run; use --resume {outDir} to continue it, or another --out.");
         var plan = config.Validate();
