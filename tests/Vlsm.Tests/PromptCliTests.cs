@@ -90,6 +90,27 @@ public sealed class PromptCliTests : IDisposable
     }
 
     [Fact]
+    public void AFolderWhereASplitFileGoesLeavesEveryOldSplitFileAsItWas()
+    {
+        string dir = Folder("blocked", 10);
+        var first = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--split", "0.6,0.2,0.2", "--seed", "3");
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        string test = Path.Combine(dir, "anns", "test.json");
+        File.Delete(test);
+        Directory.CreateDirectory(test);
+        var files = new[] { "train", "val" }.Select(n => Path.Combine(dir, "anns", n + ".json")).ToArray();
+        var bytes = files.Select(File.ReadAllBytes).ToArray();
+
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--split", "0.4,0.3,0.3", "--seed", "4", "--force");
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"error: {test} is a folder, so test.json cannot be written there and nothing was written; remove that folder", r.Stderr);
+        Assert.Equal(bytes, files.Select(File.ReadAllBytes).ToArray());
+        Assert.True(Directory.Exists(test));
+        Assert.Equal(["anns", "images", "masks"], Directory.GetDirectories(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void AllToTestWithASplitOfZeroZeroOne()
     {
         string dir = Folder("alltest", 5);
