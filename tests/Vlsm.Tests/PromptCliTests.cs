@@ -143,6 +143,22 @@ public sealed class PromptCliTests : IDisposable
     }
 
     [Fact]
+    public void ADescriptionsFileInAnotherFormatIsRefused()
+    {
+        string dir = Folder("otherdesc", 4);
+        string config = Path.Combine(Fixtures.Parity, "clipseg-tiny", "config.json");
+        string binary = Path.Combine(tmp, "descriptions.bin");
+        File.WriteAllBytes(binary, [0x89, (byte)'P', (byte)'N', (byte)'G', 0, 0, 0, 13, (byte)'\n']);
+        foreach (var (file, says) in new[] { (config, "a JSON object, not descriptions"), (binary, "not a text file") })
+        {
+            var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--descriptions", file);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains($"error: {file}: {says}. Give ", r.Stderr);
+            Assert.False(Directory.Exists(Path.Combine(dir, "anns")));
+        }
+    }
+
+    [Fact]
     public void MissingFolderNamesIt()
     {
         string missing = Path.Combine(tmp, "nowhere");
