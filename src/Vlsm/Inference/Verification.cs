@@ -30,7 +30,15 @@ public static class Verification
             throw new VlsmException($"--reference {referencePath}: no such file.");
         CheckReference(referencePath);
         if (weights is not null) new ModelReference(modelDir, weights, null).CheckBase(allowOtherBase, note);
-        return new VerificationReport(family, family.Verify(modelDir, referencePath, weights), tolerance);
+        try
+        {
+            return new VerificationReport(family, family.Verify(modelDir, referencePath, weights), tolerance);
+        }
+        catch (VlsmException e) when (Inputs.Any(input => e.Message.StartsWith(input + " ", StringComparison.Ordinal)))
+        {
+            // The model's own check of an input's shape names the tensor; here the tensor came from the reference file.
+            throw new VlsmException($"{referencePath}: {e.Message} The reference's inputs were not made for this model; regenerate it for {modelDir}.", e);
+        }
     }
 
     /// <summary>The inputs a reference file can hold; every other tensor is an expected output.</summary>
