@@ -179,11 +179,14 @@ public static class VlsmServer
             }
             form = await context.Request.ReadFormAsync(context.RequestAborted);
         }
-        catch (Exception e) when (e is Microsoft.AspNetCore.Http.BadHttpRequestException or InvalidDataException)
+        // A malformed multipart body (no closing boundary, truncated) surfaces as an IOException from the reader.
+        catch (Exception e) when (e is Microsoft.AspNetCore.Http.BadHttpRequestException or InvalidDataException or IOException && !context.RequestAborted.IsCancellationRequested)
         {
             bool tooLarge = e is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } || e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase);
-            await Error(context, tooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest, "image",
-                tooLarge ? $"the upload is over {options.MaxUploadMegabytes} MB; send a smaller image." : $"the form could not be read: {e.Message}");
+            if (tooLarge)
+                await Error(context, StatusCodes.Status413PayloadTooLarge, "image", $"the upload is over {options.MaxUploadMegabytes} MB; send a smaller image.");
+            else
+                await Error(context, StatusCodes.Status400BadRequest, "body", $"the multipart form could not be read ({Clip(e.Message)}); send multipart/form-data with the image in the field 'image'.");
             return;
         }
 
@@ -205,9 +208,14 @@ public static class VlsmServer
         }
 
         var file = form.Files.GetFile("image");
-        if (file is null || file.Length == 0)
+        if (file is null)
         {
             await Error(context, StatusCodes.Status400BadRequest, "image", "no image; send the image file in the form field 'image'.");
+            return;
+        }
+        if (file.Length == 0)
+        {
+            await Error(context, StatusCodes.Status400BadRequest, "image", $"the uploaded image '{Clip(file.FileName)}' is empty (0 bytes); send the file's contents.");
             return;
         }
 
@@ -225,6 +233,17 @@ public static class VlsmServer
         {
             await Error(context, StatusCodes.Status400BadRequest, "output", $"'{Clip(output)}' is not an output; give one of {string.Join(", ", Outputs)}.");
             return;
+        }
+
+        bool withProbabilities = false;
+        if (form["probabilities"].FirstOrDefault() is { } given)
+        {
+            if (given is "1" or "0") withProbabilities = given == "1";
+            else if (!bool.TryParse(given, out withProbabilities))
+            {
+                await Error(context, StatusCodes.Status400BadRequest, "probabilities", $"'{Clip(given)}' is not a yes or no; give true or false.");
+                return;
+            }
         }
 
         var prompts = form["prompt"].Select(p => p ?? "").ToList();
@@ -312,7 +331,6 @@ public static class VlsmServer
                 await Png(context, ImageCodec.EncodePng(SegmentationResults.Overlay(image, SegmentationResults.Mask(predictions[0], image, threshold))));
                 break;
             default:
-                bool withProbabilities = form["probabilities"].FirstOrDefault() is "true" or "1";
                 var results = new JsonArray();
                 for (int i = 0; i < predictions.Count; i++)
                 {

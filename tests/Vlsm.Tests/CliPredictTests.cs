@@ -26,6 +26,32 @@ public sealed class CliPredictTests : IDisposable
         return path;
     }
 
+    [Theory]
+    [InlineData("smp-unet-tiny", "UNet")]
+    [InlineData("cris-tiny", "CRIS")]
+    public void WeightsOfAnotherFamilyAreRefusedAsSuchNotAsAnotherBase(string model, string familyWord)
+    {
+        // A CLIPSeg adapter's metadata: its shape fingerprint and a base-weights hash no folder has.
+        string adapter = Path.Combine(tmp, "clipseg-adapter.safetensors");
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+            SafetensorsWriter.Save(adapter, [new KeyValuePair<string, TorchSharp.torch.Tensor>("vision_extract_adapters.0.fc1.weight", TorchSharp.torch.zeros(4, 8))],
+                new Dictionary<string, string> { ["base"] = ClipSegConfig.FromFile(Path.Combine(Tiny, "config.json")).Fingerprint, [Vlsm.Models.BaseWeights.MetadataKey] = "sha256:" + new string('0', 64) });
+        string image = MakeImage("img.png", 32, 32, 3);
+        string modelDir = Path.Combine(Fixtures.Parity, model);
+
+        foreach (var allow in new[] { false, true })
+        {
+            string[] args = ["predict", "--model", modelDir, "--adapter", adapter, "--out", Path.Combine(tmp, "out"), image];
+            var r = CliRunner.Run(allow ? [.. args, "--allow-other-base"] : args);
+            Assert.True(r.ExitCode == 2, r.Stdout + r.Stderr);
+            Assert.Contains($"{adapter} was trained for a CLIPSeg model (clipseg;", r.Stderr);
+            Assert.Contains($"but {modelDir} holds a ", r.Stderr);
+            Assert.Contains(familyWord, r.Stderr);
+            Assert.DoesNotContain("--allow-other-base", r.Stderr);
+            Assert.DoesNotContain("sha256:", r.Stderr);
+        }
+    }
+
     [Fact]
     public void WritesMaskOverlayAndProbsAtTheRightSizes()
     {

@@ -238,4 +238,31 @@ public sealed class ConfigAgainstWeightsTests : IDisposable
         var r = CliRunner.Run("verify", "--model", ClipSegTiny, "--reference", path);
         OneLineError(r, $"input_ids holds the token id {id}, but the model has token ids 0..49407 (text_config.vocab_size)");
     }
+
+    [Theory]
+    [InlineData("flat", "attention_mask is [26] but input_ids is [2, 13]; the mask must have input_ids' shape")]
+    [InlineData("one-row", "attention_mask is [1, 26] but input_ids is [2, 13]; the mask must have input_ids' shape")]
+    [InlineData("f64", "attention_mask is F64; the mask must be integers")]
+    [InlineData("pixels", "pixel_values must be (batch, 3, height, width); got (2, 12, 12, 12). The reference's inputs were not made for this model")]
+    public void VerifyRefusesInputsThatDoNotFitNamingTheReference(string kind, string expected)
+    {
+        string path = Path.Combine(tmp, $"mask-{kind}.safetensors");
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            Dictionary<string, TorchSharp.torch.Tensor> tensors;
+            using (var reference = Vlsm.IO.SafetensorsFile.Open(Path.Combine(ClipSegTiny, "reference.safetensors"))) tensors = reference.LoadAll();
+            Assert.Equal([2L, 13L], tensors["input_ids"].shape); // the shapes the messages above name
+            var mask = tensors.TryGetValue("attention_mask", out var m) ? m : TorchSharp.torch.ones_like(tensors["input_ids"]);
+            if (kind == "pixels") tensors["pixel_values"] = TorchSharp.torch.zeros(2, 12, 12, 12);
+            else tensors["attention_mask"] = kind switch
+            {
+                "flat" => mask.reshape(26),
+                "one-row" => mask.reshape(1, 26),
+                _ => mask.to(TorchSharp.torch.ScalarType.Float64),
+            };
+            Vlsm.IO.SafetensorsWriter.Save(path, tensors);
+        }
+        var r = CliRunner.Run("verify", "--model", ClipSegTiny, "--reference", path);
+        OneLineError(r, $"{path}: {expected}");
+    }
 }

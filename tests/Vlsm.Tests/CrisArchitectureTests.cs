@@ -73,6 +73,18 @@ public sealed class CrisArchitectureTests : IDisposable
         Assert.StartsWith(path, e.Message);
     }
 
+    [Theory]
+    [InlineData("\"x\"")]
+    [InlineData("[64]")]
+    public void AClipThatIsNotAnObjectIsNamed(string clip)
+    {
+        var path = ConfigWith(o => o["clip"] = JsonNode.Parse(clip));
+        var e = Assert.Throws<VlsmException>(() => CrisConfig.FromFile(path));
+        Assert.StartsWith($"{path}: clip must be an object of the CLIP backbone's sizes", e.Message);
+        Assert.Contains($"not {clip}", e.Message);
+        Assert.DoesNotContain("fpn_in", e.Message);
+    }
+
     [Fact]
     public void AClipSizeTheWeightsContradictIsNamed()
     {

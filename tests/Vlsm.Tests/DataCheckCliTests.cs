@@ -70,6 +70,21 @@ public sealed class DataCheckCliTests : IDisposable
     }
 
     [Fact]
+    public void AFolderWhereASplitFileGoesIsAnErrorNamingIt()
+    {
+        WriteCleanDataset();
+        string ann = Path.Combine(set.Root, "anns", "test.json");
+        File.Delete(ann);
+        Directory.CreateDirectory(ann);
+        var r = CliRunner.Run("data", "check", "--data", set.Root);
+        Assert.Equal(1, r.ExitCode);
+        string line = r.Stdout.Split('\n').Single(l => l.StartsWith("error:"));
+        Assert.Contains($"{ann} is a folder, not the annotation file of split \"test\"", line);
+        Assert.Contains("remove it", line);
+        Assert.DoesNotContain("   at ", r.Stdout + r.Stderr);
+    }
+
+    [Fact]
     public void SizeMismatchNamesBothFilesAndExitsOne()
     {
         WriteCleanDataset();

@@ -90,6 +90,27 @@ public sealed class PromptCliTests : IDisposable
     }
 
     [Fact]
+    public void AFolderWhereASplitFileGoesLeavesEveryOldSplitFileAsItWas()
+    {
+        string dir = Folder("blocked", 10);
+        var first = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--split", "0.6,0.2,0.2", "--seed", "3");
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        string test = Path.Combine(dir, "anns", "test.json");
+        File.Delete(test);
+        Directory.CreateDirectory(test);
+        var files = new[] { "train", "val" }.Select(n => Path.Combine(dir, "anns", n + ".json")).ToArray();
+        var bytes = files.Select(File.ReadAllBytes).ToArray();
+
+        var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--split", "0.4,0.3,0.3", "--seed", "4", "--force");
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"error: {test} is a folder, so test.json cannot be written there and nothing was written; remove that folder", r.Stderr);
+        Assert.Equal(bytes, files.Select(File.ReadAllBytes).ToArray());
+        Assert.True(Directory.Exists(test));
+        Assert.Equal(["anns", "images", "masks"], Directory.GetDirectories(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void AllToTestWithASplitOfZeroZeroOne()
     {
         string dir = Folder("alltest", 5);
@@ -119,6 +140,22 @@ public sealed class PromptCliTests : IDisposable
         Assert.Equal(["lesion which is a patch of abnormal tissue", "lesion which is a spot"], full.Prompts["p7"]);
         // A one-element list stays a list in the file.
         Assert.Contains("\"p7\": [", File.ReadAllText(Path.Combine(dir, "anns", "test.json")));
+    }
+
+    [Fact]
+    public void ADescriptionsFileInAnotherFormatIsRefused()
+    {
+        string dir = Folder("otherdesc", 4);
+        string config = Path.Combine(Fixtures.Parity, "clipseg-tiny", "config.json");
+        string binary = Path.Combine(tmp, "descriptions.bin");
+        File.WriteAllBytes(binary, [0x89, (byte)'P', (byte)'N', (byte)'G', 0, 0, 0, 13, (byte)'\n']);
+        foreach (var (file, says) in new[] { (config, "a JSON object, not descriptions"), (binary, "not a text file") })
+        {
+            var r = CliRunner.Run("prompts", "--data", dir, "--class", "polyp", "--descriptions", file);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains($"error: {file}: {says}. Give ", r.Stderr);
+            Assert.False(Directory.Exists(Path.Combine(dir, "anns")));
+        }
     }
 
     [Fact]

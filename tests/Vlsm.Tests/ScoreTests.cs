@@ -81,6 +81,22 @@ public sealed class ScoreTests : IDisposable
     }
 
     [Fact]
+    public void AFolderWhereSummaryJsonGoesLeavesNoPerImageCsvWithoutIt()
+    {
+        string data = Path.Combine(tmp, "data3");
+        SyntheticDataset.Generate(data, new SynthOptions(6, 3, Size: 48, Style: SynthStyle.Medical), null);
+        string output = Path.Combine(tmp, "blocked");
+        string summary = Path.Combine(output, EvaluationReport.SummaryFile);
+        Directory.CreateDirectory(summary);
+
+        var r = CliRunner.Run("score", "--pred", Path.Combine(data, "masks"), "--data", data, "--out", output);
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"error: {summary} is a folder, so summary.json cannot be written there and nothing was written; remove that folder", r.Stderr);
+        Assert.Equal([summary], Directory.GetFileSystemEntries(output));
+    }
+
+    [Fact]
     public void AMissingOrMisSizedPredictionIsNamed()
     {
         string data = Path.Combine(tmp, "data2");

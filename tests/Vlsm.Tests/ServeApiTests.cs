@@ -180,8 +180,20 @@ public sealed class ServeApiTests : IClassFixture<ServeApiTests.Servers>, IDispo
         { "threshold-text", 400, "threshold" },
         { "unknown-output", 400, "output" },
         { "two-prompts-one-png", 400, "output" },
+        { "probabilities-maybe", 400, "probabilities" },
+        { "malformed-multipart", 400, "body" },
+        { "empty-image", 400, "image" },
         { "over-upload-limit", 413, "image" },
         { "over-pixel-limit", 413, "image" },
+    };
+
+    /// <summary>What the message of some refusals must say, beyond naming the field.</summary>
+    private static readonly Dictionary<string, string> Says = new()
+    {
+        ["no-image"] = "no image",
+        ["empty-image"] = "the uploaded image 'scan.png' is empty (0 bytes)",
+        ["probabilities-maybe"] = "'maybe' is not a yes or no; give true or false",
+        ["malformed-multipart"] = "the multipart form could not be read",
     };
 
     [Theory]
@@ -204,6 +216,9 @@ public sealed class ServeApiTests : IClassFixture<ServeApiTests.Servers>, IDispo
             "threshold-text" => Form(png, fields: [("prompt", "polyp"), ("threshold", "half")]),
             "unknown-output" => Form(png, fields: [("prompt", "polyp"), ("output", "dicom")]),
             "two-prompts-one-png" => Form(png, fields: [("prompt", "polyp"), ("prompt", "lesion")]),
+            "probabilities-maybe" => Form(png, fields: [("prompt", "polyp"), ("output", "json"), ("probabilities", "maybe")]),
+            "malformed-multipart" => new StringContent("garbage") { Headers = { ContentType = MediaTypeHeaderValue.Parse("multipart/form-data; boundary=zzz") } },
+            "empty-image" => Form([], "scan.png", ("prompt", "polyp")),
             "over-upload-limit" => Form(new byte[(1 << 20) + 4096], "big.png", ("prompt", "polyp")),
             "over-pixel-limit" => Form(png, fields: [("prompt", "polyp")]),
             _ => throw new ArgumentException(kind),
@@ -213,6 +228,7 @@ public sealed class ServeApiTests : IClassFixture<ServeApiTests.Servers>, IDispo
         var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!;
         Assert.Equal(field, (string)error["field"]!);
         Assert.False(string.IsNullOrWhiteSpace((string)error["message"]!));
+        if (Says.TryGetValue(kind, out var says)) Assert.Contains(says, (string)error["message"]!);
         // The server keeps serving after every refusal.
         using var health = await http.GetAsync(Url(app) + "/healthz");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);

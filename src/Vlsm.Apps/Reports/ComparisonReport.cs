@@ -118,33 +118,84 @@ public sealed class ComparisonReport
     };
 
     /// <summary>Entries of one summary.json: a column per dataset (or per prompt), as the report's columns ask.</summary>
+    /// <exception cref="VlsmException">The file is not a summary vlsm eval writes; the message names the file and the field.</exception>
     private static IEnumerable<ReportEntry> FromEvaluation(string dir, string method, string seed, long? trainable, string columns, string? promptColumn = null)
     {
         string path = Path.Combine(dir, "summary.json");
-        if (!File.Exists(path)) yield break;
-        var root = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        IEnumerable<(string Prompt, JsonObject Node)> prompts = root["prompts"] is JsonObject all
-            ? all.Select(kv => (kv.Key, kv.Value!.AsObject()))
-            : [(root["prompt"]?.GetValue<string>() ?? "", root)];
-        foreach (var (prompt, node) in prompts)
+        if (!File.Exists(path)) return [];
+        var summaryFile = new SummaryFile(path);
+        var root = summaryFile.Root();
+        // Each part with its field path ("prompts.p0.datasets.kvasir."), so an error names the field in full.
+        IEnumerable<(string Prompt, JsonObject Node, string Field)> prompts = root["prompts"] is { } all
+            ? summaryFile.Object(all, "prompts").Select(kv => (kv.Key, summaryFile.Object(kv.Value, $"prompts.{kv.Key}"), $"prompts.{kv.Key}."))
+            : [(summaryFile.String(root["prompt"], "prompt") ?? "", root, "")];
+        var entries = new List<ReportEntry>();
+        foreach (var (prompt, node, promptField) in prompts)
         {
-            IEnumerable<(string Dataset, JsonObject Summary)> datasets = node["datasets"] is JsonObject many
-                ? many.Select(kv => (kv.Key, kv.Value!.AsObject()))
-                : [(root["dataset"]?.GetValue<string>() ?? "dataset", node)];
-            foreach (var (dataset, summary) in datasets)
+            List<(string Dataset, JsonObject Summary, string Field)> datasets = node["datasets"] is { } many
+                ? summaryFile.Object(many, $"{promptField}datasets").Select(kv => (kv.Key, summaryFile.Object(kv.Value, $"{promptField}datasets.{kv.Key}"), $"{promptField}datasets.{kv.Key}.")).ToList()
+                : [(summaryFile.String(root["dataset"], "dataset") ?? "dataset", node, promptField)];
+            foreach (var (dataset, summary, field) in datasets)
             {
-                var metrics = ReportMetric.Known.ToDictionary(m => m.Key, m => summary[m.Key]?["mean"]?.GetValue<double?>());
+                var metrics = ReportMetric.Known.ToDictionary(m => m.Key, m => summaryFile.Mean(summary, field + m.Key));
                 if (columns == "prompt")
                 {
-                    string row = datasets.Count() > 1 ? $"{method} / {dataset}" : method;
-                    yield return new ReportEntry(row, promptColumn ?? prompt, seed, metrics, trainable, dir);
+                    string row = datasets.Count > 1 ? $"{method} / {dataset}" : method;
+                    entries.Add(new ReportEntry(row, promptColumn ?? prompt, seed, metrics, trainable, dir));
                 }
                 else
                 {
-                    yield return new ReportEntry(method, dataset, seed, metrics, trainable, dir);
+                    entries.Add(new ReportEntry(method, dataset, seed, metrics, trainable, dir));
                 }
             }
         }
+        return entries;
+    }
+
+    /// <summary>
+    /// Reads one summary.json as vlsm eval writes it (<see cref="Vlsm.Evaluation.EvaluationReport"/>);
+    /// anything else is an error naming the file, the field, what it should hold and how to get a good one.
+    /// </summary>
+    private sealed class SummaryFile(string path)
+    {
+        private const string Fix = "re-run the evaluation that wrote it (vlsm eval --out this folder; in a sweep, delete the cell's cell.json and run the sweep again)";
+
+        public JsonObject Root()
+        {
+            JsonNode? root;
+            try
+            {
+                root = JsonNode.Parse(File.ReadAllText(path));
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new VlsmException($"{path}: not valid JSON ({e.Message}); {Fix}.", e);
+            }
+            return root as JsonObject ?? throw Wrong("the file", "a JSON object", root);
+        }
+
+        public JsonObject Object(JsonNode? node, string field) => node as JsonObject ?? throw Wrong(field, "an object", node);
+
+        /// <summary>The string at <paramref name="node"/>, or null when the field is absent.</summary>
+        public string? String(JsonNode? node, string field) =>
+            node is null ? null
+            : node is JsonValue value && value.TryGetValue<string>(out var text) ? text
+            : throw Wrong(field, "a string", node);
+
+        /// <summary>The mean of the metric at <paramref name="field"/> ("datasets.kvasir.dice"), or null when the summary has none (a metric not computed, or undefined).</summary>
+        public double? Mean(JsonObject summary, string field)
+        {
+            var node = summary[field[(field.LastIndexOf('.') + 1)..]];
+            if (node is null) return null;
+            var mean = Object(node, field)["mean"];
+            if (mean is null) return null;
+            return mean is JsonValue value && value.TryGetValue<double>(out var number)
+                ? number
+                : throw Wrong($"{field}.mean", "a number", mean);
+        }
+
+        private VlsmException Wrong(string field, string expected, JsonNode? got) =>
+            new($"{path}: {field} should be {expected}, not {Printable.Clip(got?.ToJsonString() ?? "null")}; {Fix}.");
     }
 
     /// <summary>The cell of a method and column, or null when no run of it finished.</summary>

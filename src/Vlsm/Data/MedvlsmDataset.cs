@@ -145,6 +145,9 @@ public sealed partial class MedvlsmDataset
                 $"{Root}: dataset {Name} has no split \"{split}\"; splits with annotation files: {SplitsWithFiles()}."
                 + (_filesFromConfig ? $" Add it under annotations in {Path.Combine(Root, DatasetConfig.FileName)}." : ""));
         }
+        // Checked before "no file": a folder there is a mistake to name, not an empty split to skip.
+        if (Directory.Exists(file))
+            throw new VlsmException($"{file} is a folder, not the annotation file of split \"{split}\" of dataset {Name}; remove it, or replace it with the split's JSON file (a list of img_name, mask_name, prompts records).");
         if (!File.Exists(file))
         {
             if (required || _filesFromConfig)

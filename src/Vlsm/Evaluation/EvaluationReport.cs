@@ -299,12 +299,11 @@ public sealed class EvaluationReport
         return text.ToString();
     }
 
-    /// <summary>Writes per_image.csv and summary.json into <paramref name="directory"/>, each atomically.</summary>
+    /// <summary>Writes per_image.csv and summary.json into <paramref name="directory"/> together: both are replaced, or (on an error) neither.</summary>
     public void Write(string directory)
     {
         ArgumentNullException.ThrowIfNull(directory);
-        AtomicFile.WriteAllText(Path.Combine(directory, PerImageFile), ToCsv());
-        AtomicFile.WriteAllText(Path.Combine(directory, SummaryFile), ToJsonText() + "\n");
+        AtomicFile.WriteAllTexts([(Path.Combine(directory, PerImageFile), ToCsv()), (Path.Combine(directory, SummaryFile), ToJsonText() + "\n")]);
     }
 
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);

@@ -71,6 +71,51 @@ public static class AtomicFile
         WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
     }
 
+    /// <summary>
+    /// Writes several files as one set, as far as a file system allows: every file goes to its
+    /// temporary first, and only when all are complete are they renamed over their targets. A target
+    /// that is a folder is refused before anything is written, so an error leaves the old set as it was.
+    /// </summary>
+    /// <exception cref="VlsmException">A target is a folder.</exception>
+    public static void WriteAllTexts(IReadOnlyList<(string Path, string Text)> files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        foreach (var (path, _) in files) RefuseFolderAt(path);
+        var staged = new List<(string Target, string Temp)>();
+        try
+        {
+            foreach (var (path, text) in files)
+            {
+                var (target, temp, stream) = Begin(path);
+                staged.Add((target, temp));
+                try
+                {
+                    stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+                    FlushToDisk(stream, temp);
+                }
+                catch
+                {
+                    Abort(stream, temp);
+                    throw;
+                }
+            }
+            foreach (var (target, temp) in staged) File.Move(temp, target, overwrite: true);
+        }
+        catch
+        {
+            foreach (var (_, temp) in staged) TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Refuses to write a file at <paramref name="path"/> when a folder is there (the rename would fail only after the data was written).</summary>
+    /// <exception cref="VlsmException">The path is a folder.</exception>
+    public static void RefuseFolderAt(string path)
+    {
+        if (Directory.Exists(path))
+            throw new VlsmException($"{path} is a folder, so {System.IO.Path.GetFileName(path)} cannot be written there and nothing was written; remove that folder, or write somewhere else.");
+    }
+
     private static (string Target, string Temp, FileStream Stream) Begin(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -101,6 +146,12 @@ public static class AtomicFile
 
     private static void Commit(FileStream stream, string temp, string target)
     {
+        FlushToDisk(stream, temp);
+        File.Move(temp, target, overwrite: true);
+    }
+
+    private static void FlushToDisk(FileStream stream, string temp)
+    {
         if (stream.CanWrite)
         {
             stream.Flush(flushToDisk: true);
@@ -112,7 +163,6 @@ public static class AtomicFile
             using var reopened = new FileStream(temp, FileMode.Open, FileAccess.Write, FileShare.None);
             reopened.Flush(flushToDisk: true);
         }
-        File.Move(temp, target, overwrite: true);
     }
 
     private static void Abort(FileStream stream, string temp)
@@ -125,6 +175,11 @@ public static class AtomicFile
         {
             // Flushing the rest of a failed write can fail again; the file is deleted anyway.
         }
+        TryDelete(temp);
+    }
+
+    private static void TryDelete(string temp)
+    {
         try
         {
             File.Delete(temp);

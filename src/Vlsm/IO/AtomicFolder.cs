@@ -3,7 +3,8 @@ namespace Vlsm.IO;
 /// <summary>
 /// Writes a folder of files so that it appears complete or not at all: the files go to a sibling
 /// staging folder, which is then moved into place (or, when the target exists, its files are
-/// moved over the target's one by one). A failure removes the staging folder and leaves the target as it was.
+/// moved over the target's one by one, after checking that none of them would land on a folder).
+/// A failure removes the staging folder and leaves the target as it was.
 /// </summary>
 public static class AtomicFolder
 {
@@ -26,7 +27,11 @@ public static class AtomicFolder
                 Directory.Move(staging, target);
                 return;
             }
-            foreach (var file in Directory.GetFiles(staging))
+            var files = Directory.GetFiles(staging);
+            // A folder where a file goes would fail its move after the files before it had replaced
+            // theirs, leaving a mixed set; refused before any move, so the target stays as it was.
+            foreach (var file in files) AtomicFile.RefuseFolderAt(Path.Combine(target, Path.GetFileName(file)));
+            foreach (var file in files)
                 File.Move(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
             Directory.Delete(staging, recursive: true);
         }

@@ -102,7 +102,14 @@ public sealed record ModelReference(string ModelDirectory, string? Weights, RunD
             throw new VlsmException($"--adapter {Weights} is a folder; give the weights file (e.g. best.safetensors in a run folder, or the run folder with --run).");
         if (!File.Exists(Weights))
             throw new VlsmException($"--adapter {Weights}: no such file.");
-        ModelFamilies.ForFolder(ModelDirectory); // a missing or foreign model folder is named before its weights are hashed
+        var family = ModelFamilies.ForFolder(ModelDirectory); // a missing or foreign model folder is named before its weights are hashed
+        // Weights of another family cannot apply whatever the base's bytes; said before the base
+        // check, whose message (and --allow-other-base) is for another checkpoint of the same model.
+        string? shape;
+        using (var file = Vlsm.IO.SafetensorsFile.Open(Weights)) shape = file.Metadata.GetValueOrDefault("base");
+        if (shape is not null && ModelFamilies.ForFingerprint(shape) is { } trainedFor && trainedFor != family)
+            throw new VlsmException($"{Weights} was trained for a {trainedFor.Name} model ({Vlsm.IO.Printable.Clip(shape)}), but {ModelDirectory} holds a {family.Name} model ({family.ModelType}); "
+                + $"give --model the {trainedFor.Name} model folder it was trained on.");
         if (BaseWeights.Check(Weights, ModelDirectory, allowOtherBase) is { } message) note?.Invoke(message);
     }
 }

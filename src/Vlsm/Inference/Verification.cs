@@ -30,15 +30,23 @@ public static class Verification
             throw new VlsmException($"--reference {referencePath}: no such file.");
         CheckReference(referencePath);
         if (weights is not null) new ModelReference(modelDir, weights, null).CheckBase(allowOtherBase, note);
-        return new VerificationReport(family, family.Verify(modelDir, referencePath, weights), tolerance);
+        try
+        {
+            return new VerificationReport(family, family.Verify(modelDir, referencePath, weights), tolerance);
+        }
+        catch (VlsmException e) when (Inputs.Any(input => e.Message.StartsWith(input + " ", StringComparison.Ordinal)))
+        {
+            // The model's own check of an input's shape names the tensor; here the tensor came from the reference file.
+            throw new VlsmException($"{referencePath}: {e.Message} The reference's inputs were not made for this model; regenerate it for {modelDir}.", e);
+        }
     }
 
     /// <summary>The inputs a reference file can hold; every other tensor is an expected output.</summary>
     private static readonly string[] Inputs = ["input_ids", "attention_mask", "pixel_values"];
 
     /// <summary>
-    /// Faults of the reference file itself, blamed on it: token ids stored as floats, non-finite
-    /// expected values, no expected output at all.
+    /// Faults of the reference file itself, blamed on it: token ids or an attention mask stored as
+    /// floats, a mask not of the token ids' shape, non-finite expected values, no expected output at all.
     /// </summary>
     private static void CheckReference(string path)
     {
@@ -53,6 +61,16 @@ public static class Verification
             using var finite = values.isfinite().all();
             if (!finite.item<bool>())
                 throw new VlsmException($"{path}: tensor \"{name}\" holds NaN or infinite values; the reference file is at fault, not the model. Regenerate it.");
+        }
+        if (file.Contains("attention_mask"))
+        {
+            var mask = file.Entry("attention_mask");
+            if (SafetensorsDtypes.IsFloat(mask.Dtype))
+                throw new VlsmException($"{path}: attention_mask is {mask.Dtype}; the mask must be integers (I64 or I32), 1 for a token and 0 for padding. Save it as integers in the reference.");
+            // A mask of another shape would be broadcast or reshaped by the text tower, not refused.
+            if (file.Contains("input_ids") && file.Entry("input_ids") is var ids && !mask.Shape.SequenceEqual(ids.Shape))
+                throw new VlsmException($"{path}: attention_mask is [{string.Join(", ", mask.Shape)}] but input_ids is [{string.Join(", ", ids.Shape)}]; "
+                    + "the mask must have input_ids' shape (one 0 or 1 per token). Regenerate the reference.");
         }
         if (!file.Names.Any(n => !Inputs.Contains(n)))
             throw new VlsmException($"{path} holds no expected outputs (only {string.Join(", ", file.Names)}); a reference needs the model's outputs to compare with, such as logits.");

@@ -69,13 +69,18 @@ public static class ClassDescriptions
     /// Reads descriptions from a file: a JSON list of strings (if the file starts with <c>[</c>)
     /// or one description per line (blank lines skipped); each becomes a phrase via <see cref="ToPhrase"/>.
     /// </summary>
-    /// <exception cref="VlsmException">Missing file, bad JSON, or no descriptions.</exception>
+    /// <exception cref="VlsmException">Missing file, bad JSON, a JSON object or binary file, or no descriptions.</exception>
     public static IReadOnlyList<string> Load(string path, string className)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path))
             throw new VlsmException($"{path}: descriptions file not found. Give a text file with one description per line or a JSON list of strings.");
         string text = File.ReadAllText(path);
+        // Read line by line, any other file (a model's config.json, an image) would become prompts like "polyp which is {".
+        if (text.Contains('\0'))
+            throw new VlsmException($"{path}: not a text file. Give a text file with one description per line or a JSON list of strings.");
+        if (text.TrimStart().StartsWith('{'))
+            throw new VlsmException($"{path}: a JSON object, not descriptions. Give a JSON list of strings, e.g. [\"a projecting growth of tissue\"], or one description per line.");
         List<string> descriptions;
         if (text.TrimStart().StartsWith('['))
         {

@@ -152,7 +152,12 @@ public sealed record CrisConfig
     public static CrisConfig Parse(JsonObject obj)
     {
         var c = (JsonObject)obj["cris"]!;
-        var clip = obj["clip"] is JsonObject o ? ParseClip(o) : CrisClipConfig.Rn50;
+        var clip = obj["clip"] switch
+        {
+            null => CrisClipConfig.Rn50,
+            JsonObject o => ParseClip(o),
+            var other => throw new FormatException($"clip must be an object of the CLIP backbone's sizes (embed_dim, vision_width, vision_layers, …), not {Vlsm.IO.Printable.Clip(other.ToJsonString())}; fix it, or leave it out to take the sizes from the weights."),
+        };
         var d = new CrisConfig { Clip = clip };
         if (c["intermediate"]?.GetValue<bool>() == true)
             throw new FormatException("cris.intermediate is true; the reference segmenter only runs with intermediate false.");

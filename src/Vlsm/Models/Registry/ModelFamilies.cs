@@ -54,6 +54,15 @@ public static class ModelFamilies
             ?? throw new VlsmException($"{path}: no model_type; say which family the folder holds (\"model_type\": one of {KnownTypes}).");
     }
 
+    /// <summary>
+    /// The family whose model a trained-weights file's shape fingerprint (its metadata "base") describes,
+    /// or null when none does: every family's fingerprint begins with its model_type, then ';' or ' '.
+    /// </summary>
+    public static IModelFamily? ForFingerprint(string fingerprint) =>
+        All.FirstOrDefault(f => fingerprint.Length > f.ModelType.Length
+            && fingerprint.StartsWith(f.ModelType, StringComparison.Ordinal)
+            && fingerprint[f.ModelType.Length] is ';' or ' ');
+
     /// <summary>The family that has a built-in architecture of that name.</summary>
     public static IModelFamily ForArchitecture(string name) =>
         All.FirstOrDefault(f => f.Architectures.Contains(name))
