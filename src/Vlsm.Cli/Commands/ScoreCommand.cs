@@ -25,7 +25,7 @@ internal static class ScoreCommand
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string? output = parse.GetValue(outDir);
-            if (output is not null) OutputFolder.EnsureWritable(output, "--out");
+            if (output is not null) OutputFolder.CheckWritable(output, "--out");
             var options = new ScoringOptions
             {
                 Split = parse.GetValue(split)!,

@@ -47,7 +47,7 @@ internal static class SweepCommand
                 PrintCells(cells, dir);
                 return 0;
             }
-            OutputFolder.EnsureWritable(dir, "--out");
+            OutputFolder.CheckWritable(dir, "--out");
             var sweep = Sweep.Plan(sweepSpec, dir);
             switch (parse.GetValue(backend))
             {
@@ -251,7 +251,7 @@ internal static class ReportCommand
         cmd.SetAction(parse => VlsmCli.Guard(parse, () =>
         {
             string dir = parse.GetValue(output)!;
-            OutputFolder.EnsureWritable(dir, "--out");
+            OutputFolder.CheckWritable(dir, "--out");
             var report = ComparisonReport.Collect(parse.GetValue(dirs)!, parse.GetValue(metric)!, parse.GetValue(columns)!);
             report.Write(dir);
             Console.Write(report.ToMarkdown());

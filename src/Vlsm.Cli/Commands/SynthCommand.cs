@@ -41,7 +41,7 @@ internal static class SynthCommand
                 parse.GetValue(maxObjects), parse.GetValue(className), SplitRatios.Parse(parse.GetValue(split)!), parse.GetValue(minObjects));
             options.Validate();
             string dir = parse.GetValue(outDir)!;
-            OutputFolder.EnsureWritable(dir, "--out");
+            OutputFolder.CheckWritable(dir, "--out");
             var clock = Stopwatch.StartNew();
             SynthSummary summary = null!;
             ProgressReporter.Run("synth", options.Scenes, advance => summary = SyntheticDataset.Generate(dir, options, advance));

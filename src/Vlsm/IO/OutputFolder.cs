@@ -74,11 +74,29 @@ public static class OutputFolder
                 string names = string.Join(", ", held.Take(Named)) + (held.Count > Named ? $" and {held.Count - Named} more" : "");
                 throw new VlsmException($"{flag} {dir} already holds {names}; give a new or empty folder (or delete {dir} first to replace it).");
             }
-            ProbeWrite(full, dir, flag); // the files are moved into it
         }
-        // AtomicFolder stages beside the folder, creating missing parents: the nearest folder that exists must take them.
-        string existing = Path.GetDirectoryName(full) ?? full;
-        while (!Directory.Exists(existing)) existing = Path.GetDirectoryName(existing)!;
-        ProbeWrite(existing, dir, flag);
+        CheckWritable(dir, flag);
+        // AtomicFolder stages beside the folder, creating missing parents: the nearest folder above it that exists must take them.
+        if (Directory.Exists(full)) ProbeWrite(NearestExisting(Path.GetDirectoryName(full) ?? full), dir, flag);
+    }
+
+    /// <summary>
+    /// Checks, before any work and without creating anything, that <paramref name="dir"/> can be
+    /// written: its path as <see cref="RefuseFileOnPath"/> does, then a test file in it if it exists,
+    /// else in the nearest folder above it that exists (which must take the missing ones). A command
+    /// that fails later on bad input then leaves no empty --out folder behind.
+    /// </summary>
+    /// <exception cref="VlsmException">The path is empty or a file, or the folder cannot be written.</exception>
+    public static void CheckWritable(string dir, string flag)
+    {
+        RefuseFileOnPath(dir, flag);
+        ProbeWrite(NearestExisting(Path.GetFullPath(dir)), dir, flag);
+    }
+
+    /// <summary><paramref name="path"/> if it is a folder, else the nearest folder above it that exists.</summary>
+    private static string NearestExisting(string path)
+    {
+        while (!Directory.Exists(path)) path = Path.GetDirectoryName(path)!;
+        return path;
     }
 }
