@@ -30,15 +30,14 @@ public static class AtomicFile
     public static void Write(string path, Action<Stream> write)
     {
         ArgumentNullException.ThrowIfNull(write);
-        var (target, temp, stream) = Begin(path);
+        var (target, temp) = Stage(path, write);
         try
         {
-            write(stream);
-            Commit(stream, temp, target);
+            File.Move(temp, target, overwrite: true);
         }
         catch
         {
-            Abort(stream, temp);
+            TryDelete(temp);
             throw;
         }
     }
@@ -85,20 +84,7 @@ public static class AtomicFile
         try
         {
             foreach (var (path, text) in files)
-            {
-                var (target, temp, stream) = Begin(path);
-                staged.Add((target, temp));
-                try
-                {
-                    stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
-                    FlushToDisk(stream, temp);
-                }
-                catch
-                {
-                    Abort(stream, temp);
-                    throw;
-                }
-            }
+                staged.Add(Stage(path, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(text))));
             foreach (var (target, temp) in staged) File.Move(temp, target, overwrite: true);
         }
         catch
@@ -114,6 +100,26 @@ public static class AtomicFile
     {
         if (Directory.Exists(path))
             throw new VlsmException($"{path} is a folder, so {System.IO.Path.GetFileName(path)} cannot be written there and nothing was written; remove that folder, or write somewhere else.");
+    }
+
+    /// <summary>
+    /// Writes a temporary beside <paramref name="path"/> with <paramref name="write"/> and flushes it to
+    /// disk, ready to be renamed over the target; a failure deletes it.
+    /// </summary>
+    private static (string Target, string Temp) Stage(string path, Action<Stream> write)
+    {
+        var (target, temp, stream) = Begin(path);
+        try
+        {
+            write(stream);
+            FlushToDisk(stream, temp);
+            return (target, temp);
+        }
+        catch
+        {
+            Abort(stream, temp);
+            throw;
+        }
     }
 
     private static (string Target, string Temp, FileStream Stream) Begin(string path)
