@@ -164,19 +164,22 @@ public sealed class RunFolder
     /// </summary>
     public string CheckpointOf(TrainingState state)
     {
-        string checkpoints = System.IO.Path.TrimEndingDirectorySeparator(File("checkpoints")) + System.IO.Path.DirectorySeparatorChar;
+        string checkpoints = System.IO.Path.TrimEndingDirectorySeparator(CheckpointsFolder) + System.IO.Path.DirectorySeparatorChar;
         string checkpoint = System.IO.Path.GetFullPath(File(state.Checkpoint));
         if (!checkpoint.StartsWith(checkpoints, StringComparison.Ordinal))
             throw new VlsmException($"{StateFile}: checkpoint \"{state.Checkpoint}\" is not a folder in {checkpoints} (such as {System.IO.Path.GetRelativePath(Path, CheckpointDir(state.EpochsCompleted))}); {StateFix}.");
         return checkpoint;
     }
 
-    public string CheckpointDir(int epochsCompleted) => File(System.IO.Path.Combine("checkpoints", $"epoch-{epochsCompleted:D4}"));
+    /// <summary>Where every epoch's checkpoint folder goes.</summary>
+    private string CheckpointsFolder => File("checkpoints");
+
+    public string CheckpointDir(int epochsCompleted) => System.IO.Path.Combine(CheckpointsFolder, $"epoch-{epochsCompleted:D4}");
 
     /// <summary>Removes checkpoint folders other than <paramref name="keep"/> (older epochs, or a half-written newer one).</summary>
     public void PruneCheckpoints(string keep)
     {
-        string root = File("checkpoints");
+        string root = CheckpointsFolder;
         if (!Directory.Exists(root)) return;
         foreach (var dir in Directory.GetDirectories(root))
             if (System.IO.Path.GetFullPath(dir) != System.IO.Path.GetFullPath(keep))
